@@ -1,0 +1,126 @@
+// The one config file (JSON or YAML), validated by a schema with defaults so the demo needs
+// none. Errors name the key and the reason.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+
+export interface SonomicsConfig {
+  source: { type: 'phantom'; phantom: { seed: number; width: number; height: number; fps: number; depthMm: number } };
+  pipeline: {
+    ringsMm: number[];
+    binWidth: number;
+    tracker: { searchRadiusPx: number; uncertainBelow: number; lostBelow: number; marginFraction: number };
+    scoreWindow: number;
+  };
+  /** Model card files; relative paths are resolved against the package's models/ folder first. */
+  models: string[];
+  overlay: { host: string; port: number; jpegQuality: number; maxBufferedBytes: number };
+}
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    source: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        type: { enum: ['phantom'], default: 'phantom' },
+        phantom: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            seed: { type: 'integer', minimum: 0, default: 42 },
+            width: { type: 'integer', minimum: 320, maximum: 4096, default: 1280 },
+            height: { type: 'integer', minimum: 240, maximum: 2160, default: 720 },
+            fps: { type: 'number', exclusiveMinimum: 0, maximum: 240, default: 30 },
+            depthMm: { type: 'number', minimum: 10, maximum: 200, default: 40 },
+          },
+        },
+      },
+    },
+    pipeline: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        ringsMm: { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 50 }, maxItems: 16, default: [3, 5, 8] },
+        binWidth: { type: 'number', exclusiveMinimum: 0, default: 25 },
+        tracker: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            searchRadiusPx: { type: 'integer', minimum: 2, maximum: 256, default: 12 },
+            uncertainBelow: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
+            lostBelow: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
+            marginFraction: { type: 'number', minimum: 0, maximum: 2, default: 0.25 },
+          },
+        },
+        scoreWindow: { type: 'integer', minimum: 1, maximum: 600, default: 15 },
+      },
+    },
+    models: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['busi-firstorder-demo.json'] },
+    overlay: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+        jpegQuality: { type: 'integer', minimum: 10, maximum: 100, default: 70 },
+        maxBufferedBytes: { type: 'integer', minimum: 65536, default: 4194304 },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+const validate = ajv.compile(configSchema);
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], source: string) {
+    super(`invalid config (${source}): ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function keyOf(path: string): string {
+  return path.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
+}
+
+/** Validates a parsed config object (defaults filled in) and returns it. */
+export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsConfig {
+  const cfg = input === undefined || input === null ? {} : structuredClone(input);
+  if (!validate(cfg)) {
+    const problems = (validate.errors ?? []).map((e) => {
+      if (e.keyword === 'additionalProperties') {
+        const k = String((e.params as { additionalProperty: string }).additionalProperty);
+        return `${keyOf(`${e.instancePath}/${k}`)}: unknown key`;
+      }
+      return `${keyOf(e.instancePath)}: ${e.message}`;
+    });
+    throw new ConfigError(problems, source);
+  }
+  const c = cfg as SonomicsConfig;
+  const problems: string[] = [];
+  const r = c.pipeline.ringsMm;
+  for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
+  if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
+  if (problems.length) throw new ConfigError(problems, source);
+  return c;
+}
+
+/** Reads a JSON (.json) or YAML (.yaml/.yml) config file. */
+export function loadConfig(path?: string): SonomicsConfig {
+  if (!path) return resolveConfig({}, 'defaults');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read ${path}: ${(e as Error).message}`], path);
+  }
+  let parsed: unknown;
+  const ext = extname(path).toLowerCase();
+  try {
+    parsed = ext === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError([`not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`], path);
+  }
+  if (ext !== '.json' && ext !== '.yaml' && ext !== '.yml') throw new ConfigError([`unsupported extension "${ext}" (use .json, .yaml or .yml)`], path);
+  if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) throw new ConfigError(['(top level): must be an object'], path);
+  return resolveConfig(parsed ?? {}, path);
+}

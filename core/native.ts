@@ -1,0 +1,55 @@
+// Thin typed wrapper over the C++ addon (native/src). Every call crosses once with whole
+// buffers; the kernels validate their arguments and throw errors that name the problem.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './paths.js';
+
+export interface PixelRect { x: number; y: number; width: number; height: number }
+
+export interface NativePhantomRenderer {
+  render(frameIndex: number, motion: { dx: number; dy: number; scale: number }, tic: { lesion: number; tissue: number },
+    texts: Array<{ x: number; y: number; text: string; scale?: number; gray?: number }>, out: Uint8Array, maskOut?: Uint8Array): void;
+  readonly lesionPerfusionMean: number;
+  readonly contrastDynamicRangeDb: number;
+  readonly contrastDbMin: number;
+}
+
+export interface NativeTemplateTracker {
+  track(frame: Uint8Array, width: number, height: number, bounds: PixelRect, prediction: { x: number; y: number; scale: number },
+    searchRadius?: number): { x: number; y: number; scale: number; score: number; psr: number };
+  score(frame: Uint8Array, width: number, height: number, bounds: PixelRect, pose: { x: number; y: number; scale: number }): number;
+  readonly centerX: number;
+  readonly centerY: number;
+}
+
+export interface FirstOrderSettings { binWidth?: number; voxelArrayShift?: number; spacingX?: number; spacingY?: number }
+
+export interface NativeAddon {
+  version: string;
+  PhantomRenderer: new (opts: {
+    seed: number; width: number; height: number; bmode: PixelRect; contrast: PixelRect; mmPerPixel: number; margin: number;
+    lesion: { cx: number; cy: number; radii: Float64Array };
+  }) => NativePhantomRenderer;
+  TemplateTracker: new (frame: Uint8Array, width: number, height: number, templateRect: PixelRect) => NativeTemplateTracker;
+  warpMask(src: Uint8Array, width: number, height: number,
+    t: { fromX: number; fromY: number; toX: number; toY: number; scale: number }, dst: Uint8Array): number;
+  ringCodes(mask: Uint8Array, width: number, height: number, opts: { spacingX: number; spacingY: number; radiiMm: number[] },
+    out: Uint8Array, sector?: Uint8Array | null): number[];
+  contour(codes: Uint8Array, width: number, height: number, minCode: number, maxCode: number): Int32Array;
+  firstOrderFeatureNames: string[];
+  firstOrder(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
+    settings: FirstOrderSettings): Float64Array;
+  firstOrderAsync(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
+    settings: FirstOrderSettings): Promise<Float64Array>;
+}
+
+function load(): NativeAddon {
+  const root = packageRoot();
+  const candidates = [join(root, 'build', 'Release', 'sonomics.node'), join(root, 'build', 'Debug', 'sonomics.node')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`sonomics: the native addon is not built (looked for ${candidates.join(', ')}); run npm install`);
+  return createRequire(import.meta.url)(found) as NativeAddon;
+}
+
+export const native: NativeAddon = load();

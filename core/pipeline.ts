@@ -1,0 +1,236 @@
+// The frame pipeline: layout -> lesion tracking -> regions -> features -> risk scores -> publish.
+// Two paths joined by latest-value slots:
+//   display path (every frame it can take): layout, tracking, regions (mask + rings + contours),
+//     then 'display' is published - it never waits for scoring;
+//   scoring path: features (native, off the main thread) and risk models, then 'scores'.
+// A slow stage drops frames at its input slot (counted) instead of queueing them.
+import { EventEmitter } from 'node:events';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Frame } from './frame.js';
+import { firstOrderFeatures, type FeatureSet } from './features.js';
+import { LatencyRecorder, type LatencySummary } from './latency.js';
+import { applyLayout, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
+import type { LesionMask } from './mask.js';
+import { computeRings, DEFAULT_RING_RADII_MM, regionContours, type RegionContours, type RingSet } from './regions.js';
+import { RiskAggregator, scoreFeatures, type ModelCard, type RiskScore } from './risk.js';
+import { LatestSlot } from './slot.js';
+import { LesionTracker, type TrackerOptions, type TrackResult } from './tracking.js';
+
+export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** An extra, possibly slow scorer (e.g. a deep-feature model) run in the risk stage. */
+export type ExtraScorer = (features: FeatureSet, seq: number) => Promise<RiskScore> | RiskScore;
+
+export interface PipelineOptions {
+  layout: Layout;
+  ringsMm?: readonly number[];
+  binWidth?: number;
+  tracker?: TrackerOptions;
+  models?: ModelCard[];
+  extraScorers?: ExtraScorer[];
+  /** Scores aggregated over this many recent tracked frames. */
+  scoreWindow?: number;
+}
+
+export interface DisplayFrame {
+  readonly frame: Frame;
+  readonly layout: Layout;
+  readonly track: TrackResult;
+  readonly rings?: RingSet;
+  readonly contours?: RegionContours;
+  /** Source-specific ground truth passed through (the phantom's), for tests and benches. */
+  readonly truth?: unknown;
+}
+
+export interface ScoreUpdate {
+  readonly seq: number;
+  /** True when the frame was tracked with confidence: only then are scores live. */
+  readonly live: boolean;
+  readonly reason?: string;
+  readonly trackingState: TrackResult['state'];
+  readonly scores: RiskScore[];
+  readonly features: FeatureSet;
+}
+
+export interface PipelineStats {
+  received: number;
+  displayed: number;
+  scored: number;
+  errors: number;
+  dropped: { display: number; features: number; risk: number };
+  stages: Record<StageName, LatencySummary>;
+  endToEnd: { display: LatencySummary; scores: LatencySummary };
+}
+
+interface Job { frame: Frame; arrivalMs: number; truth?: unknown }
+interface ScoringJob { lf: LaidOutFrame; track: TrackResult; rings: RingSet; arrivalMs: number }
+interface RiskJob extends ScoringJob { features: FeatureSet }
+
+/**
+ * Events: 'display' (DisplayFrame), 'scores' (ScoreUpdate), 'frameError' (Error, Frame),
+ * 'lock' (seq) when tracking (re)starts.
+ */
+export class Pipeline extends EventEmitter {
+  readonly layout: Layout;
+  readonly ringsMm: readonly number[];
+  readonly models: ModelCard[];
+  private readonly binWidth: number;
+  private readonly tracker: LesionTracker;
+  private readonly aggregators: RiskAggregator[];
+  private readonly extraScorers: ExtraScorer[];
+  private readonly input = new LatestSlot<Job>('display');
+  private readonly scoring = new LatestSlot<ScoringJob>('features');
+  private readonly riskIn = new LatestSlot<RiskJob>('risk');
+  private readonly latency = Object.fromEntries(STAGES.map((s) => [s, new LatencyRecorder()])) as Record<StageName, LatencyRecorder>;
+  private readonly e2eDisplay = new LatencyRecorder();
+  private readonly e2eScores = new LatencyRecorder();
+  private pendingLock: LesionMask | undefined;
+  private loops: Promise<void>[] = [];
+  private running = false;
+  private counters = { received: 0, displayed: 0, scored: 0, errors: 0 };
+
+  constructor(opts: PipelineOptions) {
+    super();
+    this.layout = validateLayout(opts.layout);
+    this.ringsMm = opts.ringsMm ?? DEFAULT_RING_RADII_MM;
+    this.binWidth = opts.binWidth ?? 25;
+    this.tracker = new LesionTracker(opts.tracker);
+    this.models = opts.models ?? [];
+    this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
+    this.extraScorers = opts.extraScorers ?? [];
+  }
+
+  get trackingState(): TrackResult['state'] { return this.tracker.state; }
+
+  /** Offer a frame. Never blocks: if the display path is busy the previous pending frame is dropped. */
+  push(frame: Frame, truth?: unknown): void {
+    this.counters.received++;
+    this.input.put({ frame, arrivalMs: performance.now(), truth });
+  }
+
+  /** (Re)start tracking from this outline (pane coordinates) on the next frame processed. */
+  lockLesion(mask: LesionMask): void {
+    const r = this.layout.panes.bmode.rect;
+    if (mask.width !== r.width || mask.height !== r.height)
+      throw new RangeError(`lockLesion: the mask is ${mask.width}x${mask.height}, the B-mode pane is ${r.width}x${r.height}`);
+    this.pendingLock = mask;
+  }
+
+  start(): this {
+    if (this.running) return this;
+    this.running = true;
+    this.loops = [this.displayLoop(), this.featuresLoop(), this.riskLoop()];
+    return this;
+  }
+
+  /** Stops taking frames; resolves when every stage has finished its current frame. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.input.close();
+    this.scoring.close();
+    this.riskIn.close();
+    await Promise.all(this.loops);
+  }
+
+  stats(): PipelineStats {
+    return {
+      ...this.counters,
+      dropped: { display: this.input.dropped, features: this.scoring.dropped, risk: this.riskIn.dropped },
+      stages: Object.fromEntries(STAGES.map((s) => [s, this.latency[s].summary()])) as Record<StageName, LatencySummary>,
+      endToEnd: { display: this.e2eDisplay.summary(), scores: this.e2eScores.summary() },
+    };
+  }
+
+  private fail(err: unknown, frame: Frame): void {
+    this.counters.errors++;
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this.listenerCount('frameError') > 0) this.emit('frameError', e, frame);
+    else process.emitWarning(`sonomics pipeline: frame ${frame.seq}: ${e.message}`);
+  }
+
+  private async displayLoop(): Promise<void> {
+    for (;;) {
+      const job = await this.input.take();
+      if (!job) return;
+      try {
+        let t = performance.now();
+        const lf = applyLayout(job.frame, this.layout);
+        t = this.mark('layout', t);
+        if (this.pendingLock) {
+          const mask = this.pendingLock;
+          this.pendingLock = undefined;
+          this.tracker.lock(lf, mask);
+          for (const a of this.aggregators) a.reset();
+          this.emit('lock', lf.frame.seq);
+        }
+        const track = this.tracker.track(lf);
+        t = this.mark('track', t);
+        let rings: RingSet | undefined, contours: RegionContours | undefined;
+        if (track.mask) {
+          rings = computeRings(track.mask, this.layout.panes.bmode, this.ringsMm, this.layout.sector);
+          contours = regionContours(rings);
+        }
+        t = this.mark('regions', t);
+        this.counters.displayed++;
+        this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: job.truth } satisfies DisplayFrame);
+        this.mark('publish', t);
+        this.e2eDisplay.record(performance.now() - job.arrivalMs);
+        if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs: job.arrivalMs });
+      } catch (err) {
+        this.fail(err, job.frame);
+      }
+      // Let I/O (sockets, timers, the source) run between frames.
+      await yieldToLoop();
+    }
+  }
+
+  private async featuresLoop(): Promise<void> {
+    for (;;) {
+      const job = await this.scoring.take();
+      if (!job) return;
+      try {
+        const t = performance.now();
+        const features = await firstOrderFeatures(job.lf, job.rings, { binWidth: this.binWidth });
+        this.mark('features', t);
+        this.riskIn.put({ ...job, features });
+      } catch (err) {
+        this.fail(err, job.lf.frame);
+      }
+    }
+  }
+
+  private async riskLoop(): Promise<void> {
+    for (;;) {
+      const job = await this.riskIn.take();
+      if (!job) return;
+      try {
+        let t = performance.now();
+        const seq = job.lf.frame.seq;
+        const live = job.track.state === 'tracking';
+        const scores: RiskScore[] = [];
+        if (live) {
+          for (const a of this.aggregators) scores.push(a.add(scoreFeatures(a.card, job.features, seq)));
+          for (const s of this.extraScorers) scores.push(await s(job.features, seq));
+        }
+        t = this.mark('risk', t);
+        this.counters.scored++;
+        const update: ScoreUpdate = {
+          seq, live, trackingState: job.track.state, scores, features: job.features,
+          reason: live ? undefined : `tracking is ${job.track.state}: no live score`,
+        };
+        this.emit('scores', update);
+        this.mark('publish', t);
+        this.e2eScores.record(performance.now() - job.arrivalMs);
+      } catch (err) {
+        this.fail(err, job.lf.frame);
+      }
+    }
+  }
+
+  private mark(stage: StageName, since: number): number {
+    const now = performance.now();
+    this.latency[stage].record(now - since);
+    return now;
+  }
+}

@@ -1,0 +1,420 @@
+// The phantom scanner's renderer: what a capture card sees from a scanner in CEUS dual-view.
+// World fields (speckle, echogenicity, perfusion, microbubble fields) are built once; each
+// frame samples them through the probe motion, log-compresses like a scanner display and
+// draws the chrome. One call renders a whole screen and the true lesion mask.
+#include "common.h"
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace sono {
+namespace {
+
+// 5x7 bitmap font (rows MSB-left, 5 bits used) for scanner-like chrome text.
+struct Glyph { char c; uint8_t rows[7]; };
+const Glyph kFont[] = {
+  {'0', {0x0E,0x11,0x13,0x15,0x19,0x11,0x0E}}, {'1', {0x04,0x0C,0x04,0x04,0x04,0x04,0x0E}},
+  {'2', {0x0E,0x11,0x01,0x02,0x04,0x08,0x1F}}, {'3', {0x1F,0x02,0x04,0x02,0x01,0x11,0x0E}},
+  {'4', {0x02,0x06,0x0A,0x12,0x1F,0x02,0x02}}, {'5', {0x1F,0x10,0x1E,0x01,0x01,0x11,0x0E}},
+  {'6', {0x06,0x08,0x10,0x1E,0x11,0x11,0x0E}}, {'7', {0x1F,0x01,0x02,0x04,0x08,0x08,0x08}},
+  {'8', {0x0E,0x11,0x11,0x0E,0x11,0x11,0x0E}}, {'9', {0x0E,0x11,0x11,0x0F,0x01,0x02,0x0C}},
+  {'A', {0x0E,0x11,0x11,0x11,0x1F,0x11,0x11}}, {'B', {0x1E,0x11,0x11,0x1E,0x11,0x11,0x1E}},
+  {'C', {0x0E,0x11,0x10,0x10,0x10,0x11,0x0E}}, {'D', {0x1C,0x12,0x11,0x11,0x11,0x12,0x1C}},
+  {'E', {0x1F,0x10,0x10,0x1E,0x10,0x10,0x1F}}, {'F', {0x1F,0x10,0x10,0x1E,0x10,0x10,0x10}},
+  {'G', {0x0E,0x11,0x10,0x17,0x11,0x11,0x0F}}, {'H', {0x11,0x11,0x11,0x1F,0x11,0x11,0x11}},
+  {'I', {0x0E,0x04,0x04,0x04,0x04,0x04,0x0E}}, {'J', {0x07,0x02,0x02,0x02,0x02,0x12,0x0C}},
+  {'K', {0x11,0x12,0x14,0x18,0x14,0x12,0x11}}, {'L', {0x10,0x10,0x10,0x10,0x10,0x10,0x1F}},
+  {'M', {0x11,0x1B,0x15,0x15,0x11,0x11,0x11}}, {'N', {0x11,0x11,0x19,0x15,0x13,0x11,0x11}},
+  {'O', {0x0E,0x11,0x11,0x11,0x11,0x11,0x0E}}, {'P', {0x1E,0x11,0x11,0x1E,0x10,0x10,0x10}},
+  {'Q', {0x0E,0x11,0x11,0x11,0x15,0x12,0x0D}}, {'R', {0x1E,0x11,0x11,0x1E,0x14,0x12,0x11}},
+  {'S', {0x0F,0x10,0x10,0x0E,0x01,0x01,0x1E}}, {'T', {0x1F,0x04,0x04,0x04,0x04,0x04,0x04}},
+  {'U', {0x11,0x11,0x11,0x11,0x11,0x11,0x0E}}, {'V', {0x11,0x11,0x11,0x11,0x11,0x0A,0x04}},
+  {'W', {0x11,0x11,0x11,0x15,0x15,0x15,0x0A}}, {'X', {0x11,0x11,0x0A,0x04,0x0A,0x11,0x11}},
+  {'Y', {0x11,0x11,0x11,0x0A,0x04,0x04,0x04}}, {'Z', {0x1F,0x01,0x02,0x04,0x08,0x10,0x1F}},
+  {':', {0x00,0x0C,0x0C,0x00,0x0C,0x0C,0x00}}, {'.', {0x00,0x00,0x00,0x00,0x00,0x0C,0x0C}},
+  {'-', {0x00,0x00,0x00,0x1F,0x00,0x00,0x00}}, {'/', {0x00,0x01,0x02,0x04,0x08,0x10,0x00}},
+  {'%', {0x18,0x19,0x02,0x04,0x08,0x13,0x03}}, {'(', {0x02,0x04,0x08,0x08,0x08,0x04,0x02}},
+  {')', {0x08,0x04,0x02,0x02,0x02,0x04,0x08}}, {'=', {0x00,0x00,0x1F,0x00,0x1F,0x00,0x00}},
+  {'+', {0x00,0x04,0x04,0x1F,0x04,0x04,0x00}},
+};
+
+const uint8_t* glyphRows(char c) {
+  if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+  for (const auto& g : kFont) if (g.c == c) return g.rows;
+  return nullptr;
+}
+
+void drawText(uint8_t* img, int W, int H, int x0, int y0, const std::string& s, int scale, uint8_t gray) {
+  int x = x0;
+  for (char c : s) {
+    const uint8_t* rows = glyphRows(c);
+    if (rows) {
+      for (int r = 0; r < 7; r++)
+        for (int b = 0; b < 5; b++)
+          if (rows[r] & (0x10 >> b))
+            for (int dy = 0; dy < scale; dy++)
+              for (int dx = 0; dx < scale; dx++) {
+                int px = x + b * scale + dx, py = y0 + r * scale + dy;
+                if (px >= 0 && py >= 0 && px < W && py < H) img[(size_t)py * W + px] = gray;
+              }
+    }
+    x += 6 * scale;
+  }
+}
+
+// Maps a positive float to a display byte by log compression, indexed by the float's top 16
+// bits (sign, exponent, 7 mantissa bits): ~0.03 dB resolution, no log() per pixel.
+struct LogLut {
+  std::vector<uint8_t> table;
+  LogLut(double dbPerDecade, double dbMin, double dynamicRange) : table(65536, 0) {
+    for (uint32_t k = 0; k < 65536; k++) {
+      uint32_t bits = (k << 16) | 0x8000;  // middle of the bucket
+      float f;
+      std::memcpy(&f, &bits, 4);
+      if (!(f > 0) || !std::isfinite(f)) { table[k] = (k & 0x8000) ? 0 : (std::isfinite(f) ? 0 : 255); continue; }
+      double db = dbPerDecade * std::log10((double)f);
+      double v = 255.0 * (db - dbMin) / dynamicRange;
+      table[k] = (uint8_t)std::clamp(std::lround(v), 0L, 255L);
+    }
+  }
+  inline uint8_t operator()(float f) const {
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    return table[bits >> 16];
+  }
+};
+
+inline float bilinear(const std::vector<float>& f, int W, int H, float x, float y) {
+  x = std::clamp(x, 0.0f, W - 1.001f);
+  y = std::clamp(y, 0.0f, H - 1.001f);
+  int ix = (int)x, iy = (int)y;
+  float fx = x - ix, fy = y - iy;
+  const float* p = &f[(size_t)iy * W + ix];
+  float a = p[0] + fx * (p[1] - p[0]);
+  float b = p[W] + fx * (p[W + 1] - p[W]);
+  return a + fy * (b - a);
+}
+
+inline float nearest(const std::vector<float>& f, int W, int H, float x, float y) {
+  int ix = (int)(x + 0.5f), iy = (int)(y + 0.5f);
+  ix = std::clamp(ix, 0, W - 1); iy = std::clamp(iy, 0, H - 1);
+  return f[(size_t)iy * W + ix];
+}
+
+inline float smoothstep(float a, float b, float x) {
+  float t = std::clamp((x - a) / (b - a), 0.0f, 1.0f);
+  return t * t * (3 - 2 * t);
+}
+
+}  // namespace
+
+class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "PhantomRenderer", {
+      InstanceMethod("render", &PhantomRenderer::Render),
+      InstanceAccessor("lesionPerfusionMean", &PhantomRenderer::LesionPerfusionMean, nullptr),
+      InstanceAccessor("contrastDynamicRangeDb", &PhantomRenderer::ContrastDr, nullptr),
+      InstanceAccessor("contrastDbMin", &PhantomRenderer::ContrastDbMin, nullptr),
+    });
+  }
+
+  explicit PhantomRenderer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PhantomRenderer>(info) {
+    Napi::Env env = info.Env();
+    auto o = argObject(info, 0, "phantom options");
+    seed_ = (uint64_t)getNumber(env, o, "seed", "phantom");
+    W_ = getInt(env, o, "width", "phantom", 64, 8192);
+    H_ = getInt(env, o, "height", "phantom", 64, 8192);
+    bmode_ = rectArg(env, o.Get("bmode"), "phantom.bmode");
+    contrast_ = rectArg(env, o.Get("contrast"), "phantom.contrast");
+    checkRectInside(env, bmode_, W_, H_, "phantom.bmode");
+    checkRectInside(env, contrast_, W_, H_, "phantom.contrast");
+    if (bmode_.w != contrast_.w || bmode_.h != contrast_.h) throwRange(env, "phantom: the two panes must have the same size");
+    mmPerPx_ = getNumber(env, o, "mmPerPixel", "phantom");
+    if (mmPerPx_ <= 0) throwRange(env, "phantom.mmPerPixel must be > 0");
+    margin_ = getInt(env, o, "margin", "phantom", 0, 4096);
+    auto lesion = o.Get("lesion");
+    if (!lesion.IsObject()) throwType(env, "phantom.lesion must be an object");
+    auto lo = lesion.As<Napi::Object>();
+    lcx_ = getNumber(env, lo, "cx", "phantom.lesion");
+    lcy_ = getNumber(env, lo, "cy", "phantom.lesion");
+    auto radii = lo.Get("radii");
+    if (!radii.IsTypedArray() || radii.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throwType(env, "phantom.lesion.radii must be a Float64Array");
+    auto ra = radii.As<Napi::Float64Array>();
+    if (ra.ElementLength() < 8) throwRange(env, "phantom.lesion.radii needs at least 8 samples");
+    radii_.assign(ra.Data(), ra.Data() + ra.ElementLength());
+    for (double r : radii_) if (!(r > 0) || !std::isfinite(r)) throwRange(env, "phantom.lesion.radii must be positive and finite");
+    rmax_ = *std::max_element(radii_.begin(), radii_.end());
+    build();
+  }
+
+ private:
+  uint64_t seed_;
+  int W_, H_, margin_;
+  Rect bmode_, contrast_;
+  double mmPerPx_, lcx_, lcy_, rmax_;
+  std::vector<double> radii_;
+  int WW_ = 0, WH_ = 0;  // world size
+  std::vector<float> bField_, perfLesion_, perfTissue_;
+  static constexpr int kBubbleFields = 6;
+  std::vector<float> bubbles_[kBubbleFields];
+  double lesionPerfMean_ = 0;
+  const double contrastDr_ = 40.0, contrastDbMin_ = -34.0;
+  LogLut bLut_{20.0, -30.0, 42.0};
+  LogLut cLut_{10.0, -34.0, 40.0};
+
+  // Lesion radius at angle theta (world px), linear interpolation of the sampled table.
+  inline double lesionRadius(double theta) const {
+    int n = (int)radii_.size();
+    double u = theta / (2 * M_PI) * n;
+    if (u < 0) u += n;
+    int i = (int)u % n;
+    double f = u - std::floor(u);
+    return radii_[i] + f * (radii_[(i + 1) % n] - radii_[i]);
+  }
+  // Normalised radial position (<1 inside) of a world point relative to the lesion.
+  inline double lesionRho(double wx, double wy) const {
+    double dx = wx - (lcx_ + margin_), dy = wy - (lcy_ + margin_);
+    double r = std::sqrt(dx * dx + dy * dy);
+    if (r > rmax_ * 1.01) return r / rmax_;
+    return r / lesionRadius(std::atan2(dy, dx));
+  }
+
+  std::vector<float> noiseField(Rng& rng, double sigmaX, double sigmaY) {
+    std::vector<float> f((size_t)WW_ * WH_);
+    for (auto& v : f) v = (float)rng.normal();
+    gaussianBlur(f, WW_, WH_, sigmaX, sigmaY);
+    double s2 = 0;
+    for (float v : f) s2 += (double)v * v;
+    float inv = (float)(1.0 / std::sqrt(s2 / f.size() + 1e-12));
+    for (auto& v : f) v *= inv;
+    return f;
+  }
+
+  // Rayleigh-distributed envelope of a band-limited complex Gaussian field, mean ~1.
+  std::vector<float> speckle(Rng& rng, double sigmaLat, double sigmaAx, bool power) {
+    auto i = noiseField(rng, sigmaLat, sigmaAx), q = noiseField(rng, sigmaLat, sigmaAx);
+    std::vector<float> e(i.size());
+    double sum = 0;
+    for (size_t k = 0; k < e.size(); k++) {
+      float p = i[k] * i[k] + q[k] * q[k];
+      e[k] = power ? p : std::sqrt(p);
+      sum += e[k];
+    }
+    float inv = (float)(e.size() / sum);
+    for (auto& v : e) v *= inv;
+    return e;
+  }
+
+  void build() {
+    WW_ = bmode_.w + 2 * margin_;
+    WH_ = bmode_.h + 2 * margin_;
+    Rng rng(seed_ * 0x2545F4914F6CDD1DULL + 17);
+    const double mm = mmPerPx_;
+    const double pxPerMm = 1.0 / mm;
+    // Speckle: lateral PSF wider than axial, in pixels of ~0.08 mm (default); scale with spacing.
+    double sLat = std::clamp(0.25 * pxPerMm, 0.8, 6.0), sAx = std::clamp(0.11 * pxPerMm, 0.5, 3.0);
+    auto env = speckle(rng, sLat, sAx, false);
+    gaussianBlur(env, WW_, WH_, 0.6, 0.5);  // the scanner's scan conversion / display smoothing
+    auto hetero = noiseField(rng, 2.2 * pxPerMm, 1.5 * pxPerMm);  // mm-scale tissue heterogeneity
+    auto fine = noiseField(rng, 0.35 * pxPerMm, 0.2 * pxPerMm);
+    // Layer boundaries (mm), wavy across the width.
+    struct Boundary { double base, amp, lambda, phase; };
+    auto wave = [&](double base, double amp, double lambdaMm) {
+      return Boundary{base, amp, lambdaMm, rng.uniform() * 2 * M_PI};
+    };
+    Boundary skinTop = wave(0.5, 0.1, 30), skinBot = wave(2.0, 0.25, 25), fatBot = wave(7.0, 1.2, 18),
+             glandBot = wave(24.0, 1.5, 22), retroBot = wave(27.0, 0.8, 35), muscleBot = wave(33.5, 1.0, 40);
+    auto at = [](const Boundary& b, double xmm) { return b.base + b.amp * std::sin(2 * M_PI * xmm / b.lambda + b.phase); };
+    // Cooper's ligaments: a few bright thin curves through the fat layer.
+    double ligPhase[4], ligLambda[4];
+    for (int k = 0; k < 4; k++) { ligPhase[k] = rng.uniform() * 2 * M_PI; ligLambda[k] = 9 + 8 * rng.uniform(); }
+
+    std::vector<float> echo((size_t)WW_ * WH_), pT((size_t)WW_ * WH_), pL((size_t)WW_ * WH_, 0.0f);
+    // Posterior shadow: bottom edge of the lesion per world column.
+    std::vector<double> lesionBottom(WW_, -1);
+    for (int y = 0; y < WH_; y++) {
+      double ymm = (y - margin_) * mm;
+      for (int x = 0; x < WW_; x++) {
+        double xmm = (x - margin_) * mm;
+        size_t k = (size_t)y * WW_ + x;
+        double h = 1.0 + 0.22 * std::clamp((double)hetero[k], -2.0, 2.0);
+        double e, perf;
+        if (ymm < at(skinTop, xmm)) { e = 0.04; perf = 0.02; }
+        else if (ymm < at(skinBot, xmm)) { e = 1.7; perf = 0.12; }
+        else if (ymm < at(fatBot, xmm)) {
+          e = 0.33 * h; perf = 0.08;
+          for (int l = 0; l < 4; l++) {
+            double yl = at(skinBot, xmm) + (at(fatBot, xmm) - at(skinBot, xmm)) * (0.2 + 0.2 * l) +
+                        1.0 * std::sin(2 * M_PI * xmm / ligLambda[l] + ligPhase[l]);
+            double d = std::fabs(ymm - yl);
+            if (d < 0.25) e += 1.1 * (1 - d / 0.25);
+          }
+        } else if (ymm < at(glandBot, xmm)) { e = 0.95 * h * (1.0 + 0.15 * fine[k]); perf = 0.32 * h; }
+        else if (ymm < at(retroBot, xmm)) { e = 0.35 * h; perf = 0.08; }
+        else if (ymm < at(muscleBot, xmm)) {
+          double stri = 0.5 + 0.5 * std::cos(2 * M_PI * (ymm - 0.15 * xmm) / 1.4);
+          e = 0.45 + 0.55 * stri * stri * stri; perf = 0.28;
+        } else { e = 0.22 * h; perf = 0.1; }
+        double rho = lesionRho(x, y);
+        if (rho < 1.0) {
+          // Hypoechoic solid lesion, slightly heterogeneous; enhancing rim on contrast.
+          e = 0.11 * (1.0 + 0.25 * fine[k]) * (1.0 + 0.2 * hetero[k]);
+          perf = 0;
+          pL[k] = (float)std::max(0.2, (0.72 + 0.28 * smoothstep(0.55f, 0.95f, (float)rho)) * (1.0 + 0.12 * hetero[k]));
+          lesionBottom[x] = std::max(lesionBottom[x], (double)y);
+        }
+        // Mild attenuation with depth left after TGC.
+        double depthMm = std::max(0.0, ymm);
+        e *= 1.0 - 0.012 * depthMm;
+        echo[k] = (float)std::max(0.01, e);
+        pT[k] = (float)std::max(0.0, perf);
+      }
+    }
+    // Posterior acoustic shadow below the lesion, smoothed across columns (no hard edges).
+    std::vector<float> shadow(WW_, 0.0f);
+    for (int x = 0; x < WW_; x++) shadow[x] = lesionBottom[x] >= 0 ? 1.0f : 0.0f;
+    {
+      std::vector<float> tmp(shadow);
+      int r = (int)std::ceil(1.2 * pxPerMm);
+      for (int x = 0; x < WW_; x++) {
+        float acc = 0; int n = 0;
+        for (int k = -r; k <= r; k++) { int xx = std::clamp(x + k, 0, WW_ - 1); acc += tmp[xx]; n++; }
+        shadow[x] = acc / n;
+      }
+    }
+    double cy0 = lcy_ + margin_;
+    for (int x = 0; x < WW_; x++) {
+      if (shadow[x] <= 0) continue;
+      for (int y = (int)cy0; y < WH_; y++) {
+        double below = (y - cy0) * mm;
+        double fade = std::min(1.0, below / 4.0);  // grows in below the lesion centre
+        echo[(size_t)y * WW_ + x] *= (float)(1.0 - 0.4 * shadow[x] * fade);
+      }
+    }
+    bField_.resize(echo.size());
+    for (size_t k = 0; k < echo.size(); k++) bField_[k] = echo[k] * env[k];
+    perfTissue_ = std::move(pT);
+    perfLesion_ = std::move(pL);
+    double s = 0; size_t n = 0;
+    for (float v : perfLesion_) if (v > 0) { s += v; n++; }
+    lesionPerfMean_ = n ? s / n : 0;
+    // Microbubble fields: power speckle (exponential), slightly coarser than tissue speckle.
+    for (int b = 0; b < kBubbleFields; b++) bubbles_[b] = speckle(rng, sLat * 1.3, sAx * 1.6, true);
+  }
+
+  Napi::Value LesionPerfusionMean(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), lesionPerfMean_); }
+  Napi::Value ContrastDr(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDr_); }
+  Napi::Value ContrastDbMin(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDbMin_); }
+
+  // render(frameIndex, {dx, dy, scale}, {lesion, tissue}, texts[], out[, bmodeMask, contrastMask])
+  Napi::Value Render(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5) throwType(env, "render(frameIndex, motion, tic, texts, out[, maskOut])");
+    if (!info[0].IsNumber()) throwType(env, "render: frameIndex must be a number");
+    int64_t frame = info[0].As<Napi::Number>().Int64Value();
+    auto motion = argObject(info, 1, "render: motion");
+    double dx = getNumber(env, motion, "dx", "motion"), dy = getNumber(env, motion, "dy", "motion");
+    double scale = getNumber(env, motion, "scale", "motion");
+    if (scale < 0.5 || scale > 2) throwRange(env, "motion.scale must be in [0.5, 2]");
+    auto tic = argObject(info, 2, "render: tic");
+    double ticL = getNumber(env, tic, "lesion", "tic"), ticT = getNumber(env, tic, "tissue", "tic");
+    if (!info[3].IsArray()) throwType(env, "render: texts must be an array");
+    auto texts = info[3].As<Napi::Array>();
+    auto [out, outLen] = bytesOf(env, info[4], "render: out");
+    if (outLen != (size_t)W_ * H_) throwRange(env, "render: out must hold width*height bytes");
+    uint8_t* mask = nullptr;
+    if (info.Length() > 5 && !info[5].IsUndefined()) {
+      auto [m, mLen] = bytesOf(env, info[5], "render: maskOut");
+      if (mLen != (size_t)bmode_.w * bmode_.h) throwRange(env, "render: maskOut must hold pane width*height bytes");
+      mask = m;
+    }
+
+    std::memset(out, 0, outLen);
+    const int pw = bmode_.w, ph = bmode_.h;
+    const float cx = pw * 0.5f, cy = ph * 0.5f;
+    const float inv = (float)(1.0 / scale);
+    const float offX = (float)(cx - dx + margin_), offY = (float)(cy - dy + margin_);
+    Rng rng(mix64(seed_ ^ (uint64_t)(frame * 0x9E3779B97F4A7C15ULL)));
+    uint64_t pick = mix64(seed_ + (uint64_t)frame * 7919);
+    const std::vector<float>& bub = bubbles_[pick % kBubbleFields];
+    int box = (int)((pick >> 8) % 997) % std::max(1, margin_), boy = (int)((pick >> 24) % 991) % std::max(1, margin_);
+    const float floorP = 6.0e-4f;
+    for (int y = 0; y < ph; y++) {
+      uint8_t* rowB = out + (size_t)(bmode_.y + y) * W_ + bmode_.x;
+      uint8_t* rowC = out + (size_t)(contrast_.y + y) * W_ + contrast_.x;
+      float wy = (y - cy) * inv + offY;
+      for (int x = 0; x < pw; x++) {
+        float wx = (x - cx) * inv + offX;
+        // B-mode: moving speckle x echogenicity, a little per-frame electronic noise.
+        float v = bilinear(bField_, WW_, WH_, wx, wy);
+        float u = (float)((rng.next() >> 40) * (1.0 / 16777216.0));
+        v *= 0.9f + 0.2f * u;
+        v += 0.004f * u;
+        rowB[x] = bLut_(v);
+        // Contrast: concentration x microbubble speckle (fresh each frame) + noise floor.
+        float conc = (float)(nearest(perfLesion_, WW_, WH_, wx, wy) * ticL + nearest(perfTissue_, WW_, WH_, wx, wy) * ticT);
+        int bx = ((int)(wx + 0.5f) + box) % WW_, by = ((int)(wy + 0.5f) + boy) % WH_;
+        if (bx < 0) bx += WW_;
+        if (by < 0) by += WH_;
+        float b = bub[(size_t)by * WW_ + bx];
+        float noise = floorP * (0.3f + 1.4f * (float)((rng.next() >> 40) * (1.0 / 16777216.0)));
+        rowC[x] = cLut_(conc * b + noise);
+      }
+    }
+    if (mask) {
+      std::memset(mask, 0, (size_t)pw * ph);
+      // Lesion bounding box in pane coordinates under the motion.
+      double wcx = lcx_ + margin_, wcy = lcy_ + margin_;
+      double pcx = (wcx - offX) * scale + cx, pcy = (wcy - offY) * scale + cy, pr = rmax_ * scale + 2;
+      int x0 = std::max(0, (int)(pcx - pr)), x1 = std::min(pw - 1, (int)(pcx + pr) + 1);
+      int y0 = std::max(0, (int)(pcy - pr)), y1 = std::min(ph - 1, (int)(pcy + pr) + 1);
+      for (int y = y0; y <= y1; y++)
+        for (int x = x0; x <= x1; x++) {
+          double wx = (x - cx) / scale + offX, wy = (y - cy) / scale + offY;
+          if (lesionRho(wx, wy) < 1.0) mask[(size_t)y * pw + x] = 255;
+        }
+    }
+    drawChrome(out, texts, env);
+    return info.Env().Undefined();
+  }
+
+  void drawChrome(uint8_t* img, const Napi::Array& texts, Napi::Env env) {
+    for (const Rect& r : {bmode_, contrast_}) {
+      // Depth ruler beside each pane: a tick every 5 mm, long tick and label every 10 mm.
+      int rx = std::min(W_ - 12, r.x + r.w + 3);
+      double depthMm = r.h * mmPerPx_;
+      for (int mmv = 0; mmv <= (int)depthMm; mmv += 5) {
+        int y = r.y + (int)std::lround(mmv / mmPerPx_);
+        if (y >= r.y + r.h) break;
+        int len = (mmv % 10 == 0) ? 7 : 3;
+        for (int i = 0; i < len && rx + i < W_; i++) img[(size_t)y * W_ + rx + i] = 200;
+        if (mmv % 10 == 0 && mmv > 0) drawText(img, W_, H_, rx + 1, y + 2, std::to_string(mmv / 10), 1, 170);
+      }
+      // Thin frame corners like a scanner's image area marks.
+      for (int i = 0; i < 10; i++) {
+        auto put = [&](int x, int y) { if (x >= 0 && y >= 0 && x < W_ && y < H_) img[(size_t)y * W_ + x] = 120; };
+        put(r.x - 2 + i, r.y - 2); put(r.x - 2, r.y - 2 + i);
+        put(r.x + r.w + 1 - i, r.y - 2); put(r.x + r.w + 1, r.y - 2 + i);
+      }
+    }
+    for (uint32_t i = 0; i < texts.Length(); i++) {
+      Napi::Value tv = texts.Get(i);
+      if (!tv.IsObject()) throwType(env, "render: texts[" + std::to_string(i) + "] must be {x, y, text, scale?, gray?}");
+      auto t = tv.As<Napi::Object>();
+      int x = getInt(env, t, "x", "text", -4096, 65536), y = getInt(env, t, "y", "text", -4096, 65536);
+      Napi::Value sv = t.Get("text");
+      if (!sv.IsString()) throwType(env, "render: texts[" + std::to_string(i) + "].text must be a string");
+      int sc = t.Get("scale").IsUndefined() ? 1 : getInt(env, t, "scale", "text", 1, 16);
+      int gray = t.Get("gray").IsUndefined() ? 210 : getInt(env, t, "gray", "text", 0, 255);
+      drawText(img, W_, H_, x, y, sv.As<Napi::String>().Utf8Value(), sc, (uint8_t)gray);
+    }
+  }
+};
+
+void InitPhantom(Napi::Env env, Napi::Object exports) {
+  exports.Set("PhantomRenderer", PhantomRenderer::Define(env));
+}
+
+}  // namespace sono

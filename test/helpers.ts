@@ -1,0 +1,64 @@
+// Shared test helpers.
+import { existsSync } from 'node:fs';
+import type { Test } from 'tap';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../core/paths.js';
+
+export const CI = process.env.CI === 'true' || process.env.CI === '1';
+
+/**
+ * The read-only data folder beside the project (../shared). Under CI it must exist: a missing
+ * folder fails the test loudly instead of skipping it.
+ */
+export function sharedDir(t: Test, ...parts: string[]): string | undefined {
+  const dir = resolve(packageRoot(), '..', 'shared', ...parts);
+  if (existsSync(dir)) return dir;
+  const why = `${dir} is missing: these tests compare against the shared reference data (../shared beside the project)`;
+  if (CI) t.fail(why);
+  else t.comment(`SKIP: ${why}`);
+  return undefined;
+}
+
+export function findExecutable(path: string): string | undefined {
+  return existsSync(path) ? path : undefined;
+}
+
+export const root = () => packageRoot();
+export const fromRoot = (...p: string[]) => join(packageRoot(), ...p);
+
+/** Resolves after ms (for pacing test loops; never for timing assertions). */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Dice coefficient of two masks (non-zero = inside). */
+export function dice(a: Uint8Array, b: Uint8Array): number {
+  let inter = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] !== 0, y = b[i] !== 0;
+    if (x) na++;
+    if (y) nb++;
+    if (x && y) inter++;
+  }
+  return (2 * inter) / (na + nb);
+}
+
+/** Fills a closed polygon (pixel-centre vertices) into a mask, counting boundary pixels as inside. */
+export function fillPolygon(points: ArrayLike<number>, width: number, height: number): Uint8Array {
+  const m = new Uint8Array(width * height);
+  const n = points.length / 2;
+  for (let y = 0; y < height; y++) {
+    const xs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const x1 = points[2 * i], y1 = points[2 * i + 1];
+      const x2 = points[2 * ((i + 1) % n)], y2 = points[2 * ((i + 1) % n) + 1];
+      if ((y1 <= y && y2 > y) || (y2 <= y && y1 > y)) xs.push(x1 + ((y - y1) * (x2 - x1)) / (y2 - y1));
+    }
+    xs.sort((a, b) => a - b);
+    for (let k = 0; k + 1 < xs.length; k += 2)
+      for (let x = Math.max(0, Math.ceil(xs[k])); x <= Math.min(width - 1, Math.floor(xs[k + 1])); x++) m[y * width + x] = 255;
+  }
+  for (let i = 0; i < n; i++) {
+    const x = points[2 * i], y = points[2 * i + 1];
+    if (x >= 0 && y >= 0 && x < width && y < height) m[y * width + x] = 255;
+  }
+  return m;
+}
