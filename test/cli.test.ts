@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { fromRoot } from './helpers.js';
+
+// Runs the CLI as a child process; it is killed by its own PID if it outlives the limit.
+function run(args: string[], limitMs = 60000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fromRoot('bin', 'sonomics.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, limitMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+t.test('help', async (t) => {
+  const r = await run(['--help']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /Usage: sonomics <command>/);
+  t.match(r.stdout, /not for diagnosis/);
+  const d = await run(['demo', '--help']);
+  t.equal(d.code, 0);
+  t.match(d.stdout, /--frames N/);
+});
+
+t.test('bad arguments give clear errors and exit code 2', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['demo', '--frames', 'ten'], /--frames must be an integer/],
+    [['demo', '--port', '99999'], /--port must be an integer in \[0, 65535\]/],
+    [['demo', '--fps', '0'], /--fps must be a number/],
+    [['demo', '--bogus'], /Unknown option '--bogus'/],
+    [['demo', '--config', '/nonexistent/sonomics.yaml'], /cannot read/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(args);
+    t.equal(r.code, 2, args.join(' '));
+    t.match(r.stderr, re, args.join(' '));
+    t.equal(r.stdout, '', 'nothing on stdout');
+  }
+  const host = await run(['demo', '--host', '0.0.0.0', '--frames', '5', '--headless', '--port', '0']);
+  t.equal(host.code, 1);
+  t.match(host.stderr, /only loopback addresses/);
+});
+
+t.test('demo --frames N --json prints one JSON document; logs go to stderr', async (t) => {
+  const r = await run(['demo', '--frames', '90', '--headless', '--port', '0', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as { frames: number; tracking: { maxErrorPx: number }; url: string; notice: string; pipeline: { stages: Record<string, { p50: number }> } };
+  t.equal(s.frames + (s as unknown as { source: { dropped: number } }).source.dropped, 90);
+  t.ok(s.tracking.maxErrorPx < 2, `tracking max error ${s.tracking.maxErrorPx}`);
+  t.match(s.notice, /not for diagnosis/);
+  t.same(Object.keys(s.pipeline.stages), ['layout', 'track', 'regions', 'features', 'risk', 'publish']);
+  t.match(r.stderr, /sonomics overlay: http:\/\/127\.0\.0\.1:\d+\//);
+});

@@ -1,0 +1,66 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ConfigError, loadConfig, resolveConfig } from '../core/config.js';
+import { parseModelCard } from '../core/risk.js';
+import { loadModelCard } from '../core/models.js';
+
+function errorOf(f: () => unknown): Error | undefined {
+  try { f(); } catch (e) { return e as Error; }
+  return undefined;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'sonomics-config-'));
+const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+
+t.test('defaults need no file', async (t) => {
+  const c = loadConfig();
+  t.equal(c.overlay.host, '127.0.0.1');
+  t.equal(c.overlay.port, 8080);
+  t.same(c.pipeline.ringsMm, [3, 5, 8]);
+  t.equal(c.source.phantom.width, 1280);
+  t.equal(c.source.phantom.fps, 30);
+  t.same(c.models, ['busi-firstorder-demo.json']);
+});
+
+t.test('JSON and YAML files, partial, defaults filled', async (t) => {
+  const j = loadConfig(file('a.json', JSON.stringify({ overlay: { port: 9000 } })));
+  t.equal(j.overlay.port, 9000);
+  t.equal(j.overlay.host, '127.0.0.1');
+  const y = loadConfig(file('b.yaml', 'pipeline:\n  ringsMm: [2, 4]\nsource:\n  phantom:\n    fps: 60\n'));
+  t.same(y.pipeline.ringsMm, [2, 4]);
+  t.equal(y.source.phantom.fps, 60);
+  t.equal(y.pipeline.binWidth, 25);
+});
+
+t.test('invalid configs are refused with the key and the reason', async (t) => {
+  const bad = (obj: unknown, re: RegExp) => t.throws(() => resolveConfig(obj, 'test'), re);
+  bad({ overlay: { port: 70000 } }, /overlay\.port: must be <= 65535/);
+  bad({ overlay: { prot: 1 } }, /overlay\.prot: unknown key/);
+  bad({ pipeline: { ringsMm: [5, 3] } }, /pipeline\.ringsMm: distances must increase/);
+  bad({ pipeline: { tracker: { lostBelow: 0.9, uncertainBelow: 0.5 } } }, /pipeline\.tracker\.lostBelow/);
+  bad({ source: { phantom: { fps: 'fast' } } }, /source\.phantom\.fps: must be number/);
+  bad({ source: { type: 'webcam' } }, /source\.type: must be equal to one of the allowed values/);
+  // Several problems are all named.
+  const e = errorOf(() => resolveConfig({ overlay: { port: -1, jpegQuality: 5 } }));
+  t.ok(e instanceof ConfigError && /overlay\.port/.test(e.message) && /overlay\.jpegQuality/.test(e.message), e?.message ?? "no error");
+  t.throws(() => loadConfig(file('c.json', '{"overlay": ')), /not valid JSON/);
+  t.throws(() => loadConfig(file('d.yaml', 'overlay: [unclosed')), /not valid YAML/);
+  t.throws(() => loadConfig(file('e.yaml', '- 1\n- 2\n')), /top level/);
+  t.throws(() => loadConfig(file('f.toml', 'a = 1')), /unsupported extension/);
+  t.throws(() => loadConfig(join(dir, 'missing.json')), /cannot read/);
+});
+
+t.test('model cards: the bundled card loads; invalid cards name every problem', async (t) => {
+  const card = loadModelCard('busi-firstorder-demo.json');
+  t.equal(card.link, 'logistic');
+  t.match(card.intendedUse, /not for diagnosis/);
+  const broken = { ...card, intendedUse: 'diagnoses cancer', scaling: { mean: [1], std: [0] }, extra: true };
+  const e = errorOf(() => parseModelCard(broken));
+  t.ok(e && /intendedUse/.test(e.message) && /scaling\/std\/0/.test(e.message) && /extra/.test(e.message), e?.message ?? "no error");
+  const short = { ...card, scaling: { mean: [1], std: [1] } };
+  t.throws(() => parseModelCard(short), /scaling\/mean has 1 values for 5 features/);
+  t.throws(() => loadModelCard('no-such-card.json'), /not found/);
+  t.throws(() => loadModelCard(file('bad.json', '{')), /not readable JSON/);
+});

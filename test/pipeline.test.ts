@@ -1,0 +1,113 @@
+import t from 'tap';
+import { createLesionMask } from '../core/mask.js';
+import { loadModelCard } from '../core/models.js';
+import { Pipeline, type DisplayFrame, type ScoreUpdate } from '../core/pipeline.js';
+import type { RiskScore } from '../core/risk.js';
+import { LatestSlot } from '../core/slot.js';
+import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
+import { sleep } from './helpers.js';
+
+function nextEvent<T>(p: Pipeline, name: string, pred: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { p.off(name, on); reject(new Error(`no ${name} within ${timeoutMs} ms`)); }, timeoutMs);
+    const on = (v: T) => { if (pred(v)) { clearTimeout(timer); p.off(name, on); resolve(v); } };
+    p.on(name, on);
+  });
+}
+
+t.test('latest-value slot drops instead of queueing', async (t) => {
+  const dropped: number[] = [];
+  const s = new LatestSlot<number>('x', (v) => dropped.push(v));
+  s.put(1); s.put(2); s.put(3);
+  t.equal(await s.take(), 3);
+  t.equal(s.dropped, 2);
+  t.same(dropped, [1, 2]);
+  const waiting = s.take();
+  s.put(4);
+  t.equal(await waiting, 4, 'a waiting consumer gets the value directly');
+  s.close();
+  t.equal(await s.take(), undefined, 'closed');
+});
+
+t.test('the tracked centre stays within 2 px of the truth over 300 frames', async (t) => {
+  const phantom = new PhantomScanner({ seed: 42 });
+  const card = loadModelCard('busi-firstorder-demo.json');
+  const p = new Pipeline({ layout: phantom.layout, models: [card] }).start();
+  const r = phantom.layout.panes.bmode.rect;
+  let maxErr = 0, scores: ScoreUpdate | undefined;
+  p.on('scores', (u: ScoreUpdate) => { scores = u; });
+  for (let i = 0; i < 300; i++) {
+    const { frame, truth } = phantom.frameAt(i);
+    if (i === 0) p.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+    const shown = nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === i);
+    p.push(frame, truth);
+    const d = await shown;
+    t.equal(d.track.state, 'tracking');
+    const tr = d.truth as PhantomTruth;
+    maxErr = Math.max(maxErr, Math.hypot(d.track.center.x - tr.center.x, d.track.center.y - tr.center.y));
+  }
+  await sleep(50);
+  await p.stop();
+  t.ok(maxErr < 2, `max centre error ${maxErr.toFixed(3)} px`);
+  t.ok(scores, 'scores published');
+  const s = scores!.scores[0] as RiskScore;
+  t.equal(s.modelId, 'busi-firstorder-demo');
+  t.equal(s.status, 'ok');
+  t.ok(s.value >= 0 && s.value <= 1 && s.band[0] <= s.value && s.value <= s.band[1], 'probability inside its band');
+  t.match(s.notice, /not for diagnosis/);
+  t.ok(Object.keys(scores!.features).some((k) => k === 'contrast.ring8mm.firstorder_Mean'), 'features for every pane and ring');
+  const st = p.stats();
+  t.equal(st.displayed, 300);
+  t.equal(st.errors, 0);
+  t.ok(st.stages.track.count === 300 && st.stages.track.p50 > 0, 'per-stage latency recorded');
+});
+
+t.test('a slow stage drops frames (counted) and never holds up the display path', async (t) => {
+  const phantom = new PhantomScanner({ seed: 1, width: 640, height: 360 });
+  let calls = 0;
+  const slowScorer = async (_f: unknown, seq: number): Promise<RiskScore> => {
+    calls++;
+    await sleep(60);
+    return { modelId: 'slow', version: '1', task: 'test', value: 0.5, band: [0.5, 0.5], category: 'x', cutoff: 0.5, drivers: [], status: 'ok', frames: 1, seq, notice: '' };
+  };
+  const p = new Pipeline({ layout: phantom.layout, extraScorers: [slowScorer] }).start();
+  const r = phantom.layout.panes.bmode.rect;
+  const frames = 40;
+  let displayed = 0, scored = 0;
+  p.on('display', () => displayed++);
+  p.on('scores', () => scored++);
+  for (let i = 0; i < frames; i++) {
+    const { frame, truth } = phantom.frameAt(i);
+    if (i === 0) p.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+    const shown = nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === i);
+    p.push(frame, truth);
+    await shown; // the display path answers every frame although scoring takes 60 ms a frame
+    await sleep(5);
+  }
+  await sleep(200); // let the last frame in the slow path finish
+  await p.stop();
+  const st = p.stats();
+  t.equal(displayed, frames, 'every frame displayed');
+  t.ok(scored < frames / 2, `only ${scored} of ${frames} frames scored`);
+  t.ok(st.dropped.features + st.dropped.risk > 0, `drops counted (features ${st.dropped.features}, risk ${st.dropped.risk})`);
+  t.equal(scored + st.dropped.features + st.dropped.risk, frames, 'every frame is either scored or counted as dropped');
+  t.equal(calls, scored);
+});
+
+t.test('bad frames and masks give clear errors and the pipeline carries on', async (t) => {
+  const phantom = new PhantomScanner({ seed: 2, width: 640, height: 360 });
+  const p = new Pipeline({ layout: phantom.layout }).start();
+  t.throws(() => p.lockLesion(createLesionMask(new Uint8Array(100), 10, 10)), /mask is 10x10/);
+  const errors: Error[] = [];
+  p.on('frameError', (e: Error) => errors.push(e));
+  const { frame } = new PhantomScanner({ seed: 2, width: 320, height: 240 }).frameAt(0);
+  p.push(frame);
+  await sleep(50);
+  t.equal(errors.length, 1);
+  t.match(errors[0].message, /frame 0 is 320x240, the calibrated screen is 640x360/);
+  const ok = phantom.frameAt(1, 1);
+  const shown = nextEvent<DisplayFrame>(p, 'display', () => true);
+  p.push(ok.frame);
+  t.equal((await shown).track.state, 'idle', 'still running; idle until a lesion is locked');
+  await p.stop();
+});
