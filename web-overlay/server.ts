@@ -14,6 +14,10 @@ import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
 import { encodeFrameMessage, helloMessage, overlayHeader, PROTOCOL_VERSION, scoresMessage } from './protocol.js';
 
+// One libvips thread: the other core stays free for the pipeline's main thread and the
+// features worker (the edge box has two cores).
+sharp.concurrency(1);
+
 export interface OverlayServerOptions {
   pipeline: Pipeline;
   host?: string;
@@ -171,7 +175,7 @@ export class OverlayServer extends EventEmitter {
     const t0 = performance.now();
     const f = d.frame;
     sharp(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength), { raw: { width: f.width, height: f.height, channels: 1 } })
-      .jpeg({ quality: this.opts.jpegQuality })
+      .jpeg({ quality: this.opts.jpegQuality, optimiseCoding: false })
       .toBuffer()
       .then((jpeg) => {
         this.encodeLatency.record(performance.now() - t0);

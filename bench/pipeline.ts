@@ -1,0 +1,84 @@
+// npm run bench: the demo pipeline (phantom -> layout -> track -> regions -> features -> risk ->
+// publish -> overlay server with one WebSocket viewer) at 1280x720 / 30 and 60 fps, live, and
+// the phantom's own render cost. Prints tables of medians, p99 and max, measured in one run.
+import WebSocket from 'ws';
+import { quantileSorted } from 'simple-statistics';
+import { createLesionMask } from '../core/mask.js';
+import { loadModelCard } from '../core/models.js';
+import { Pipeline } from '../core/pipeline.js';
+import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
+import { OverlayServer } from '../web-overlay/server.js';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
+
+function renderCost(): { p50: number; p99: number; max: number; n: number } {
+  const p = new PhantomScanner();
+  const out = new Uint8Array(1280 * 720), mask = new Uint8Array(p.layout.panes.bmode.rect.width * p.layout.panes.bmode.rect.height);
+  for (let i = 0; i < 20; i++) p.render(i, out, mask); // warm
+  const times: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t0 = performance.now();
+    p.render(1000 + i, out, mask);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: quantileSorted(times, 0.5), p99: quantileSorted(times, 0.99), max: times[times.length - 1], n: times.length };
+}
+
+async function live(fps: number) {
+  const phantom = new PhantomScanner({ fps, frames: Math.round(fps * seconds) });
+  const pipeline = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
+  const server = new OverlayServer({ pipeline, port: 0 });
+  const url = await server.listen();
+  const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
+  let received = 0;
+  ws.on('message', (_d, binary) => { if (binary) received++; });
+  await new Promise((r) => ws.once('open', r));
+  let locked = false;
+  phantom.on('frame', (frame, truth: PhantomTruth) => {
+    if (!locked) {
+      const r = phantom.layout.panes.bmode.rect;
+      pipeline.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+      locked = true;
+    }
+    pipeline.push(frame, truth);
+  });
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => { phantom.once('end', () => resolve()); phantom.start(); });
+  await new Promise((r) => setTimeout(r, 300));
+  const elapsed = (performance.now() - t0 - 300) / 1000;
+  await pipeline.stop();
+  const stats = pipeline.stats(), overlay = server.stats();
+  ws.close();
+  await server.close();
+  return { fps, elapsed, stats, overlay, received, source: phantom.stats };
+}
+
+async function main() {
+  console.log(`sonomics bench: demo pipeline at 1280x720, ${seconds} s per rate, node ${process.version}, ${new Date().toISOString()}`);
+  const r = renderCost();
+  console.log('\nPhantom render, 1280x720 frame (ms, %d frames)', r.n);
+  console.log('| p50 | p99 | max |\n|---:|---:|---:|');
+  console.log(`| ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} |`);
+  const runs = [];
+  for (const fps of [30, 60]) runs.push(await live(fps));
+  for (const run of runs) {
+    const s = run.stats;
+    console.log(`\nLive pipeline at ${run.fps} fps (ms)`);
+    console.log('| stage | p50 | p99 | max |\n|---|---:|---:|---:|');
+    for (const [name, l] of Object.entries(s.stages)) console.log(`| ${name} | ${f(l.p50)} | ${f(l.p99)} | ${f(l.max)} |`);
+    console.log(`| end-to-end display (arrival -> overlay published) | ${f(s.endToEnd.display.p50)} | ${f(s.endToEnd.display.p99)} | ${f(s.endToEnd.display.max)} |`);
+    console.log(`| end-to-end scores (arrival -> score published) | ${f(s.endToEnd.scores.p50)} | ${f(s.endToEnd.scores.p99)} | ${f(s.endToEnd.scores.max)} |`);
+    console.log(`| JPEG encode (overlay) | ${f(run.overlay.encode.p50)} | ${f(run.overlay.encode.p99)} | ${f(run.overlay.encode.max)} |`);
+  }
+  console.log('\nSustained rates');
+  console.log('| target fps | source delivered | source dropped | displayed fps | scored fps | viewer fps | dropped display/features/risk | encode dropped | viewer skipped |');
+  console.log('|---:|---:|---:|---:|---:|---:|---|---:|---:|');
+  for (const run of runs) {
+    const s = run.stats;
+    console.log(`| ${run.fps} | ${run.source.delivered} | ${run.source.dropped} | ${f(s.displayed / run.elapsed)} | ${f(s.scored / run.elapsed)} | ${f(run.received / run.elapsed)} | ${s.dropped.display}/${s.dropped.features}/${s.dropped.risk} | ${run.overlay.encodeDropped} | ${run.overlay.skipped} |`);
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,56 @@
+// The overlay page in a real browser (Debian chromium driven by playwright-core).
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { chromium } from 'playwright-core';
+import { runDemo } from '../cli/demo.js';
+import { resolveConfig } from '../core/config.js';
+import { CI } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+t.test('the page draws the video with the lesion contour on it and shows the live score', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    const why = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the browser test`;
+    if (CI) t.fail(why);
+    else t.comment(`SKIP: ${why}`);
+    return;
+  }
+  const ac = new AbortController();
+  let url = '';
+  const demo = runDemo({ config: resolveConfig({ overlay: { port: 0 } }), headless: true, frames: 3000, log: (l) => { const m = /(http:\/\/\S+)/.exec(l); if (m) url = m[1]; } }, ac.signal);
+  const end = Date.now() + 10000;
+  while (!url && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  t.ok(url, 'demo serving');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+  t.teardown(async () => { await browser.close(); ac.abort(); await demo; });
+  const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(url);
+  await page.waitForFunction(() => {
+    const s = (window as unknown as { __sonomics: { framesDrawn: number; scores: { live: boolean; scores: Array<{ status: string }> } | null } }).__sonomics;
+    return s.framesDrawn > 20 && s.scores?.live && s.scores.scores[0]?.status === 'ok';
+  }, undefined, { timeout: 20000 });
+  t.match(await page.textContent('#notice'), /not for diagnosis/);
+  t.equal(await page.textContent('#tracking'), 'tracking');
+  t.match(await page.textContent('#scores') ?? '', /busi-firstorder-demo v0\.1\.0/);
+  t.match(await page.textContent('#scores') ?? '', /\d+%/);
+  // Read the canvas where the lesion contour of the frame just drawn runs: it must be the contour colour.
+  const px = await page.evaluate(() => {
+    const s = (window as unknown as { __sonomics: { lastHeader: { lesion: number[] }; layout: { panes: { bmode: { rect: { x: number; y: number } } } } } }).__sonomics;
+    const ctx = (document.getElementById('view') as HTMLCanvasElement).getContext('2d')!;
+    const { x, y } = s.layout.panes.bmode.rect;
+    const out: number[][] = [];
+    for (let i = 0; i < s.lastHeader.lesion.length; i += 40) out.push(Array.from(ctx.getImageData(x + s.lastHeader.lesion[i], y + s.lastHeader.lesion[i + 1], 1, 1).data));
+    return out;
+  });
+  const yellow = px.filter(([r, g, b]) => r > 180 && g > 140 && b < 140).length;
+  t.ok(yellow >= 0.8 * px.length, `${yellow} of ${px.length} contour points drawn in the contour colour`);
+  await page.screenshot({ path: join(tmpdir(), 'sonomics-overlay.png') });
+  t.same(pageErrors, [], 'no page errors');
+});
