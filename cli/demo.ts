@@ -1,6 +1,5 @@
 // `sonomics demo`: the phantom scanner through the whole pipeline to the browser overlay.
 import { spawn } from 'node:child_process';
-import { isIP } from 'node:net';
 import type { SonomicsConfig } from '../core/config.js';
 import { createLesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
@@ -27,17 +26,8 @@ export interface DemoSummary {
   overlay: OverlayStats;
 }
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
-
 export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<DemoSummary> {
   const cfg = o.config;
-  if (!isLoopback(cfg.overlay.host))
-    throw new Error(`overlay.host ${cfg.overlay.host}: only loopback addresses are served until token authentication is configured`);
   const models = cfg.models.map((m) => loadModelCard(m));
   const phantom = new PhantomScanner({ ...cfg.source.phantom, frames: o.frames });
   const pipeline = new Pipeline({

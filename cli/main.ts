@@ -17,10 +17,10 @@ Usage: sonomics <command> [options]
 Commands:
   demo        Run the built-in phantom scanner through the whole pipeline and serve the overlay
 
-Options for every command:
-  --config FILE   configuration file (JSON or YAML); defaults need none
-  --help, -h      help for the command
-  --version       print the version
+Options:
+  sonomics --version          print the version
+  sonomics <command> --help   help for a command
+  --config FILE               (with a command) configuration file, JSON or YAML; defaults need none
 
 Run 'sonomics <command> --help' for the options of a command.
 `;

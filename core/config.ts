@@ -13,7 +13,7 @@ export interface SonomicsConfig {
     tracker: { searchRadiusPx: number; uncertainBelow: number; lostBelow: number; marginFraction: number };
     scoreWindow: number;
   };
-  /** Model card files; relative paths are resolved against the package's models/ folder first. */
+  /** Model card files: a path that exists (absolute or from the current folder), else a card in the package's models/ folder. */
   models: string[];
   overlay: { host: string; port: number; jpegQuality: number; maxBufferedBytes: number };
 }
@@ -115,12 +115,12 @@ export function loadConfig(path?: string): SonomicsConfig {
   }
   let parsed: unknown;
   const ext = extname(path).toLowerCase();
+  if (ext !== '.json' && ext !== '.yaml' && ext !== '.yml') throw new ConfigError([`unsupported extension "${ext}" (use .json, .yaml or .yml)`], path);
   try {
     parsed = ext === '.json' ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new ConfigError([`not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`], path);
   }
-  if (ext !== '.json' && ext !== '.yaml' && ext !== '.yml') throw new ConfigError([`unsupported extension "${ext}" (use .json, .yaml or .yml)`], path);
   if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) throw new ConfigError(['(top level): must be an object'], path);
   return resolveConfig(parsed ?? {}, path);
 }

@@ -41,6 +41,8 @@ export function validateLayout(l: Layout): Layout {
   }
   const b = l.panes.bmode.rect, c = l.panes.contrast.rect;
   if (b.width !== c.width || b.height !== c.height) problems.push('layout.panes: the B-mode and contrast panes must have the same size');
+  const pb = l.panes.bmode, pc = l.panes.contrast;
+  if (pb.spacingX !== pc.spacingX || pb.spacingY !== pc.spacingY) problems.push('layout.panes: dual view shows one image plane twice, so both panes must have the same pixel spacing');
   if (l.sector && l.sector.length !== b.width * b.height) problems.push('layout.sector must be pane-sized');
   if (problems.length) throw new RangeError(problems.join('; '));
   return l;

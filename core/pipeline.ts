@@ -212,6 +212,9 @@ export class Pipeline extends EventEmitter {
         if (live) {
           for (const a of this.aggregators) scores.push(a.add(scoreFeatures(a.card, job.features, seq)));
           for (const s of this.extraScorers) scores.push(await s(job.features, seq));
+        } else {
+          // Frames from before a loss must not linger in the live median.
+          for (const a of this.aggregators) a.reset();
         }
         t = this.mark('risk', t);
         this.counters.scored++;

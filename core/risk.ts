@@ -131,7 +131,10 @@ export interface RiskScore {
 /** Keeps the recent frame scores of one model and reports the aggregated, banded score. */
 export class RiskAggregator {
   private recent: number[] = [];
-  constructor(readonly card: ModelCard, readonly window = 15, readonly minFrames = 3) {}
+  readonly minFrames: number;
+  constructor(readonly card: ModelCard, readonly window = 15, minFrames = 3) {
+    this.minFrames = Math.min(minFrames, window);
+  }
 
   reset(): void { this.recent = []; }
 

@@ -110,3 +110,21 @@ t.test('HTTP: the page, its assets, status; nothing else', async (t) => {
   const status = await (await fetch(url + 'api/status')).json() as { pipeline: { displayed: number } };
   t.equal(typeof status.pipeline.displayed, 'number');
 });
+
+t.test('security: loopback only; the socket refuses pages from other origins', async (t) => {
+  const phantom = new PhantomScanner({ seed: 1, width: 640, height: 360 });
+  const pipeline = new Pipeline({ layout: phantom.layout });
+  t.throws(() => new OverlayServer({ pipeline, host: '0.0.0.0' }), /only loopback/);
+  t.throws(() => new OverlayServer({ pipeline, host: '192.168.1.5' }), /only loopback/);
+  const server = new OverlayServer({ pipeline, port: 0 });
+  const url = await server.listen();
+  t.teardown(() => server.close());
+  const wsUrl = url.replace('http', 'ws') + 'ws';
+  const evil = new WebSocket(wsUrl, { origin: 'http://evil.example' });
+  const refused = await new Promise<string>((resolve) => { evil.once('unexpected-response', (_q, res) => resolve(String(res.statusCode))); evil.once('open', () => resolve('open')); evil.once('error', (e) => resolve(e.message)); });
+  t.equal(refused, '401', 'other origin refused');
+  const own = new WebSocket(wsUrl, { origin: url.replace(/\/$/, '') });
+  await new Promise((r) => own.once('open', r));
+  t.pass('same origin accepted');
+  own.close();
+});

@@ -111,3 +111,10 @@ t.test('bad frames and masks give clear errors and the pipeline carries on', asy
   t.equal((await shown).track.state, 'idle', 'still running; idle until a lesion is locked');
   await p.stop();
 });
+
+t.test('layout validation names the problem', async (t) => {
+  const phantom = new PhantomScanner({ seed: 1, width: 640, height: 360 });
+  const l = phantom.layout;
+  t.throws(() => new Pipeline({ layout: { ...l, panes: { ...l.panes, contrast: { ...l.panes.contrast, spacingX: 0.2 } } } }), /same pixel spacing/);
+  t.throws(() => new Pipeline({ layout: { ...l, panes: { ...l.panes, bmode: { ...l.panes.bmode, rect: { ...l.panes.bmode.rect, x: 600 } } } } }), /bmode.rect lies outside/);
+});

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -39,6 +39,21 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
 
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 export interface OverlayStats {
   viewers: number;
   encoded: number;
@@ -70,8 +85,14 @@ export class OverlayServer extends EventEmitter {
     };
     const dir = join(packageRoot(), 'web-overlay', 'public');
     for (const { file } of Object.values(STATIC)) if (!this.files.has(file)) this.files.set(file, readFileSync(join(dir, file)));
+    if (!isLoopback(this.opts.host))
+      throw new Error(`overlay.host ${this.opts.host}: only loopback addresses are served until token authentication is configured`);
     this.http = createServer((req, res) => this.serve(req, res));
-    this.wss = new WebSocketServer({ server: this.http, path: '/ws', maxPayload: 64 * 1024 });
+    // Browsers send Origin: only the page this server serves may open the socket.
+    this.wss = new WebSocketServer({
+      server: this.http, path: '/ws', maxPayload: 64 * 1024,
+      verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }) => !origin || sameHost(origin, req.headers.host),
+    });
     this.wss.on('connection', (ws) => this.connect(ws));
   }
 
