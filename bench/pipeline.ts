@@ -3,11 +3,9 @@
 // the phantom's own render cost. Prints tables of medians, p99 and max, measured in one run.
 import WebSocket from 'ws';
 import { quantileSorted } from 'simple-statistics';
-import { createLesionMask } from '../core/mask.js';
-import { loadModelCard } from '../core/models.js';
-import { Pipeline } from '../core/pipeline.js';
-import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
-import { OverlayServer } from '../web-overlay/server.js';
+import { runDemo } from '../cli/demo.js';
+import { resolveConfig } from '../core/config.js';
+import { PhantomScanner } from '../device/phantom.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
@@ -26,33 +24,22 @@ function renderCost(): { p50: number; p99: number; max: number; n: number } {
   return { p50: quantileSorted(times, 0.5), p99: quantileSorted(times, 0.99), max: times[times.length - 1], n: times.length };
 }
 
+// Runs the demo itself (sonomics demo) for `seconds`, with one WebSocket viewer attached.
 async function live(fps: number) {
-  const phantom = new PhantomScanner({ fps, frames: Math.round(fps * seconds) });
-  const pipeline = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
-  const server = new OverlayServer({ pipeline, port: 0 });
-  const url = await server.listen();
-  const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
-  let received = 0;
-  ws.on('message', (_d, binary) => { if (binary) received++; });
-  await new Promise((r) => ws.once('open', r));
-  let locked = false;
-  phantom.on('frame', (frame, truth: PhantomTruth) => {
-    if (!locked) {
-      const r = phantom.layout.panes.bmode.rect;
-      pipeline.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
-      locked = true;
-    }
-    pipeline.push(frame, truth);
+  let received = 0, ws: WebSocket | undefined;
+  const summary = await runDemo({
+    config: resolveConfig({ source: { phantom: { fps } }, overlay: { port: 0 } }), frames: Math.round(fps * seconds), headless: true,
+    log: (line) => {
+      const m = /(http:\/\/\S+)/.exec(line);
+      if (!m) return;
+      ws = new WebSocket(m[1].replace('http', 'ws') + 'ws');
+      ws.on('message', (_d, binary) => { if (binary) received++; });
+    },
   });
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => { phantom.once('end', () => resolve()); phantom.start(); });
-  await new Promise((r) => setTimeout(r, 300));
-  const elapsed = (performance.now() - t0 - 300) / 1000;
-  await pipeline.stop();
-  const stats = pipeline.stats(), overlay = server.stats();
-  ws.close();
-  await server.close();
-  return { fps, elapsed, stats, overlay, received, source: phantom.stats };
+  // The scanner's own running time: every frame it produced, delivered or dropped.
+  const elapsed = (summary.source.delivered + summary.source.dropped) / fps;
+  ws?.close();
+  return { fps, elapsed, stats: summary.pipeline, overlay: summary.overlay, received, source: summary.source };
 }
 
 async function main() {
