@@ -67,12 +67,12 @@ t.test('a slow stage drops frames (counted) and never holds up the display path'
   let calls = 0;
   const slowScorer = async (_f: unknown, seq: number): Promise<RiskScore> => {
     calls++;
-    await sleep(60);
+    await sleep(150);
     return { modelId: 'slow', version: '1', task: 'test', value: 0.5, band: [0.5, 0.5], category: 'x', cutoff: 0.5, drivers: [], status: 'ok', frames: 1, seq, notice: '' };
   };
   const p = new Pipeline({ layout: phantom.layout, extraScorers: [slowScorer] }).start();
   const r = phantom.layout.panes.bmode.rect;
-  const frames = 40;
+  const frames = 30;
   let displayed = 0, scored = 0;
   p.on('display', () => displayed++);
   p.on('scores', () => scored++);
@@ -81,10 +81,10 @@ t.test('a slow stage drops frames (counted) and never holds up the display path'
     if (i === 0) p.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
     const shown = nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === i);
     p.push(frame, truth);
-    await shown; // the display path answers every frame although scoring takes 60 ms a frame
+    await shown; // the display path answers every frame although scoring takes 150 ms a frame
     await sleep(5);
   }
-  await sleep(200); // let the last frame in the slow path finish
+  await sleep(500); // let the last frame in the slow path finish
   await p.stop();
   const st = p.stats();
   t.equal(displayed, frames, 'every frame displayed');
