@@ -39,7 +39,7 @@ async function live(fps: number) {
   // The scanner's own running time: every frame it produced, delivered or dropped.
   const elapsed = (summary.source.delivered + summary.source.dropped) / fps;
   ws?.close();
-  return { fps, elapsed, stats: summary.pipeline, overlay: summary.overlay, received, source: summary.source };
+  return { fps, elapsed, stats: summary.pipeline, overlay: summary.overlay, received, source: summary.source, tracking: summary.tracking };
 }
 
 async function main() {
@@ -66,6 +66,13 @@ async function main() {
     const s = run.stats;
     console.log(`| ${run.fps} | ${run.source.delivered} | ${run.source.dropped} | ${f(s.displayed / run.elapsed)} | ${f(s.scored / run.elapsed)} | ${f(run.received / run.elapsed)} | ${s.dropped.display}/${s.dropped.features}/${s.dropped.risk} | ${run.overlay.encodeDropped} | ${run.overlay.skipped} |`);
   }
+  trackingTable(runs);
+}
+
+function trackingTable(runs: Array<{ fps: number; tracking: { frames: number; meanErrorPx: number; maxErrorPx: number } }>) {
+  console.log('\nTracking vs phantom truth (lesion centroid, pane pixels)');
+  console.log('| target fps | tracked frames | mean error px | max error px |\n|---:|---:|---:|---:|');
+  for (const r of runs) console.log(`| ${r.fps} | ${r.tracking.frames} | ${f(r.tracking.meanErrorPx)} | ${f(r.tracking.maxErrorPx)} |`);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

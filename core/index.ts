@@ -1,7 +1,7 @@
 // The sonomics module's public API (decision support, not for diagnosis).
 export { createFrame, type Frame } from './frame.js';
 export { applyLayout, validateLayout, type Layout, type Pane, type PaneName, type LaidOutFrame } from './layout.js';
-export { createLesionMask, ellipseMask, maskStats, type LesionMask } from './mask.js';
+export { createLesionMask, maskStats, type LesionMask } from './mask.js';
 export { LesionTracker, type TrackResult, type TrackingState, type TrackerOptions } from './tracking.js';
 export { computeRings, regionContours, ringName, DEFAULT_RING_RADII_MM, type RingSet, type RegionContours } from './regions.js';
 export { firstOrderFeatures, featureKey, regionNames, FIRST_ORDER_FEATURES, type FeatureSet } from './features.js';

@@ -31,18 +31,3 @@ export function maskStats(m: LesionMask): MaskStats {
   if (area === 0) throw new RangeError('lesion mask is empty: outline the lesion first');
   return { area, cx: sx / area, cy: sy / area, x0, y0, x1, y1 };
 }
-
-/** Ellipse mask (e.g. the touch panel's "lock lesion" box). */
-export function ellipseMask(width: number, height: number, cx: number, cy: number, rx: number, ry: number): LesionMask {
-  if (!(rx > 0 && ry > 0)) throw new RangeError('ellipse mask: radii must be > 0');
-  const data = new Uint8Array(width * height);
-  const y0 = Math.max(0, Math.floor(cy - ry)), y1 = Math.min(height - 1, Math.ceil(cy + ry));
-  for (let y = y0; y <= y1; y++) {
-    const t = 1 - ((y - cy) / ry) ** 2;
-    if (t < 0) continue;
-    const half = rx * Math.sqrt(t);
-    const xa = Math.max(0, Math.ceil(cx - half)), xb = Math.min(width - 1, Math.floor(cx + half));
-    data.fill(255, y * width + xa, y * width + xb + 1);
-  }
-  return createLesionMask(data, width, height);
-}

@@ -149,86 +149,86 @@ export class Pipeline extends EventEmitter {
     else process.emitWarning(`sonomics pipeline: frame ${frame.seq}: ${e.message}`);
   }
 
-  private async displayLoop(): Promise<void> {
+  /** One stage's loop: take the newest job from its slot, work on it, report failures, repeat. */
+  private async serve<T>(slot: LatestSlot<T>, frameOf: (job: T) => Frame, work: (job: T) => Promise<void> | void,
+    yieldBetween = false): Promise<void> {
     for (;;) {
-      const job = await this.input.take();
+      const job = await slot.take();
       if (!job) return;
       try {
-        let t = performance.now();
-        const lf = applyLayout(job.frame, this.layout);
-        t = this.mark('layout', t);
-        if (this.pendingLock) {
-          const mask = this.pendingLock;
-          this.pendingLock = undefined;
-          this.tracker.lock(lf, mask);
-          for (const a of this.aggregators) a.reset();
-          this.emit('lock', lf.frame.seq);
-        }
-        const track = this.tracker.track(lf);
-        t = this.mark('track', t);
-        let rings: RingSet | undefined, contours: RegionContours | undefined;
-        if (track.mask) {
-          rings = computeRings(track.mask, this.layout.panes.bmode, this.ringsMm, this.layout.sector);
-          contours = regionContours(rings);
-        }
-        t = this.mark('regions', t);
-        this.counters.displayed++;
-        this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: job.truth } satisfies DisplayFrame);
-        this.mark('publish', t);
-        this.e2eDisplay.record(performance.now() - job.arrivalMs);
-        if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs: job.arrivalMs });
+        await work(job);
       } catch (err) {
-        this.fail(err, job.frame);
+        this.fail(err, frameOf(job));
       }
       // Let I/O (sockets, timers, the source) run between frames.
-      await yieldToLoop();
+      if (yieldBetween) await yieldToLoop();
     }
   }
 
-  private async featuresLoop(): Promise<void> {
-    for (;;) {
-      const job = await this.scoring.take();
-      if (!job) return;
-      try {
-        const t = performance.now();
-        const features = await firstOrderFeatures(job.lf, job.rings, { binWidth: this.binWidth });
-        this.mark('features', t);
-        this.riskIn.put({ ...job, features });
-      } catch (err) {
-        this.fail(err, job.lf.frame);
-      }
-    }
+  private displayLoop(): Promise<void> {
+    return this.serve(this.input, (j) => j.frame, (j) => this.displayStep(j), true);
   }
 
-  private async riskLoop(): Promise<void> {
-    for (;;) {
-      const job = await this.riskIn.take();
-      if (!job) return;
-      try {
-        let t = performance.now();
-        const seq = job.lf.frame.seq;
-        const live = job.track.state === 'tracking';
-        const scores: RiskScore[] = [];
-        if (live) {
-          for (const a of this.aggregators) scores.push(a.add(scoreFeatures(a.card, job.features, seq)));
-          for (const s of this.extraScorers) scores.push(await s(job.features, seq));
-        } else {
-          // Frames from before a loss must not linger in the live median.
-          for (const a of this.aggregators) a.reset();
-        }
-        t = this.mark('risk', t);
-        this.counters.scored++;
-        const update: ScoreUpdate = {
-          seq, live, trackingState: job.track.state, scores, features: job.features,
-          reason: live ? undefined : `tracking is ${job.track.state}: no live score`,
-        };
-        this.emit('scores', update);
-        this.mark('publish', t);
-        this.e2eScores.record(performance.now() - job.arrivalMs);
-      } catch (err) {
-        this.fail(err, job.lf.frame);
-      }
+  private featuresLoop(): Promise<void> {
+    return this.serve(this.scoring, (j) => j.lf.frame, async (job) => {
+      const t = performance.now();
+      const features = await firstOrderFeatures(job.lf, job.rings, { binWidth: this.binWidth });
+      this.mark('features', t);
+      this.riskIn.put({ ...job, features });
+    });
+  }
+
+  private riskLoop(): Promise<void> {
+    return this.serve(this.riskIn, (j) => j.lf.frame, (j) => this.riskStep(j));
+  }
+
+  private displayStep(job: Job): void {
+    let t = performance.now();
+    const lf = applyLayout(job.frame, this.layout);
+    t = this.mark('layout', t);
+    if (this.pendingLock) {
+      const mask = this.pendingLock;
+      this.pendingLock = undefined;
+      this.tracker.lock(lf, mask);
+      for (const a of this.aggregators) a.reset();
+      this.emit('lock', lf.frame.seq);
     }
+    const track = this.tracker.track(lf);
+    t = this.mark('track', t);
+    let rings: RingSet | undefined, contours: RegionContours | undefined;
+    if (track.mask) {
+      rings = computeRings(track.mask, this.layout.panes.bmode, this.ringsMm, this.layout.sector);
+      contours = regionContours(rings);
+    }
+    t = this.mark('regions', t);
+    this.counters.displayed++;
+    this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: job.truth } satisfies DisplayFrame);
+    this.mark('publish', t);
+    this.e2eDisplay.record(performance.now() - job.arrivalMs);
+    if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs: job.arrivalMs });
+  }
+
+  private async riskStep(job: RiskJob): Promise<void> {
+    let t = performance.now();
+    const seq = job.lf.frame.seq;
+    const live = job.track.state === 'tracking';
+    const scores: RiskScore[] = [];
+    if (live) {
+      for (const a of this.aggregators) scores.push(a.add(scoreFeatures(a.card, job.features, seq)));
+      for (const s of this.extraScorers) scores.push(await s(job.features, seq));
+    } else {
+      // Frames from before a loss must not linger in the live median.
+      for (const a of this.aggregators) a.reset();
+    }
+    t = this.mark('risk', t);
+    this.counters.scored++;
+    const update: ScoreUpdate = {
+      seq, live, trackingState: job.track.state, scores, features: job.features,
+      reason: live ? undefined : `tracking is ${job.track.state}: no live score`,
+    };
+    this.emit('scores', update);
+    this.mark('publish', t);
+    this.e2eScores.record(performance.now() - job.arrivalMs);
   }
 
   private mark(stage: StageName, since: number): number {

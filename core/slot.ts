@@ -10,14 +10,11 @@ export class LatestSlot<T> {
   dropped = 0;
   /** Values handed to the consumer. */
   taken = 0;
-  /** Values put. */
-  put_count = 0;
 
   constructor(readonly name: string, private readonly onDrop?: (v: T) => void) {}
 
   put(v: T): void {
     if (this.closed) return;
-    this.put_count++;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -46,9 +43,6 @@ export class LatestSlot<T> {
     if (this.waiter) throw new Error(`slot ${this.name}: only one consumer may wait`);
     return new Promise((resolve) => { this.waiter = resolve; });
   }
-
-  /** The pending value without consuming it (undefined when empty). */
-  peek(): T | undefined { return this.has ? this.value : undefined; }
 
   close(): void {
     this.closed = true;

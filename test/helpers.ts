@@ -19,11 +19,6 @@ export function sharedDir(t: Test, ...parts: string[]): string | undefined {
   return undefined;
 }
 
-export function findExecutable(path: string): string | undefined {
-  return existsSync(path) ? path : undefined;
-}
-
-export const root = () => packageRoot();
 export const fromRoot = (...p: string[]) => join(packageRoot(), ...p);
 
 /** Resolves after ms (for pacing test loops; never for timing assertions). */

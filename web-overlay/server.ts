@@ -30,7 +30,7 @@ export interface OverlayServerOptions {
   statusIntervalMs?: number;
 }
 
-interface Viewer { ws: WebSocket; sending: boolean; pending: Buffer | undefined; sent: number; skipped: number }
+interface Viewer { ws: WebSocket; sending: boolean; pending: Buffer | undefined }
 
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -152,7 +152,7 @@ export class OverlayServer extends EventEmitter {
   }
 
   private connect(ws: WebSocket): void {
-    const viewer: Viewer = { ws, sending: false, pending: undefined, sent: 0, skipped: 0 };
+    const viewer: Viewer = { ws, sending: false, pending: undefined };
     this.viewers.add(viewer);
     this.emit('viewer', this.viewers.size);
     const p = this.opts.pipeline;
@@ -217,14 +217,13 @@ export class OverlayServer extends EventEmitter {
   private offer(v: Viewer, msg: Buffer): void {
     if (v.ws.readyState !== v.ws.OPEN) return;
     if (v.sending || v.ws.bufferedAmount > this.opts.maxBufferedBytes) {
-      if (v.pending) { v.skipped++; this.counters.skipped++; }
+      if (v.pending) this.counters.skipped++;
       v.pending = msg;
       return;
     }
     v.sending = true;
     v.ws.send(msg, { binary: true }, () => {
       v.sending = false;
-      v.sent++;
       this.counters.sent++;
       const next = v.pending;
       v.pending = undefined;

@@ -61,12 +61,13 @@ void squaredDistanceMm(const uint8_t* mask, int w, int h, const Rect& box, doubl
 
 namespace {
 
-bool boundingBox(const uint8_t* m, int w, int h, Rect& r) {
+// Bounding box of the pixels whose value lies in [lo, hi] (default: every non-zero pixel).
+bool boundingBox(const uint8_t* m, int w, int h, Rect& r, int lo = 1, int hi = 255) {
   int x0 = w, y0 = h, x1 = -1, y1 = -1;
   for (int y = 0; y < h; y++) {
     const uint8_t* row = m + (size_t)y * w;
     for (int x = 0; x < w; x++)
-      if (row[x]) { x0 = std::min(x0, x); x1 = std::max(x1, x); y0 = std::min(y0, y); y1 = std::max(y1, y); }
+      if (row[x] >= lo && row[x] <= hi) { x0 = std::min(x0, x); x1 = std::max(x1, x); y0 = std::min(y0, y); y1 = y; }
   }
   if (x1 < 0) return false;
   r = Rect{x0, y0, x1 - x0 + 1, y1 - y0 + 1};
@@ -181,15 +182,9 @@ Napi::Value Contour(const Napi::CallbackInfo& info) {
   int lo = info[3].As<Napi::Number>().Int32Value(), hi = info[4].As<Napi::Number>().Int32Value();
   if (lo < 1 || hi > 255 || lo > hi) throwRange(env, "contour: need 1 <= minCode <= maxCode <= 255");
   // Work inside the bounding box of the selected codes only.
-  int bx0 = w, by0 = h, bx1 = -1, by1 = -1;
-  for (int y = 0; y < h; y++) {
-    const uint8_t* row = m.data + (size_t)y * w;
-    for (int x = 0; x < w; x++)
-      if (row[x] >= lo && row[x] <= hi) { if (x < bx0) bx0 = x; if (x > bx1) bx1 = x; if (y < by0) by0 = y; by1 = y; }
-  }
-  if (bx1 < 0) return Napi::Int32Array::New(env, 0);
-  const int ox = bx0, oy = by0;
-  const int W = bx1 - bx0 + 1, H = by1 - by0 + 1;
+  Rect bb;
+  if (!boundingBox(m.data, w, h, bb, lo, hi)) return Napi::Int32Array::New(env, 0);
+  const int ox = bb.x, oy = bb.y, W = bb.w, H = bb.h;
   // Foreground with a one-pixel empty border (no bounds checks), then label 8-connected
   // components by flood fill and keep the largest.
   const int PW = W + 2, PH = H + 2;
