@@ -23,7 +23,12 @@ export interface NativeTemplateTracker {
   readonly centerY: number;
 }
 
-export interface FirstOrderSettings { binWidth?: number; voxelArrayShift?: number; spacingX?: number; spacingY?: number }
+export interface NativeRadiomicsSettings {
+  binWidth?: number; binCount?: number; distances?: number[]; symmetricalGLCM?: boolean; gldm_a?: number; voxelArrayShift?: number;
+  minimumROIDimensions?: number; minimumROISize?: number; spacingX?: number; spacingY?: number; ibsi?: boolean; classes?: number[];
+}
+
+export interface NativeRadiomicsResult { values: Float64Array; errors: Array<string | null> }
 
 export interface NativeAddon {
   version: string;
@@ -37,11 +42,12 @@ export interface NativeAddon {
   ringCodes(mask: Uint8Array, width: number, height: number, opts: { spacingX: number; spacingY: number; radiiMm: number[] },
     out: Uint8Array, sector?: Uint8Array | null): number[];
   contour(codes: Uint8Array, width: number, height: number, minCode: number, maxCode: number): Int32Array;
-  firstOrderFeatureNames: string[];
-  firstOrder(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
-    settings: FirstOrderSettings): Float64Array;
-  firstOrderAsync(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
-    settings: FirstOrderSettings): Promise<Float64Array>;
+  radiomicsFeatureNames: string[];
+  radiomicsDeprecatedFeatures: string[];
+  radiomics(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
+    settings: NativeRadiomicsSettings): NativeRadiomicsResult;
+  radiomicsAsync(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
+    settings: NativeRadiomicsSettings): Promise<NativeRadiomicsResult>;
 }
 
 function load(): NativeAddon {

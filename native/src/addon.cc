@@ -53,7 +53,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPhantom(env, exports);
   InitTracker(env, exports);
   InitRegions(env, exports);
-  InitFirstOrder(env, exports);
+  InitRadiomics(env, exports);
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

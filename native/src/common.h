@@ -131,6 +131,6 @@ void gaussianBlur(std::vector<float>& img, int w, int h, double sigmaX, double s
 void InitPhantom(Napi::Env env, Napi::Object exports);
 void InitTracker(Napi::Env env, Napi::Object exports);
 void InitRegions(Napi::Env env, Napi::Object exports);
-void InitFirstOrder(Napi::Env env, Napi::Object exports);
+void InitRadiomics(Napi::Env env, Napi::Object exports);
 
 }  // namespace sono

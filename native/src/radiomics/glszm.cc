@@ -1,0 +1,128 @@
+// Gray Level Size Zone Matrix (PyRadiomics `glszm`): connected zones of equal gray level,
+// 8-connected in 2D (the distance-1 neighbourhood of the ROI's bounding box), counted by gray
+// level and zone size.
+#include "radiomics/radiomics.h"
+#include <algorithm>
+
+namespace sono {
+namespace radiomics {
+
+const char* const kGLSZMNames[] = {"SmallAreaEmphasis", "LargeAreaEmphasis", "GrayLevelNonUniformity",
+                                   "GrayLevelNonUniformityNormalized", "SizeZoneNonUniformity",
+                                   "SizeZoneNonUniformityNormalized", "ZonePercentage", "GrayLevelVariance", "ZoneVariance",
+                                   "ZoneEntropy", "LowGrayLevelZoneEmphasis", "HighGrayLevelZoneEmphasis",
+                                   "SmallAreaLowGrayLevelEmphasis", "SmallAreaHighGrayLevelEmphasis",
+                                   "LargeAreaLowGrayLevelEmphasis", "LargeAreaHighGrayLevelEmphasis"};
+
+void glszm(const Region& r, const Settings& s, double* out) {
+  const int L = (int)r.levels.size();
+  // Zones = 8-connected components of equal gray level (PyRadiomics' distance-1 neighbourhood;
+  // in a one-row box the diagonals do not exist, which 8-connectivity already implies). Two-pass
+  // union-find labelling over the padded canvas: each pixel joins its W, NW, N and NE neighbours.
+  const int32_t* lv = r.plevel.data();
+  // Per-thread scratch reused across calls (large per-call allocations would be fresh pages).
+  thread_local std::vector<int32_t> tlsParent;
+  thread_local std::vector<uint32_t> tlsSize;
+  thread_local std::vector<uint8_t> tlsEq;
+  std::vector<int32_t>& parent = tlsParent;  // bound once: each thread_local access costs a TLS lookup
+  std::vector<uint32_t>& size = tlsSize;
+  std::vector<uint8_t>& eq = tlsEq;
+  parent.assign(r.plevel.size(), -1);
+  auto find = [&](int32_t a) {
+    while (parent[a] != a) { parent[a] = parent[parent[a]]; a = parent[a]; }
+    return a;
+  };
+  auto unite = [&](int32_t a, int32_t b) {
+    a = find(a); b = find(b);
+    if (a != b) { if (a < b) parent[b] = a; else parent[a] = b; }
+  };
+  const long pw = r.pw;
+  const long back[4] = {-1, -pw - 1, -pw, -pw + 1};
+  eq.assign(r.w, 0);
+  for (int y = 0; y < r.h; y++) {
+    const size_t row = r.pat(0, y);
+    const int32_t* __restrict c = lv + row;
+    uint8_t* __restrict e = eq.data();
+    for (int x = 0; x < r.w; x++)  // vectorised: which already-visited neighbours share the level
+      e[x] = (uint8_t)((c[x] != 0) * ((c[x + back[0]] == c[x]) | (c[x + back[1]] == c[x]) << 1 | (c[x + back[2]] == c[x]) << 2 |
+                                      (c[x + back[3]] == c[x]) << 3));
+    for (int x = 0; x < r.w; x++) {
+      if (!c[x]) continue;
+      const int32_t i = (int32_t)(row + x);
+      parent[i] = i;
+      for (unsigned m = e[x], k = 0; m; m >>= 1, k++)
+        if (m & 1) unite(i, (int32_t)(i + back[k]));
+    }
+  }
+  size.assign(r.plevel.size(), 0);
+  for (int y = 0; y < r.h; y++) {
+    size_t i = r.pat(0, y);
+    for (int x = 0; x < r.w; x++, i++) if (lv[i]) size[find((int32_t)i)]++;
+  }
+  // Zone counts by (level, size): dense for small zones, a sorted list for the rare large ones.
+  constexpr uint32_t kDense = 64;
+  std::vector<uint32_t> dense((size_t)L * (kDense + 1), 0);
+  std::vector<uint64_t> large;  // (level index << 32) | size
+  std::vector<double> pg(L, 0.0);
+  double zoneCount = 0;
+  uint32_t maxSize = 0;
+  for (int y = 0; y < r.h; y++) {
+    size_t i = r.pat(0, y);
+    for (int x = 0; x < r.w; x++, i++) {
+      if (!lv[i] || parent[i] != (int32_t)i) continue;
+      const uint32_t zs = size[i];
+      const int li = r.index[lv[i]];
+      pg[li] += 1;
+      zoneCount += 1;
+      maxSize = std::max(maxSize, zs);
+      if (zs <= kDense) dense[(size_t)li * (kDense + 1) + zs]++;
+      else large.push_back(((uint64_t)li << 32) | zs);
+    }
+  }
+  std::sort(large.begin(), large.end());
+  double nz = zoneCount == 0 ? 1 : zoneCount;
+  std::vector<double> ps(maxSize + 1, 0.0);
+  for (int li = 0; li < L; li++)
+    for (uint32_t j = 1; j <= kDense; j++) ps[j] += dense[(size_t)li * (kDense + 1) + j];
+  for (uint64_t z : large) ps[(uint32_t)z] += 1;
+  // Visits every non-empty matrix cell (level index, size, count).
+  auto forEachCell = [&](auto&& fn) {
+    for (int li = 0; li < L; li++)
+      for (uint32_t j = 1; j <= kDense; j++)
+        if (uint32_t c = dense[(size_t)li * (kDense + 1) + j]) fn(li, (double)j, (double)c);
+    for (size_t a = 0; a < large.size();) {
+      size_t b = a;
+      while (b < large.size() && large[b] == large[a]) b++;
+      fn((int)(large[a] >> 32), (double)(uint32_t)large[a], (double)(b - a));
+      a = b;
+    }
+  };
+
+  double sae = 0, lae = 0, szn = 0, uj = 0;
+  for (uint32_t j = 1; j <= maxSize; j++) {
+    if (!ps[j]) continue;
+    double jj = j;
+    sae += ps[j] / (jj * jj); lae += ps[j] * jj * jj; szn += ps[j] * ps[j]; uj += ps[j] / nz * jj;
+  }
+  double zv = 0;
+  for (uint32_t j = 1; j <= maxSize; j++) if (ps[j]) zv += ps[j] / nz * (j - uj) * (j - uj);
+  double gln = 0, lgl = 0, hgl = 0, ui = 0;
+  for (int i = 0; i < L; i++) {
+    double gi = r.levels[i];
+    gln += pg[i] * pg[i]; lgl += pg[i] / (gi * gi); hgl += pg[i] * gi * gi; ui += pg[i] / nz * gi;
+  }
+  double glv = 0;
+  for (int i = 0; i < L; i++) glv += pg[i] / nz * (r.levels[i] - ui) * (r.levels[i] - ui);
+  double ze = 0, sal = 0, sah = 0, lal = 0, lah = 0;
+  forEachCell([&](int li, double j, double v) {
+    double pv = v / nz, gi = r.levels[li], i2 = gi * gi, j2 = j * j;
+    ze -= pv * std::log2(pv + kEps);
+    sal += v / (i2 * j2); sah += v * i2 / j2; lal += v * j2 / i2; lah += v * i2 * j2;
+  });
+  out[0] = sae / nz; out[1] = lae / nz; out[2] = gln / nz; out[3] = gln / (nz * nz); out[4] = szn / nz; out[5] = szn / (nz * nz);
+  out[6] = nz / r.Np; out[7] = glv; out[8] = zv; out[9] = ze; out[10] = lgl / nz; out[11] = hgl / nz;
+  out[12] = sal / nz; out[13] = sah / nz; out[14] = lal / nz; out[15] = lah / nz;
+}
+
+}  // namespace radiomics
+}  // namespace sono

@@ -1,0 +1,103 @@
+// The radiomics engine: PyRadiomics' 2D feature classes, one file per class as in PyRadiomics
+// (firstorder, shape2d, glcm, glrlm, glszm, gldm, ngtdm). Pure C++, no N-API: extract.cc binds it.
+//
+// A Region is one ROI cropped to its bounding box (as PyRadiomics' featureextractor crops image
+// and mask before the feature classes see them), with the raw 8-bit intensities, the
+// discretised gray levels (bins 1..Ng, 0 outside the ROI) and the list of levels present.
+// Neighbourhood offsets ("angles") are generated exactly as PyRadiomics' C extension does, from
+// the bounding-box size, so edge cases (one-row ROIs, distances larger than the ROI) agree.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sono {
+namespace radiomics {
+
+enum FeatureClass { kFirstOrder = 0, kShape2D, kGLCM, kGLRLM, kGLSZM, kGLDM, kNGTDM, kClassCount };
+
+struct Settings {
+  double binWidth = 25;
+  int binCount = 0;  // > 0: fixed bin count, overrides binWidth
+  std::vector<int> distances{1};
+  bool symmetricalGLCM = true;
+  double gldmA = 0;
+  double voxelArrayShift = 0;
+  int minimumROIDimensions = 2;
+  int minimumROISize = 0;  // 0: no minimum
+  double spacingX = 1, spacingY = 1;
+  bool ibsi = false;
+  std::array<bool, kClassCount> classes{true, true, true, true, true, true, true};
+};
+
+constexpr double kEps = 2.220446049250313e-16;  // numpy.spacing(1)
+
+struct Region {
+  int x0 = 0, y0 = 0, w = 0, h = 0;  // bounding box in the source image
+  int Np = 0;                        // ROI pixels
+  std::vector<uint8_t> mask;         // w*h, 1 inside
+  std::vector<uint8_t> raw;          // w*h raw intensities (0 outside)
+  std::vector<int32_t> level;        // w*h discretised gray level 1..Ng (0 outside)
+  std::array<double, 256> hist{};    // histogram of raw intensities in the ROI
+  int Ng = 0;                        // highest gray level in the ROI (PyRadiomics' Ng)
+  std::vector<int> levels;           // gray levels present, ascending
+  std::vector<int> index;            // level -> position in `levels` (size Ng+1, -1 if absent)
+  std::array<int, 256> binOf{};      // raw intensity -> gray level
+  // Gray levels on a canvas padded by `pad` pixels of 0 on every side (pad >= the largest
+  // neighbour distance), so neighbourhood kernels index without bounds checks.
+  int pad = 1, pw = 0, ph = 0;
+  std::vector<int32_t> plevel;
+  inline size_t at(int x, int y) const { return (size_t)y * w + x; }
+  inline size_t pat(int x, int y) const { return (size_t)(y + pad) * pw + x + pad; }
+};
+
+struct Offset { int dy, dx; };
+
+// Builds the region of `image` (width x height) whose pixels satisfy `inRoi(code)`, reading codes
+// from a pane-sized buffer placed at (paneX, paneY). Returns an empty string, or why the ROI is
+// refused (PyRadiomics' checkMask rules), in which case no features are computed.
+std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
+                        int minCode, int maxCode, const Settings& s, Region& r);
+
+// Offsets in PyRadiomics' order for the given distances and bounding box; `bidirectional` adds
+// the mirrored offsets (GLSZM/GLDM/NGTDM neighbourhoods), otherwise one per direction pair.
+std::vector<Offset> generateOffsets(int h, int w, const std::vector<int>& distances, bool bidirectional);
+
+// The offsets as steps on the padded canvas of `r`.
+inline std::vector<long> paddedSteps(const std::vector<Offset>& offsets, int pw) {
+  std::vector<long> steps;
+  for (const Offset& o : offsets) steps.push_back((long)o.dy * pw + o.dx);
+  return steps;
+}
+
+// Symmetric eigenvalues (ascending) of an n x n matrix given row-major; `a` is destroyed.
+void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& out);
+
+// Per-class feature counts and names (including deprecated ones), in output order.
+extern const char* const kFirstOrderNames[];
+extern const char* const kShape2DNames[];
+extern const char* const kGLCMNames[];
+extern const char* const kGLRLMNames[];
+extern const char* const kGLSZMNames[];
+extern const char* const kGLDMNames[];
+extern const char* const kNGTDMNames[];
+constexpr int kFirstOrderCount = 19, kShape2DCount = 10, kGLCMCount = 24, kGLRLMCount = 16, kGLSZMCount = 16, kGLDMCount = 14,
+              kNGTDMCount = 5;
+constexpr int kFeatureCount = kFirstOrderCount + kShape2DCount + kGLCMCount + kGLRLMCount + kGLSZMCount + kGLDMCount + kNGTDMCount;
+
+// Each class writes its features into out[0..count) (NaN where PyRadiomics gives NaN).
+void firstOrder(const Region& r, const Settings& s, double* out);
+void shape2D(const Region& r, const Settings& s, double* out);
+void glcm(const Region& r, const Settings& s, double* out);
+void glrlm(const Region& r, const Settings& s, double* out);
+void glszm(const Region& r, const Settings& s, double* out);
+void gldm(const Region& r, const Settings& s, double* out);
+void ngtdm(const Region& r, const Settings& s, double* out);
+
+// All enabled classes of one region into out[0..kFeatureCount); disabled classes stay NaN.
+void computeAll(const Region& r, const Settings& s, double* out);
+
+}  // namespace radiomics
+}  // namespace sono

@@ -1,0 +1,253 @@
+// Regions, discretisation and neighbourhood offsets shared by all feature classes.
+//
+// Discretisation reproduces PyRadiomics (imageoperations.getBinEdges + numpy.digitize) bit for
+// bit on 8-bit input: with binWidth the edges are numpy.arange(min - min % w, max + 2w, w)
+// (edges at multiples of w); with binCount they are numpy.histogram's linspace over [min, max]
+// with the top edge raised by 1. A gray level is the number of edges <= the intensity. The IBSI
+// mode uses IBSI's fixed bin size / fixed bin number formulas instead (docs/radiomics.md).
+#include "radiomics/radiomics.h"
+#include <algorithm>
+#include <cstring>
+
+namespace sono {
+namespace radiomics {
+
+namespace {
+
+// numpy.arange(start, stop, step) for doubles: length ceil((stop - start) / step), element i
+// computed as start + i * delta with delta = (start + step) - start (numpy's fill function).
+std::vector<double> numpyArange(double start, double stop, double step) {
+  double len = std::ceil((stop - start) / step);
+  std::vector<double> e;
+  if (!(len > 0)) return e;
+  size_t n = (size_t)len;
+  e.resize(n);
+  e[0] = start;
+  if (n > 1) e[1] = start + step;
+  double delta = (start + step) - start;
+  for (size_t i = 2; i < n; i++) e[i] = start + (double)i * delta;
+  return e;
+}
+
+// numpy.histogram(values, bins=count)[1] with the top edge + 1 (PyRadiomics' binCount edges).
+std::vector<double> histogramEdges(double lo, double hi, int count) {
+  if (lo == hi) { lo -= 0.5; hi += 0.5; }
+  std::vector<double> e(count + 1);
+  double step = (hi - lo) / count;
+  for (int i = 0; i < count; i++) e[i] = (double)i * step + lo;
+  e[count] = hi;
+  e[count] += 1;
+  return e;
+}
+
+// Python's float modulo (result has the divisor's sign).
+inline double pyMod(double a, double b) {
+  double m = std::fmod(a, b);
+  if (m != 0 && ((m < 0) != (b < 0))) m += b;
+  return m;
+}
+
+}  // namespace
+
+std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
+                        int minCode, int maxCode, const Settings& s, Region& r) {
+  int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0;
+  for (int y = 0; y < paneH; y++) {
+    const uint8_t* c = codes + (size_t)y * paneW;
+    int rowMin = paneW, rowMax = -1, x = 0;
+    if (minCode >= 1)  // codes are 0 outside every region: skip empty 8-byte words fast
+      for (; x + 8 <= paneW; x += 8) {
+        uint64_t word;
+        std::memcpy(&word, c + x, 8);
+        if (!word) continue;
+        for (int k = x; k < x + 8; k++)
+          if (c[k] >= minCode && c[k] <= maxCode) { if (rowMin == paneW) rowMin = k; rowMax = k; np++; }
+      }
+    for (; x < paneW; x++)
+      if (c[x] >= minCode && c[x] <= maxCode) { if (rowMin == paneW) rowMin = x; rowMax = x; np++; }
+    if (rowMax >= 0) {
+      x0 = std::min(x0, rowMin); x1 = std::max(x1, rowMax);
+      if (y1 < 0) y0 = y;
+      y1 = y;
+    }
+  }
+  r.Np = np;
+  if (np == 0) return "mask is empty: no pixels in this region";
+  r.x0 = x0; r.y0 = y0; r.w = x1 - x0 + 1; r.h = y1 - y0 + 1;
+  int ndims = (r.w > 1) + (r.h > 1);
+  if (ndims == 0) return "mask only contains 1 segmented pixel: features cannot be extracted for a single pixel";
+  if (ndims < s.minimumROIDimensions)
+    return "mask has too few dimensions (number of dimensions " + std::to_string(ndims) + ", minimum required " +
+           std::to_string(s.minimumROIDimensions) + ")";
+  if (s.minimumROISize > 0 && np < s.minimumROISize)
+    return "ROI is too small (minimum size " + std::to_string(s.minimumROISize) + ", ROI size " + std::to_string(np) + ")";
+
+  size_t n = (size_t)r.w * r.h;
+  r.mask.assign(n, 0);
+  r.raw.assign(n, 0);
+  r.level.assign(n, 0);
+  r.hist.fill(0);
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* c = codes + (size_t)(y + y0) * paneW + x0;
+    const uint8_t* img = image + (size_t)(paneY + y + y0) * width + paneX + x0;
+    uint8_t* m = &r.mask[(size_t)y * r.w];
+    uint8_t* v = &r.raw[(size_t)y * r.w];
+    for (int x = 0; x < r.w; x++)
+      if (c[x] >= minCode && c[x] <= maxCode) { m[x] = 1; v[x] = img[x]; r.hist[img[x]] += 1; }
+  }
+  int vmin = 0, vmax = 255;
+  while (r.hist[vmin] == 0) vmin++;
+  while (r.hist[vmax] == 0) vmax--;
+
+  r.binOf.fill(0);
+  if (s.ibsi) {
+    for (int v = vmin; v <= vmax; v++) {
+      if (s.binCount > 0)
+        r.binOf[v] = vmax == vmin ? 1 : std::min(s.binCount, (int)std::floor(s.binCount * (double)(v - vmin) / (vmax - vmin)) + 1);
+      else
+        r.binOf[v] = (int)std::floor((v - vmin) / s.binWidth) + 1;
+    }
+  } else {
+    std::vector<double> edges;
+    if (s.binCount > 0) {
+      edges = histogramEdges(vmin, vmax, s.binCount);
+    } else {
+      double lo = vmin - pyMod(vmin, s.binWidth);
+      edges = numpyArange(lo, vmax + 2 * s.binWidth, s.binWidth);
+      if (edges.size() == 1) edges = {edges[0] - 0.5, edges[0] + 0.5};
+    }
+    for (int v = vmin; v <= vmax; v++)
+      r.binOf[v] = (int)(std::upper_bound(edges.begin(), edges.end(), (double)v) - edges.begin());
+  }
+  r.Ng = 0;
+  for (int v = vmin; v <= vmax; v++) if (r.hist[v] > 0) r.Ng = std::max(r.Ng, r.binOf[v]);
+  r.index.assign(r.Ng + 1, -1);
+  for (int v = vmin; v <= vmax; v++) if (r.hist[v] > 0) r.index[r.binOf[v]] = 0;
+  r.levels.clear();
+  for (int g = 1; g <= r.Ng; g++) if (r.index[g] == 0) { r.index[g] = (int)r.levels.size(); r.levels.push_back(g); }
+  for (size_t i = 0; i < n; i++) if (r.mask[i]) r.level[i] = r.binOf[r.raw[i]];
+  int maxd = 1;
+  for (int d : s.distances) maxd = std::max(maxd, d);
+  r.pad = maxd;
+  r.pw = r.w + 2 * maxd;
+  r.ph = r.h + 2 * maxd;
+  r.plevel.assign((size_t)r.pw * r.ph, 0);
+  for (int y = 0; y < r.h; y++) std::memcpy(&r.plevel[r.pat(0, y)], &r.level[r.at(0, y)], sizeof(int32_t) * r.w);
+  return "";
+}
+
+std::vector<Offset> generateOffsets(int h, int w, const std::vector<int>& distances, bool bidirectional) {
+  // get_angle_count: per distance d, (2d+1)^2 - (2d-1)^2 offsets, limited by the box size.
+  int size[2] = {h, w};
+  long total = 0;
+  int maxd = 0;
+  for (int d : distances) {
+    maxd = std::max(maxd, d);
+    long a = 1, b = 1;
+    for (int k = 0; k < 2; k++) {
+      if (d < size[k]) { a *= 2 * d + 1; b *= 2 * d - 1; }
+      else { a *= 2 * (size[k] - 1) + 1; b *= 2 * (size[k] - 1) + 1; }
+    }
+    total += a - b;
+  }
+  long want = bidirectional ? total : total / 2;
+  std::vector<Offset> out;
+  int span = 2 * maxd + 1;
+  // build_angles: offsets enumerated from (+maxd, +maxd) downwards, the first `want` valid ones.
+  for (long idx = 0; idx < (long)span * span && (long)out.size() < want; idx++) {
+    int dy = maxd - (int)((idx / span) % span), dx = maxd - (int)(idx % span);
+    if (dy >= h || dy <= -h || dx >= w || dx <= -w) continue;
+    int dist = std::max(std::abs(dy), std::abs(dx));
+    if (dist < 1) continue;
+    if (std::find(distances.begin(), distances.end(), dist) != distances.end()) out.push_back({dy, dx});
+  }
+  return out;
+}
+
+void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& d) {
+  // Householder reduction to tridiagonal form, then the implicit QL algorithm (eigenvalues only).
+  d.assign(n, 0.0);
+  std::vector<double> e(n, 0.0);
+  auto A = [&](int i, int j) -> double& { return a[(size_t)i * n + j]; };
+  for (int i = n - 1; i > 0; i--) {
+    int l = i - 1;
+    double h = 0, scale = 0;
+    if (l > 0) {
+      for (int k = 0; k <= l; k++) scale += std::fabs(A(i, k));
+      if (scale == 0.0) {
+        e[i] = A(i, l);
+      } else {
+        for (int k = 0; k <= l; k++) { A(i, k) /= scale; h += A(i, k) * A(i, k); }
+        double f = A(i, l);
+        double g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
+        e[i] = scale * g;
+        h -= f * g;
+        A(i, l) = f - g;
+        f = 0;
+        for (int j = 0; j <= l; j++) {
+          g = 0;
+          for (int k = 0; k <= j; k++) g += A(j, k) * A(i, k);
+          for (int k = j + 1; k <= l; k++) g += A(k, j) * A(i, k);
+          e[j] = g / h;
+          f += e[j] * A(i, j);
+        }
+        double hh = f / (h + h);
+        for (int j = 0; j <= l; j++) {
+          f = A(i, j);
+          e[j] = g = e[j] - hh * f;
+          for (int k = 0; k <= j; k++) A(j, k) -= (f * e[k] + g * A(i, k));
+        }
+      }
+    } else {
+      e[i] = A(i, l);
+    }
+  }
+  for (int i = 0; i < n; i++) d[i] = A(i, i);
+  for (int i = 1; i < n; i++) e[i - 1] = e[i];
+  if (n > 0) e[n - 1] = 0;
+  for (int l = 0; l < n; l++) {
+    int iter = 0, m;
+    do {
+      for (m = l; m < n - 1; m++) {
+        double dd = std::fabs(d[m]) + std::fabs(d[m + 1]);
+        if (std::fabs(e[m]) <= 2.220446049250313e-16 * dd) break;
+      }
+      if (m != l) {
+        if (iter++ == 60) break;
+        double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+        double r = std::hypot(g, 1.0);
+        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::fabs(r) : -std::fabs(r)));
+        double s = 1, c = 1, p = 0;
+        int i;
+        for (i = m - 1; i >= l; i--) {
+          double f = s * e[i], b = c * e[i];
+          e[i + 1] = (r = std::hypot(f, g));
+          if (r == 0.0) { d[i + 1] -= p; e[m] = 0; break; }
+          s = f / r; c = g / r;
+          g = d[i + 1] - p;
+          r = (d[i] - g) * s + 2.0 * c * b;
+          d[i + 1] = g + (p = s * r);
+          g = c * r - b;
+        }
+        if (r == 0.0 && i >= l) continue;
+        d[l] -= p; e[l] = g; e[m] = 0;
+      }
+    } while (m != l);
+  }
+  std::sort(d.begin(), d.end());
+}
+
+void computeAll(const Region& r, const Settings& s, double* out) {
+  using Fn = void (*)(const Region&, const Settings&, double*);
+  static const Fn fns[kClassCount] = {firstOrder, shape2D, glcm, glrlm, glszm, gldm, ngtdm};
+  static const int counts[kClassCount] = {kFirstOrderCount, kShape2DCount, kGLCMCount, kGLRLMCount, kGLSZMCount, kGLDMCount, kNGTDMCount};
+  int off = 0;
+  for (int c = 0; c < kClassCount; c++) {
+    if (s.classes[c]) fns[c](r, s, out + off);
+    else std::fill(out + off, out + off + counts[c], NAN);
+    off += counts[c];
+  }
+}
+
+}  // namespace radiomics
+}  // namespace sono

@@ -1,0 +1,122 @@
+// Shape 2D (PyRadiomics `shape2D`): size and shape of the ROI from its perimeter mesh, built by
+// marching squares over the mask padded with one ring of background (vertices halfway between an
+// ROI pixel and a background pixel, the same line table as PyRadiomics' cshape.c), and from a
+// principal component analysis of the pixel centres in mm.
+#include "radiomics/radiomics.h"
+#include <algorithm>
+
+namespace sono {
+namespace radiomics {
+
+const char* const kShape2DNames[] = {"MeshSurface", "PixelSurface", "Perimeter", "PerimeterSurfaceRatio", "Sphericity",
+                                     "SphericalDisproportion", "MaximumDiameter", "MajorAxisLength", "MinorAxisLength",
+                                     "Elongation"};
+
+namespace {
+
+const int kGrid[4][2] = {{0, 0}, {0, 1}, {1, 1}, {1, 0}};
+const int kLines[16][5] = {{-1, -1, -1, -1, -1}, {3, 0, -1, -1, -1}, {0, 1, -1, -1, -1}, {3, 1, -1, -1, -1},
+                           {1, 2, -1, -1, -1},   {1, 2, 3, 0, -1},   {0, 2, -1, -1, -1}, {3, 2, -1, -1, -1},
+                           {2, 3, -1, -1, -1},   {2, 0, -1, -1, -1}, {0, 1, 2, 3, -1},   {2, 1, -1, -1, -1},
+                           {1, 3, -1, -1, -1},   {1, 0, -1, -1, -1}, {0, 3, -1, -1, -1}, {-1, -1, -1, -1, -1}};
+const double kVert[4][2] = {{0, 0.5}, {0.5, 1}, {1, 0.5}, {0.5, 0}};
+
+struct Pt { double y, x; };
+
+inline double cross(const Pt& o, const Pt& a, const Pt& b) { return (a.y - o.y) * (b.x - o.x) - (a.x - o.x) * (b.y - o.y); }
+
+// Largest distance between mesh vertices. The farthest pair lies on the convex hull, so only hull
+// vertices are compared; distances use PyRadiomics' expression, so the maximum is the same double.
+double meshDiameter(std::vector<Pt>& pts) {
+  if (pts.size() < 2) return 0;
+  std::sort(pts.begin(), pts.end(), [](const Pt& a, const Pt& b) { return a.y < b.y || (a.y == b.y && a.x < b.x); });
+  std::vector<Pt> hull(2 * pts.size());
+  size_t k = 0;
+  for (size_t i = 0; i < pts.size(); i++) {
+    while (k >= 2 && cross(hull[k - 2], hull[k - 1], pts[i]) <= 0) k--;
+    hull[k++] = pts[i];
+  }
+  for (size_t i = pts.size() - 1, lower = k + 1; i-- > 0;) {
+    while (k >= lower && cross(hull[k - 2], hull[k - 1], pts[i]) <= 0) k--;
+    hull[k++] = pts[i];
+  }
+  hull.resize(k > 1 ? k - 1 : k);
+  double best = 0;
+  for (size_t i = 0; i < hull.size(); i++)
+    for (size_t j = i + 1; j < hull.size(); j++) {
+      double a0 = hull[i].y - hull[j].y, a1 = hull[i].x - hull[j].x;
+      a0 *= a0; a1 *= a1;
+      double d = a0 + a1;
+      if (d > best) best = d;
+    }
+  return std::sqrt(best);
+}
+
+}  // namespace
+
+void shape2D(const Region& r, const Settings& s, double* out) {
+  // Marching squares over the mask padded by one background pixel (PyRadiomics pads the same
+  // way); square (iy, ix) has its top-left corner at padded pixel (iy, ix) = box pixel (iy-1, ix-1).
+  const int H = r.h + 2, W = r.w + 2;
+  const int32_t* lv = r.plevel.data();
+  const double sp[2] = {s.spacingY, s.spacingX};
+  double perimeter = 0, surface = 0;
+  std::vector<Pt> vertices;
+  for (int iy = 0; iy < H - 1; iy++) {
+    const int32_t* top = lv + r.pat(-1, iy - 1);  // padded pixel (iy, 0) and the row below it
+    const int32_t* bot = top + r.pw;
+    for (int ix = 0; ix < W - 1; ix++) {
+      // corner bits in kGrid order: (0,0) (0,1) (1,1) (1,0)
+      int sq = (top[ix] != 0) | (top[ix + 1] != 0) << 1 | (bot[ix + 1] != 0) << 2 | (bot[ix] != 0) << 3;
+      if (sq == 0 || sq == 0xF) continue;
+      for (int t = 0; kLines[sq][t * 2] >= 0; t++) {
+        double a[2], b[2];
+        for (int d = 0; d < 2; d++) {
+          a[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2]][d]) * sp[d];
+          b[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2 + 1]][d]) * sp[d];
+        }
+        surface += a[0] * b[1] - b[0] * a[1];
+        double d0 = a[0] - b[0], d1 = a[1] - b[1];
+        perimeter += std::sqrt(d0 * d0 + d1 * d1);
+      }
+      if (sq > 7) sq ^= 0xF;
+      if (sq & 1) vertices.push_back({(iy + kVert[3][0]) * sp[0], (ix + kVert[3][1]) * sp[1]});
+      if (sq & 4) vertices.push_back({(iy + kVert[2][0]) * sp[0], (ix + kVert[2][1]) * sp[1]});
+    }
+  }
+  surface /= 2;
+  double diameter = meshDiameter(vertices);
+
+  // Principal components of the pixel centres (mm), population covariance.
+  double n = r.Np, my = 0, mx = 0;
+  for (int y = 0; y < r.h; y++)
+    for (int x = 0; x < r.w; x++)
+      if (r.mask[r.at(x, y)]) { my += y * s.spacingY; mx += x * s.spacingX; }
+  my /= n; mx /= n;
+  double cyy = 0, cxx = 0, cxy = 0;
+  for (int y = 0; y < r.h; y++)
+    for (int x = 0; x < r.w; x++)
+      if (r.mask[r.at(x, y)]) {
+        double dy = y * s.spacingY - my, dx = x * s.spacingX - mx;
+        cyy += dy * dy; cxx += dx * dx; cxy += dy * dx;
+      }
+  cyy /= n; cxx /= n; cxy /= n;
+  double half = (cyy + cxx) / 2, root = std::sqrt(((cyy - cxx) / 2) * ((cyy - cxx) / 2) + cxy * cxy);
+  double lmajor = half + root, lminor = half - root;
+  if (lminor < 0 && lminor > -1e-10) lminor = 0;  // machine precision, as PyRadiomics
+  if (lmajor < 0 && lmajor > -1e-10) lmajor = 0;
+
+  out[0] = surface;
+  out[1] = n * s.spacingX * s.spacingY;
+  out[2] = perimeter;
+  out[3] = perimeter / surface;
+  out[4] = 2 * std::sqrt(M_PI * surface) / perimeter;
+  out[5] = 1.0 / out[4];
+  out[6] = diameter;
+  out[7] = lmajor < 0 ? NAN : 4 * std::sqrt(lmajor);
+  out[8] = lminor < 0 ? NAN : 4 * std::sqrt(lminor);
+  out[9] = (lminor < 0 || lmajor < 0) ? NAN : std::sqrt(lminor / lmajor);
+}
+
+}  // namespace radiomics
+}  // namespace sono
