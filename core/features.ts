@@ -1,11 +1,9 @@
-// Feature naming and the features stage. Names follow PyRadiomics (`firstorder_Mean`, ...) and
-// are qualified by pane and region: `bmode.lesion.firstorder_Mean`, `contrast.ring5mm.firstorder_Entropy`.
-// Issue #3 adds the texture and shape classes; the naming scheme stays.
+// Feature naming and the features stage. Names follow PyRadiomics (`firstorder_Mean`,
+// `glcm_JointEnergy`, ...) and are qualified by pane and region: `bmode.lesion.firstorder_Mean`,
+// `contrast.ring5mm.glszm_ZoneEntropy`. All regions of a frame go to the engine in one call.
 import type { LaidOutFrame, PaneName } from './layout.js';
-import { native, type FirstOrderSettings } from './native.js';
+import { extractRegionsAsync, FEATURE_NAMES, type RadiomicsSettings } from './radiomics.js';
 import { ringName, type RingSet } from './regions.js';
-
-export const FIRST_ORDER_FEATURES: readonly string[] = native.firstOrderFeatureNames;
 
 export type FeatureSet = Record<string, number>;
 
@@ -17,18 +15,33 @@ export function regionNames(radiiMm: readonly number[]): string[] {
   return ['lesion', ...radiiMm.map(ringName)];
 }
 
-/** First-order features of the lesion and every ring, in both panes: one native call. */
-export async function firstOrderFeatures(lf: LaidOutFrame, rings: RingSet, settings: Pick<FirstOrderSettings, 'binWidth' | 'voxelArrayShift'> = {}): Promise<FeatureSet> {
+/** Engine settings the pipeline passes through (spacing comes from the pane). */
+export type FrameFeatureSettings = Omit<RadiomicsSettings, 'spacingX' | 'spacingY'>;
+
+export interface FrameFeatures {
+  features: FeatureSet;
+  /** Regions refused by PyRadiomics' mask checks (e.g. a ring clipped to nothing), with the reason; their features are NaN. */
+  regionErrors: Record<string, string>;
+}
+
+/**
+ * The 102 default PyRadiomics features of the lesion and every ring, in both panes: one native
+ * call, off the main thread.
+ */
+export async function frameFeatures(lf: LaidOutFrame, rings: RingSet, settings: FrameFeatureSettings = {}): Promise<FrameFeatures> {
   const { bmode, contrast } = lf.layout.panes;
-  const s: FirstOrderSettings = { binWidth: settings.binWidth ?? 25, voxelArrayShift: settings.voxelArrayShift ?? 0, spacingX: bmode.spacingX, spacingY: bmode.spacingY };
   const panes = [bmode, contrast];
-  const values = await native.firstOrderAsync(lf.frame.data, lf.frame.width, lf.frame.height, panes.map((p) => p.rect), rings.codes, rings.radiiMm.length, s);
+  const results = await extractRegionsAsync(lf.frame.data, lf.frame.width, lf.frame.height, panes.map((p) => p.rect), rings.codes,
+    rings.radiiMm.length, { ...settings, spacingX: bmode.spacingX, spacingY: bmode.spacingY });
   const regions = regionNames(rings.radiiMm);
-  const names = FIRST_ORDER_FEATURES;
-  const out: FeatureSet = {};
+  const features: FeatureSet = {};
+  const regionErrors: Record<string, string> = {};
   let i = 0;
   for (const p of panes)
-    for (const r of regions)
-      for (const n of names) out[featureKey(p.name, r, n)] = values[i++];
-  return out;
+    for (const r of regions) {
+      const res = results[i++];
+      if (res.error) regionErrors[`${p.name}.${r}`] = res.error;
+      for (const n of FEATURE_NAMES) if (res.features === null || n in res.features) features[featureKey(p.name, r, n)] = res.features?.[n] ?? NaN;
+    }
+  return { features, regionErrors };
 }

@@ -4,7 +4,12 @@ export { applyLayout, validateLayout, type Layout, type Pane, type PaneName, typ
 export { createLesionMask, maskStats, type LesionMask } from './mask.js';
 export { LesionTracker, type TrackResult, type TrackingState, type TrackerOptions } from './tracking.js';
 export { computeRings, regionContours, ringName, DEFAULT_RING_RADII_MM, type RingSet, type RegionContours } from './regions.js';
-export { firstOrderFeatures, featureKey, regionNames, FIRST_ORDER_FEATURES, type FeatureSet } from './features.js';
+export { frameFeatures, featureKey, regionNames, type FeatureSet, type FrameFeatures } from './features.js';
+export {
+  extractFeatures, extractRegions, extractRegionsAsync, resolveRadiomicsSettings, RadiomicsError, FEATURE_CLASSES, FEATURE_NAMES,
+  ALL_FEATURE_NAMES, DEPRECATED_FEATURES, type RadiomicsSettings, type FeatureVector, type RegionFeatures, type FeatureClass,
+} from './radiomics.js';
+export { loadParams, parseParams, ParamsError, selectFeatureNames } from './params.js';
 export { parseModelCard, scoreFeatures, RiskAggregator, DECISION_SUPPORT_NOTICE, type ModelCard, type RiskScore, type FrameScore } from './risk.js';
 export { loadModelCard } from './models.js';
 export { Pipeline, STAGES, type PipelineOptions, type DisplayFrame, type ScoreUpdate, type PipelineStats } from './pipeline.js';

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Frame } from './frame.js';
-import { firstOrderFeatures, type FeatureSet } from './features.js';
+import { frameFeatures, type FeatureSet } from './features.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { applyLayout, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
 import type { LesionMask } from './mask.js';
@@ -172,7 +172,7 @@ export class Pipeline extends EventEmitter {
   private featuresLoop(): Promise<void> {
     return this.serve(this.scoring, (j) => j.lf.frame, async (job) => {
       const t = performance.now();
-      const features = await firstOrderFeatures(job.lf, job.rings, { binWidth: this.binWidth });
+      const { features } = await frameFeatures(job.lf, job.rings, { binWidth: this.binWidth });
       this.mark('features', t);
       this.riskIn.put({ ...job, features });
     });

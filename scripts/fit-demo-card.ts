@@ -9,7 +9,7 @@ import { Matrix } from 'ml-matrix';
 import LogisticRegression from 'ml-logistic-regression';
 import { mean, sampleStandardDeviation } from 'simple-statistics';
 import { readGrayImage } from '../core/imageio.js';
-import { native } from '../core/native.js';
+import { extractFeatures } from '../core/radiomics.js';
 import { parseModelCard, type ModelCard } from '../core/risk.js';
 import { seededRandom } from '../core/random.js';
 
@@ -43,15 +43,12 @@ async function main() {
   const dir = resolve(process.argv[2] ?? '../shared/data/busi');
   const out = resolve(process.argv[3] ?? 'models/busi-firstorder-demo.json');
   const rows = readFileSync(join(dir, 'labels.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
-  const names = native.firstOrderFeatureNames;
   const X: number[][] = [], y: number[] = [];
   for (const r of rows) {
     const img = await readGrayImage(join(dir, r[3]));
     const mask = await readGrayImage(join(dir, r[4]));
-    const codes = new Uint8Array(mask.data.length);
-    for (let i = 0; i < codes.length; i++) codes[i] = mask.data[i] ? 1 : 0;
-    const v = native.firstOrder(img.data, img.width, img.height, [{ x: 0, y: 0, width: img.width, height: img.height }], codes, 0, { binWidth: 25 });
-    X.push(FEATURES.map((f) => v[names.indexOf(f)]));
+    const v = extractFeatures(img.data, img.width, img.height, mask.data, { binWidth: 25, classes: ['firstorder'] });
+    X.push(FEATURES.map((f) => v[f]));
     y.push(Number(r[2]));
   }
   // 5-fold stratified cross-validation, seeded.

@@ -5,12 +5,12 @@ import { seededRandom } from '../core/random.js';
 t.test('bad input throws errors that name the problem', async (t) => {
   const img = new Uint8Array(16 * 16);
   const rect = { x: 0, y: 0, width: 16, height: 16 };
-  t.throws(() => native.firstOrder(img, 16, 15, [rect], img, 0, {}), /firstOrder: image: buffer has 256 bytes, expected width\*height = 240/);
-  t.throws(() => native.firstOrder(new Float32Array(256) as unknown as Uint8Array, 16, 16, [rect], img, 0, {}), /must be a Buffer or Uint8Array/);
-  t.throws(() => native.firstOrder(img, 16, 16, [{ ...rect, width: 17 }], img, 0, {}), /panes\[0\].*outside/);
-  t.throws(() => native.firstOrder(img, 16, 16, [rect], img, 0, { binWidth: NaN }), /binWidth must be finite/);
-  t.throws(() => native.firstOrder(img, 16, 16, [rect], img, 0, { binWidth: 0 }), /binWidth must be > 0/);
-  t.throws(() => native.firstOrder(img, 16, 16, [rect], new Uint8Array(10), 0, {}), /codes/);
+  t.throws(() => native.radiomics(img, 16, 15, [rect], img, 0, {}), /radiomics: image: buffer has 256 bytes, expected width\*height = 240/);
+  t.throws(() => native.radiomics(new Float32Array(256) as unknown as Uint8Array, 16, 16, [rect], img, 0, {}), /must be a Buffer or Uint8Array/);
+  t.throws(() => native.radiomics(img, 16, 16, [{ ...rect, width: 17 }], img, 0, {}), /panes\[0\].*outside/);
+  t.throws(() => native.radiomics(img, 16, 16, [rect], img, 0, { binWidth: NaN }), /binWidth must be finite/);
+  t.throws(() => native.radiomics(img, 16, 16, [rect], img, 0, { binWidth: 0 }), /binWidth must be > 0/);
+  t.throws(() => native.radiomics(img, 16, 16, [rect], new Uint8Array(10), 0, {}), /codes/);
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 1, spacingY: 1, radiiMm: [3, 2] }, new Uint8Array(256)), /strictly increasing/);
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 0, spacingY: 1, radiiMm: [3] }, new Uint8Array(256)), /spacing/);
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 1, spacingY: 1, radiiMm: [3] }, new Uint8Array(255)), /out must hold/);
@@ -18,7 +18,7 @@ t.test('bad input throws errors that name the problem', async (t) => {
   t.throws(() => new native.TemplateTracker(img, 16, 16, { x: 0, y: 0, width: 12, height: 12 }), /flat/);
   t.throws(() => native.warpMask(img, 16, 16, { fromX: 0, fromY: 0, toX: 0, toY: 0, scale: 0 }, new Uint8Array(256)), /scale/);
   t.throws(() => native.contour(img, 16, 16, 0, 1), /minCode/);
-  t.throws(() => (native.firstOrder as unknown as () => void)(), /firstOrder\(image/);
+  t.throws(() => (native.radiomics as unknown as () => void)(), /radiomics\(image, width, height, panes, codes, nRings, settings\): expected 7 arguments/);
 });
 
 t.test('rings: exact Euclidean distance with anisotropic spacing, brute force check', async (t) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import { native } from '../core/native.js';
+import { extractRegions } from '../core/radiomics.js';
 import { lognormalBolus, PhantomScanner } from '../device/phantom.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -10,9 +11,9 @@ function regionMeans(p: PhantomScanner, data: Uint8Array, mask: Uint8Array, ring
   const { bmode, contrast } = p.layout.panes;
   const codes = new Uint8Array(mask.length);
   native.ringCodes(mask, bmode.rect.width, bmode.rect.height, { spacingX: bmode.spacingX, spacingY: bmode.spacingY, radiiMm: [ringMm] }, codes);
-  const v = native.firstOrder(data, p.layout.width, p.layout.height, [bmode.rect, contrast.rect], codes, 1, {});
-  const n = native.firstOrderFeatureNames.length, mean = native.firstOrderFeatureNames.indexOf('firstorder_Mean');
-  return { bLesion: v[mean], bRing: v[n + mean], cLesion: v[2 * n + mean], cRing: v[3 * n + mean] };
+  const [bl, br, cl, cr] = extractRegions(data, p.layout.width, p.layout.height, [bmode.rect, contrast.rect], codes, 1, { classes: ['firstorder'] })
+    .map((r) => r.features!.firstorder_Mean);
+  return { bLesion: bl, bRing: br, cLesion: cl, cRing: cr };
 }
 
 t.test('same seed gives the same bytes; another seed does not', async (t) => {
