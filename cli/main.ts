@@ -1,5 +1,5 @@
 // The sonomics command line. Commands that report results take --json and then print exactly
-// one JSON document on stdout; logs go to stderr.
+// one JSON document on stdout (features always does); logs go to stderr.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, resolveConfig, type SonomicsConfig } from '../
 import { packageRoot } from '../core/paths.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { runDemo, type DemoSummary } from './demo.js';
+import type { FeaturesOptions } from './features.js';
 
 export class UsageError extends Error {}
 
@@ -16,11 +17,12 @@ Usage: sonomics <command> [options]
 
 Commands:
   demo        Run the built-in phantom scanner through the whole pipeline and serve the overlay
+  features    PyRadiomics' 2D features of an image and mask (and rings around it) as JSON
 
 Options:
   sonomics --version          print the version
   sonomics <command> --help   help for a command
-  --config FILE               (with a command) configuration file, JSON or YAML; defaults need none
+  --config FILE               (with demo) configuration file, JSON or YAML; defaults need none
 
 Run 'sonomics <command> --help' for the options of a command.
 `;
@@ -41,6 +43,36 @@ Options:
   --config FILE   configuration file (JSON or YAML)
 `;
 
+const FEATURES_HELP = `Usage: sonomics features --image IMG --mask MASK [options]
+
+Computes PyRadiomics' 2D features of the ROI (every non-zero mask pixel) and prints one JSON
+object on stdout: "<class>_<Feature>": value, with PyRadiomics' names and null for NaN. With
+--rings, one more key per ring ("ring3mm", ...) holds the ring's features, or {"error": ...}
+when the ring fails PyRadiomics' mask checks. Images: binary 8-bit PGM (P5), PNG, JPEG, ...
+(colour is converted to gray). See docs/radiomics.md.
+
+Options:
+  --image FILE         the image
+  --mask FILE          the mask, same size as the image; every non-zero pixel is ROI
+  --bin-width W        fixed bin width (default 25)
+  --bin-count N        fixed number of bins instead of a bin width
+  --params FILE        PyRadiomics parameter file (YAML or JSON): settings and feature classes
+  --spacing SX,SY      pixel spacing in mm, x = columns (default 1,1)
+  --rings R1,R2,...    also the rings around the ROI, radii in mm, increasing (e.g. 3,5,8)
+  --ibsi               follow IBSI where PyRadiomics deviates
+  --all                add PyRadiomics' deprecated features to the 102 default ones
+
+--bin-width, --bin-count and --params exclude each other.
+Exit codes: 0 done; 1 an input cannot be read, sizes differ, or the ROI fails PyRadiomics'
+checks; 2 bad options or a parameter file sonomics cannot honour.
+`;
+
+const featuresOptions = {
+  image: { type: 'string' }, mask: { type: 'string' }, 'bin-width': { type: 'string' }, 'bin-count': { type: 'string' },
+  params: { type: 'string' }, spacing: { type: 'string' }, rings: { type: 'string' }, ibsi: { type: 'boolean' }, all: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
 const demoOptions = {
   port: { type: 'string' }, host: { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
   headless: { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
@@ -58,6 +90,43 @@ function numOption(name: string, v: string | undefined, min: number, max: number
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n <= min || n > max) throw new UsageError(`--${name} must be a number in (${min}, ${max}] (got "${v}")`);
   return n;
+}
+
+/** A comma-separated list of numbers, each in (min, max]. */
+function numListOption(name: string, v: string, what: string, min: number, max: number): number[] {
+  const parts = v.split(',');
+  const nums = parts.map((p) => (p.trim() === '' ? NaN : Number(p)));
+  if (nums.some((n) => !Number.isFinite(n) || n <= min || n > max)) throw new UsageError(`--${name} must be ${what}, each in (${min}, ${max}] (got "${v}")`);
+  return nums;
+}
+
+function featuresOptionsOf(v: ReturnType<typeof parse<typeof featuresOptions>>['values']): FeaturesOptions {
+  if (v.image === undefined) throw new UsageError('features: --image FILE is required');
+  if (v.mask === undefined) throw new UsageError('features: --mask FILE is required');
+  const given = (['bin-width', 'bin-count', 'params'] as const).filter((k) => v[k] !== undefined);
+  if (given.length > 1) {
+    const flags = given.map((k) => `--${k}`);
+    throw new UsageError(`features: ${flags.slice(0, -1).join(', ')} and ${flags[flags.length - 1]} exclude each other (give one)`);
+  }
+  let spacing = [1, 1];
+  if (v.spacing !== undefined) {
+    spacing = numListOption('spacing', v.spacing, 'two numbers "SX,SY" in mm', 0, 100);
+    if (spacing.length !== 2) throw new UsageError(`--spacing must be two numbers "SX,SY" in mm (got "${v.spacing}")`);
+  }
+  let ringsMm: number[] = [];
+  if (v.rings !== undefined) {
+    ringsMm = numListOption('rings', v.rings, 'ring radii in mm "R1,R2,..."', 0, 50);
+    if (ringsMm.length > 16) throw new UsageError(`--rings takes at most 16 radii (got ${ringsMm.length})`);
+    if (ringsMm.some((r, i) => i > 0 && r <= ringsMm[i - 1])) throw new UsageError(`--rings radii must increase (got "${v.rings}")`);
+  }
+  return {
+    image: v.image, mask: v.mask,
+    binWidth: numOption('bin-width', v['bin-width'], 0, 1e9),
+    binCount: intOption('bin-count', v['bin-count'], 1, 65536),
+    params: v.params,
+    spacingX: spacing[0], spacingY: spacing[1], ringsMm,
+    ibsi: Boolean(v.ibsi), all: Boolean(v.all),
+  };
 }
 
 function version(): string {
@@ -115,10 +184,21 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       }
       return 0;
     }
+    if (cmd === 'features') {
+      const { values: v } = parse(rest, featuresOptions);
+      if (v.help) { io.out(FEATURES_HELP); return 0; }
+      const options = featuresOptionsOf(v);
+      // Loaded here so the other commands start without the radiomics engine.
+      const { computeFeatures, formatFeatures } = await import('./features.js');
+      io.out(formatFeatures(await computeFeatures(options)));
+      return 0;
+    }
     throw new UsageError(`unknown command "${cmd}"; run 'sonomics --help'`);
   } catch (e) {
     if (e instanceof UsageError) { io.err(`sonomics: ${e.message}`); return 2; }
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
+    // core/params.ts is loaded only by the features command, so its error is known by name.
+    if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     io.err(`sonomics: ${(e as Error).message}`);
     return 1;
   }
