@@ -19,62 +19,80 @@ void glrlm(const Region& r, const Settings& s, double* out) {
   const int L = (int)r.levels.size();
   const int maxRun = std::max(r.w, r.h);
   std::vector<Offset> offsets = generateOffsets(r.h, r.w, {1}, false);
-  std::vector<std::vector<double>> mats;
-  std::vector<int> maxLen;
+  const int na = (int)offsets.size();  // at most 4 (distance 1, one per direction pair)
   // Per-thread scratch reused across calls, bound once (each thread_local access costs a TLS lookup).
   thread_local std::vector<int32_t> tlsStart;
-  thread_local std::vector<uint8_t> tlsSeen;
   thread_local std::vector<uint32_t> tlsC;
   std::vector<int32_t>& start = tlsStart;
-  std::vector<uint8_t>& seen = tlsSeen;
   std::vector<uint32_t>& C = tlsC;
+  const size_t cells = (size_t)L * maxRun + 8;  // + 8 scratch cells per angle
+  C.assign(cells * na, 0);
+  // Lines: rows (dy 0), columns (dx 0), or diagonals x - y / x + y; each keeps where its open run started.
+  int lineOffset[4], lines = 0;
+  long st[4];
+  bool rows[4];
+  for (int a = 0; a < na; a++) {
+    const Offset& o = offsets[a];
+    st[a] = (long)o.dy * r.pw + o.dx;
+    rows[a] = o.dy == 0;
+    lineOffset[a] = lines;
+    lines += rows[a] ? r.h : (o.dx == 0 ? r.w : r.w + r.h - 1);
+  }
+  start.assign(lines, 0);
+  int32_t* startp = start.data();
+  uint32_t* Cp = C.data();
   const int* index = r.index.data();
   const int32_t* lv = r.plevel.data();
-  for (const Offset& o : offsets) {
-    // One row-major sweep over the padded canvas. A run starts where the previous pixel along the
-    // offset has another level and ends where the next one does; the line (row, column or
-    // diagonal) remembers where its open run started. Lines: rows (dy 0), columns (dx 0), or
-    // diagonals x - y / x + y (distance-1 offsets).
-    C.assign((size_t)L * maxRun + 8, 0);
-    const long st = (long)o.dy * r.pw + o.dx;
-    const int lines = o.dy == 0 ? r.h : (o.dx == 0 ? r.w : r.w + r.h - 1);
-    start.assign(lines, 0);
-    seen.assign(lines, 0);
-    bool multiElement = false;
-    int longest = 0;
-    // Branch-free inner loop (speckle makes run ends unpredictable): pixels outside the ROI and
-    // pixels that end no run add to scratch cells past the matrix, spread over 8 slots so the
-    // increments do not chain on one address.
-    const size_t scratch = (size_t)L * maxRun;
-    const bool rows = o.dy == 0;
-    int32_t* startp = start.data();
-    uint8_t* seenp = seen.data();
-    uint32_t* Cp = C.data();
-    for (int y = 0; y < r.h; y++) {
-      const int32_t* c = lv + r.pat(0, y);
-      const int base = rows ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y));
-      const int slope = rows ? 0 : 1;
-      uint8_t any = 0;
-      for (int x = 0; x < r.w; x++) {
-        const int v = c[x];
-        const int l = base + slope * x;
-        const int pos = rows ? x : y;
-        const bool in = v != 0;
-        any |= seenp[l] & in;
-        seenp[l] |= in;
-        if (in & (c[x - st] != v)) startp[l] = pos;
-        const int len = pos - startp[l] + 1;
-        const bool end = in & (c[x + st] != v);
-        const size_t cell = end ? (size_t)index[v] * maxRun + (len - 1) : scratch + (x & 7);
-        Cp[cell]++;
-        longest = std::max(longest, end ? len : 0);
-      }
-      multiElement |= any != 0;
+  int longest[4] = {0, 0, 0, 0};
+  // One row-major sweep over the padded canvas for all angles. A run starts where the previous
+  // pixel along the offset has another level and ends where the next one does. The inner loop is
+  // branch-free (speckle makes run ends unpredictable): a pixel that ends no run adds to a scratch
+  // cell, spread over 8 slots so the increments do not chain on one address.
+  for (int y = 0; y < r.h; y++) {
+    const int32_t* c = lv + r.pat(0, y);
+    int base[4];
+    for (int a = 0; a < na; a++) {
+      const Offset& o = offsets[a];
+      base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
     }
-    std::vector<double> P(C.begin(), C.begin() + (size_t)L * maxRun);
+    for (int x = 0; x < r.w; x++) {
+      const int v = c[x];
+      if (!v) continue;
+      const size_t row = (size_t)index[v] * maxRun;
+      for (int a = 0; a < na; a++) {
+        const int l = base[a] + (rows[a] ? 0 : x);
+        const int pos = rows[a] ? x : y;
+        if (c[x - st[a]] != v) startp[l] = pos;
+        const int len = pos - startp[l] + 1;
+        const bool end = c[x + st[a]] != v;
+        Cp[a * cells + (end ? row + (len - 1) : cells - 8 + (x & 7))]++;
+        longest[a] = std::max(longest[a], end ? len : 0);
+      }
+    }
+  }
+  std::vector<std::vector<double>> mats;
+  std::vector<int> maxLen;
+  for (int a = 0; a < na; a++) {
+    // PyRadiomics drops an angle along which no line holds more than one ROI pixel. A run longer
+    // than 1 settles it; otherwise count the lines the ROI touches.
+    bool multiElement = longest[a] > 1;
+    if (!multiElement) {
+      std::vector<uint8_t> used(lines, 0);
+      int touched = 0;
+      for (int y = 0; y < r.h; y++)
+        for (int x = 0; x < r.w; x++) {
+          if (!r.mask[r.at(x, y)]) continue;
+          const Offset& o = offsets[a];
+          const int l = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? x : (o.dx == o.dy ? x - y + r.h - 1 : x + y)));
+          touched += !used[l];
+          used[l] = 1;
+        }
+      multiElement = touched < r.Np;
+    }
+    std::vector<double> P(Cp + a * cells, Cp + a * cells + (size_t)L * maxRun);
     if (!multiElement) std::fill(P.begin(), P.end(), 0.0);
     mats.push_back(std::move(P));
-    maxLen.push_back(multiElement ? longest : 0);
+    maxLen.push_back(multiElement ? longest[a] : 0);
   }
   std::vector<int> keep;
   for (size_t a = 0; a < mats.size(); a++) {
