@@ -1,5 +1,5 @@
 // Shared test helpers.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../core/paths.js';
@@ -56,4 +56,16 @@ export function fillPolygon(points: ArrayLike<number>, width: number, height: nu
     if (x >= 0 && y >= 0 && x < width && y < height) m[y * width + x] = 255;
   }
   return m;
+}
+
+/** An 8-bit binary PGM (P5, maxval <= 255): pixels row by row. */
+export function readPgm(path: string): { data: Uint8Array; width: number; height: number } {
+  const buf = readFileSync(path);
+  const text = buf.subarray(0, 64).toString('latin1');
+  const m = /^P5\s+(\d+)\s+(\d+)\s+(\d+)\s/.exec(text);
+  if (!m) throw new Error(`${path}: not a binary PGM`);
+  const header = m[0].length, width = +m[1], height = +m[2];
+  if (+m[3] > 255) throw new Error(`${path}: 16-bit PGM (maxval ${m[3]}) is not supported`);
+  if (buf.length < header + width * height) throw new Error(`${path}: truncated (${buf.length - header} of ${width * height} pixel bytes)`);
+  return { data: new Uint8Array(buf.subarray(header, header + width * height)), width, height };
 }
