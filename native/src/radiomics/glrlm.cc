@@ -43,33 +43,65 @@ void glrlm(const Region& r, const Settings& s, double* out) {
   uint32_t* Cp = C.data();
   const int* index = r.index.data();
   const int32_t* lv = r.plevel.data();
-  int longest[4] = {0, 0, 0, 0};
   // One row-major sweep over the padded canvas for all angles. A run starts where the previous
   // pixel along the offset has another level and ends where the next one does. The inner loop is
   // branch-free (speckle makes run ends unpredictable): a pixel that ends no run adds to a scratch
   // cell, spread over 8 slots so the increments do not chain on one address.
-  for (int y = 0; y < r.h; y++) {
-    const int32_t* c = lv + r.pat(0, y);
-    int base[4];
-    for (int a = 0; a < na; a++) {
-      const Offset& o = offsets[a];
-      base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
+  const size_t dummy = cells - 8;
+  const bool standard = na == 4 && offsets[0].dy == 1 && offsets[0].dx == 1 && offsets[1].dy == 1 && offsets[1].dx == 0 &&
+                        offsets[2].dy == 1 && offsets[2].dx == -1 && offsets[3].dy == 0 && offsets[3].dx == 1;
+  if (standard) {  // the usual 2D box: 45, 90, 135 and 0 degrees, unrolled
+    uint32_t *C0 = Cp, *C1 = Cp + cells, *C2 = Cp + 2 * cells, *C3 = Cp + 3 * cells;
+    int32_t* sV = startp + lineOffset[1];
+    for (int y = 0; y < r.h; y++) {
+      const int32_t* c = lv + r.pat(0, y);
+      const int32_t* up = c - r.pw;
+      const int32_t* dn = c + r.pw;
+      int32_t* sD = startp + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
+      int32_t* sA = startp + lineOffset[2] + y;              // line x + y
+      int rowStart = 0;
+      for (int x = 0; x < r.w; x++) {
+        const int v = c[x];
+        if (!v) continue;
+        const size_t row = (size_t)index[v] * maxRun - 1;
+        const size_t slot = dummy + (x & 7);
+        if (up[x - 1] != v) sD[x] = y;
+        C0[dn[x + 1] != v ? row + (y - sD[x] + 1) : slot]++;
+        if (up[x] != v) sV[x] = y;
+        C1[dn[x] != v ? row + (y - sV[x] + 1) : slot]++;
+        if (up[x + 1] != v) sA[x] = y;
+        C2[dn[x - 1] != v ? row + (y - sA[x] + 1) : slot]++;
+        if (c[x - 1] != v) rowStart = x;
+        C3[c[x + 1] != v ? row + (x - rowStart + 1) : slot]++;
+      }
     }
-    for (int x = 0; x < r.w; x++) {
-      const int v = c[x];
-      if (!v) continue;
-      const size_t row = (size_t)index[v] * maxRun;
+  } else {  // degenerate boxes (one row or one column): fewer angles
+    for (int y = 0; y < r.h; y++) {
+      const int32_t* c = lv + r.pat(0, y);
+      int base[4];
       for (int a = 0; a < na; a++) {
-        const int l = base[a] + (rows[a] ? 0 : x);
-        const int pos = rows[a] ? x : y;
-        if (c[x - st[a]] != v) startp[l] = pos;
-        const int len = pos - startp[l] + 1;
-        const bool end = c[x + st[a]] != v;
-        Cp[a * cells + (end ? row + (len - 1) : cells - 8 + (x & 7))]++;
-        longest[a] = std::max(longest[a], end ? len : 0);
+        const Offset& o = offsets[a];
+        base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
+      }
+      for (int x = 0; x < r.w; x++) {
+        const int v = c[x];
+        if (!v) continue;
+        const size_t row = (size_t)index[v] * maxRun;
+        for (int a = 0; a < na; a++) {
+          const int l = base[a] + (rows[a] ? 0 : x);
+          const int pos = rows[a] ? x : y;
+          if (c[x - st[a]] != v) startp[l] = pos;
+          const int len = pos - startp[l] + 1;
+          Cp[a * cells + (c[x + st[a]] != v ? row + (len - 1) : dummy + (x & 7))]++;
+        }
       }
     }
   }
+  int longest[4] = {0, 0, 0, 0};
+  for (int a = 0; a < na; a++)
+    for (int i = 0; i < L; i++)
+      for (int j = maxRun - 1; j >= longest[a]; j--)
+        if (Cp[a * cells + (size_t)i * maxRun + j]) { longest[a] = j + 1; break; }
   std::vector<std::vector<double>> mats;
   std::vector<int> maxLen;
   for (int a = 0; a < na; a++) {

@@ -16,16 +16,27 @@ void ngtdm(const Region& r, const Settings& s, double* out) {
   std::vector<double> n(L, 0.0), sdiff(L, 0.0);
   const int32_t* lv = r.plevel.data();
   std::vector<int32_t> cnt(r.w);
+  const bool eight = nb.size() == 8 && s.distances.size() == 1 && s.distances[0] == 1;
   std::vector<int32_t> sum(r.w);  // levels <= 65536, at most 16640 neighbours: fits int32
   for (int y = 0; y < r.h; y++) {
     const int32_t* __restrict c = lv + r.pat(0, y);
     int32_t* __restrict k = cnt.data();
     int32_t* __restrict sm = sum.data();
-    std::fill(cnt.begin(), cnt.end(), 0);
-    std::fill(sum.begin(), sum.end(), 0);
-    for (long st : nb) {
-      const int32_t* __restrict nbr = c + st;
-      for (int x = 0; x < r.w; x++) { k[x] += nbr[x] != 0; sm[x] += nbr[x]; }
+    if (eight) {  // the 8 neighbours at distance 1: one stencil pass the compiler vectorises
+      const int32_t* __restrict up = c - r.pw;
+      const int32_t* __restrict dn = c + r.pw;
+      for (int x = 0; x < r.w; x++) {
+        const int n0 = up[x - 1], n1 = up[x], n2 = up[x + 1], n3 = c[x - 1], n4 = c[x + 1], n5 = dn[x - 1], n6 = dn[x], n7 = dn[x + 1];
+        k[x] = (n0 != 0) + (n1 != 0) + (n2 != 0) + (n3 != 0) + (n4 != 0) + (n5 != 0) + (n6 != 0) + (n7 != 0);
+        sm[x] = n0 + n1 + n2 + n3 + n4 + n5 + n6 + n7;
+      }
+    } else {
+      std::fill(cnt.begin(), cnt.end(), 0);
+      std::fill(sum.begin(), sum.end(), 0);
+      for (long st : nb) {
+        const int32_t* __restrict nbr = c + st;
+        for (int x = 0; x < r.w; x++) { k[x] += nbr[x] != 0; sm[x] += nbr[x]; }
+      }
     }
     for (int x = 0; x < r.w; x++) {
       const int gl = c[x];

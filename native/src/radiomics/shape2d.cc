@@ -87,20 +87,19 @@ void shape2D(const Region& r, const Settings& s, double* out) {
   surface /= 2;
   double diameter = meshDiameter(vertices);
 
-  // Principal components of the pixel centres (mm), population covariance.
-  double n = r.Np, my = 0, mx = 0;
-  for (int y = 0; y < r.h; y++)
-    for (int x = 0; x < r.w; x++)
-      if (r.mask[r.at(x, y)]) { my += y * s.spacingY; mx += x * s.spacingX; }
-  my /= n; mx /= n;
-  double cyy = 0, cxx = 0, cxy = 0;
-  for (int y = 0; y < r.h; y++)
-    for (int x = 0; x < r.w; x++)
-      if (r.mask[r.at(x, y)]) {
-        double dy = y * s.spacingY - my, dx = x * s.spacingX - mx;
-        cyy += dy * dy; cxx += dx * dx; cxy += dy * dx;
-      }
-  cyy /= n; cxx /= n; cxy /= n;
+  // Principal components of the pixel centres (mm), population covariance. Integer sums over the
+  // pixel grid are exact (products in 128 bits); spacing scales the moments afterwards.
+  int64_t n1 = 0, sy = 0, sx = 0, syy = 0, sxx = 0, sxy = 0;
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* m = &r.mask[r.at(0, y)];
+    int64_t cnt = 0, rx = 0, rxx = 0;
+    for (int x = 0; x < r.w; x++) { int64_t k = m[x]; cnt += k; rx += k * x; rxx += k * x * x; }
+    n1 += cnt; sy += cnt * y; syy += cnt * y * y; sx += rx; sxx += rxx; sxy += rx * y;
+  }
+  const double n = (double)n1;
+  const double cyy = (double)((__int128)syy * n1 - (__int128)sy * sy) / (n * n) * s.spacingY * s.spacingY;
+  const double cxx = (double)((__int128)sxx * n1 - (__int128)sx * sx) / (n * n) * s.spacingX * s.spacingX;
+  const double cxy = (double)((__int128)sxy * n1 - (__int128)sx * sy) / (n * n) * s.spacingX * s.spacingY;
   double half = (cyy + cxx) / 2, root = std::sqrt(((cyy - cxx) / 2) * ((cyy - cxx) / 2) + cxy * cxy);
   double lmajor = half + root, lminor = half - root;
   if (lminor < 0 && lminor > -1e-10) lminor = 0;  // machine precision, as PyRadiomics
