@@ -42,7 +42,7 @@ void glcm(const Region& r, const Settings& s, double* out) {
     for (size_t a = 0; a < na; a++) {
       uint32_t* C = &counts[a * L1 * L1];
       const int32_t* n = c + steps[a];
-      for (int x = 0; x < r.w; x++) C[c[x] * L1 + n[x]]++;
+      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) C[c[x] * L1 + n[x]]++;
     }
   }
   std::vector<std::vector<double>> mats;

@@ -60,7 +60,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
       int32_t* sD = startp + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
       int32_t* sA = startp + lineOffset[2] + y;              // line x + y
       int rowStart = 0;
-      for (int x = 0; x < r.w; x++) {
+      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
         const int v = c[x];
         if (!v) continue;
         const size_t row = (size_t)index[v] * maxRun - 1;
@@ -83,7 +83,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
         const Offset& o = offsets[a];
         base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
       }
-      for (int x = 0; x < r.w; x++) {
+      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
         const int v = c[x];
         if (!v) continue;
         const size_t row = (size_t)index[v] * maxRun;

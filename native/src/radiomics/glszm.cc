@@ -27,14 +27,19 @@ void glszm(const Region& r, const Settings& s, double* out) {
   std::vector<int32_t>& parent = tlsParent;  // bound once: each thread_local access costs a TLS lookup
   std::vector<uint32_t>& size = tlsSize;
   std::vector<uint8_t>& eq = tlsEq;
-  parent.assign(r.plevel.size(), -1);
+  // Only ROI pixels are ever read, and each is written before use: no clearing needed.
+  parent.resize(r.plevel.size());
+  size.resize(r.plevel.size());
   auto find = [&](int32_t a) {
     while (parent[a] != a) { parent[a] = parent[parent[a]]; a = parent[a]; }
     return a;
   };
   auto unite = [&](int32_t a, int32_t b) {
     a = find(a); b = find(b);
-    if (a != b) { if (a < b) parent[b] = a; else parent[a] = b; }
+    if (a == b) return;
+    if (b < a) std::swap(a, b);
+    parent[b] = a;  // the earlier pixel stays root and carries the zone size
+    size[a] += size[b];
   };
   const long pw = r.pw;
   const long back[4] = {-1, -pw - 1, -pw, -pw + 1};
@@ -43,21 +48,18 @@ void glszm(const Region& r, const Settings& s, double* out) {
     const size_t row = r.pat(0, y);
     const int32_t* __restrict c = lv + row;
     uint8_t* __restrict e = eq.data();
-    for (int x = 0; x < r.w; x++)  // vectorised: which already-visited neighbours share the level
+    const int x0 = r.spanX0[y], x1 = r.spanX1[y];
+    for (int x = x0; x < x1; x++)  // vectorised: which already-visited neighbours share the level
       e[x] = (uint8_t)((c[x] != 0) * ((c[x + back[0]] == c[x]) | (c[x + back[1]] == c[x]) << 1 | (c[x + back[2]] == c[x]) << 2 |
                                       (c[x + back[3]] == c[x]) << 3));
-    for (int x = 0; x < r.w; x++) {
+    for (int x = x0; x < x1; x++) {
       if (!c[x]) continue;
       const int32_t i = (int32_t)(row + x);
       parent[i] = i;
+      size[i] = 1;
       for (unsigned m = e[x], k = 0; m; m >>= 1, k++)
         if (m & 1) unite(i, (int32_t)(i + back[k]));
     }
-  }
-  size.assign(r.plevel.size(), 0);
-  for (int y = 0; y < r.h; y++) {
-    size_t i = r.pat(0, y);
-    for (int x = 0; x < r.w; x++, i++) if (lv[i]) size[find((int32_t)i)]++;
   }
   // Zone counts by (level, size): dense for small zones, a sorted list for the rare large ones.
   constexpr uint32_t kDense = 64;

@@ -49,6 +49,9 @@ struct Region {
   // neighbour distance), so neighbourhood kernels index without bounds checks.
   int pad = 1, pw = 0, ph = 0;
   std::vector<int32_t> plevel;
+  // Per box row, the columns [spanX0, spanX1) between its first and last ROI pixel (empty: 0, 0);
+  // pixel loops visit only these.
+  std::vector<int32_t> spanX0, spanX1;
   inline size_t at(int x, int y) const { return (size_t)y * w + x; }
   inline size_t pat(int x, int y) const { return (size_t)(y + pad) * pw + x + pad; }
 };

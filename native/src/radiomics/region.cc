@@ -133,6 +133,15 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   r.ph = r.h + 2 * maxd;
   r.plevel.assign((size_t)r.pw * r.ph, 0);
   for (int y = 0; y < r.h; y++) std::memcpy(&r.plevel[r.pat(0, y)], &r.level[r.at(0, y)], sizeof(int32_t) * r.w);
+  r.spanX0.assign(r.h, 0);
+  r.spanX1.assign(r.h, 0);
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* m = &r.mask[r.at(0, y)];
+    int a = 0, b = r.w;
+    while (a < r.w && !m[a]) a++;
+    while (b > a && !m[b - 1]) b--;
+    if (a < b) { r.spanX0[y] = a; r.spanX1[y] = b; }
+  }
   return "";
 }
 
