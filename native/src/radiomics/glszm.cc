@@ -85,7 +85,7 @@ void glszm(const Region& r, const Settings& s, double* out) {
   double nz = zoneCount == 0 ? 1 : zoneCount;
   std::vector<double> ps(maxSize + 1, 0.0);
   for (int li = 0; li < L; li++)
-    for (uint32_t j = 1; j <= kDense; j++) ps[j] += dense[(size_t)li * (kDense + 1) + j];
+    for (uint32_t j = 1; j <= std::min(kDense, maxSize); j++) ps[j] += dense[(size_t)li * (kDense + 1) + j];
   for (uint64_t z : large) ps[(uint32_t)z] += 1;
   // Visits every non-empty matrix cell (level index, size, count).
   auto forEachCell = [&](auto&& fn) {
