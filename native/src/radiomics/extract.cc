@@ -23,10 +23,10 @@ struct Job {
   std::vector<double> values;
   std::vector<std::string> errors;
 
-  void runRegions(size_t first, size_t step) {
+  void runRegions(size_t first, size_t last, size_t step) {
     const int regions = nRings + 1;
     radiomics::Region r;
-    for (size_t idx = first; idx < panes.size() * regions; idx += step) {
+    for (size_t idx = first; idx < last; idx += step) {
       const Rect& pane = panes[idx / regions];
       const int k = (int)(idx % regions);
       // Lesion: code 1. Ring k-1: codes 2..k+1 (band from the lesion border out to that radius).
@@ -36,19 +36,22 @@ struct Job {
     }
   }
 
-  // Regions are independent: with several, a second thread takes every other one (the box has
-  // two cores; a single region always runs on the calling thread).
+  // Regions are independent: with several, a second thread shares the work (the box has two
+  // cores; a single region always runs on the calling thread). Several panes split by pane, so
+  // both threads get the same mix of lesion and rings; one pane alternates regions.
   void run() {
     const size_t n = panes.size() * (nRings + 1);
     values.assign(n * kFeatureCount, NAN);
     errors.assign(n, "");
     const size_t threads = std::min<size_t>({n, (size_t)std::max(1u, std::thread::hardware_concurrency()), 2});
-    if (threads < 2) { runRegions(0, 1); return; }
+    if (threads < 2) { runRegions(0, n, 1); return; }
+    const size_t half = panes.size() / 2 * (nRings + 1);
+    const bool byPane = panes.size() >= 2;
     std::exception_ptr failure;
     std::thread helper([&] {
-      try { runRegions(1, 2); } catch (...) { failure = std::current_exception(); }
+      try { byPane ? runRegions(half, n, 1) : runRegions(1, n, 2); } catch (...) { failure = std::current_exception(); }
     });
-    try { runRegions(0, 2); } catch (...) { helper.join(); throw; }
+    try { byPane ? runRegions(0, half, 1) : runRegions(0, n, 2); } catch (...) { helper.join(); throw; }
     helper.join();
     if (failure) std::rethrow_exception(failure);
   }
