@@ -65,12 +65,12 @@ void glrlm(const Region& r, const Settings& s, double* out) {
         if (!v) continue;
         const size_t row = (size_t)index[v] * maxRun - 1;
         const size_t slot = dummy + (x & 7);
-        if (up[x - 1] != v) sD[x] = y;
-        C0[dn[x + 1] != v ? row + (y - sD[x] + 1) : slot]++;
-        if (up[x] != v) sV[x] = y;
-        C1[dn[x] != v ? row + (y - sV[x] + 1) : slot]++;
-        if (up[x + 1] != v) sA[x] = y;
-        C2[dn[x - 1] != v ? row + (y - sA[x] + 1) : slot]++;
+        // select, then store: the start is never re-read from memory in the same iteration
+        const int d0 = up[x - 1] != v ? y : sD[x], d1 = up[x] != v ? y : sV[x], d2 = up[x + 1] != v ? y : sA[x];
+        sD[x] = d0; sV[x] = d1; sA[x] = d2;
+        C0[dn[x + 1] != v ? row + (y - d0 + 1) : slot]++;
+        C1[dn[x] != v ? row + (y - d1 + 1) : slot]++;
+        C2[dn[x - 1] != v ? row + (y - d2 + 1) : slot]++;
         if (c[x - 1] != v) rowStart = x;
         C3[c[x + 1] != v ? row + (x - rowStart + 1) : slot]++;
       }
