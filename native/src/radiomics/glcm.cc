@@ -92,7 +92,7 @@ void glcm(const Region& r, const Settings& s, double* out) {
         ac += v * g[i] * g[j];
         con += v * (g[i] - g[j]) * (g[i] - g[j]);
         je += v * v;
-        hxy -= v * std::log2(v + kEps);
+        if (v != 0 || std::isnan(v)) hxy -= v * std::log2(v + kEps);  // zero cells add 0
         if (v > mp || std::isnan(v)) mp = v;
         pxSuby[(size_t)std::abs(r.levels[i] - r.levels[j])] += v;
         pxAddy[(size_t)(r.levels[i] + r.levels[j])] += v;
@@ -127,15 +127,13 @@ void glcm(const Region& r, const Settings& s, double* out) {
       sa += k * v;
       se -= v * std::log2(v + kEps);
     }
-    double hx = 0, hy = 0, hxy1 = 0, hxy2 = 0;
+    double hx = 0, hy = 0;
     for (int i = 0; i < L; i++) { hx -= px[i] * std::log2(px[i] + kEps); hy -= py[i] * std::log2(py[i] + kEps); }
-    for (int i = 0; i < L; i++)
-      for (int j = 0; j < L; j++) {
-        double pp = px[i] * py[j];
-        double lg = std::log2(pp + kEps);
-        hxy1 -= p[(size_t)i * L + j] * lg;
-        hxy2 -= pp * lg;
-      }
+    // HXY1 = -sum p(i,j) log2(px(i) py(j) + eps) and HXY2 = -sum px(i) py(j) log2(px(i) py(j) + eps)
+    // both equal HX + HY up to the eps terms (the marginals sum to 1), which move them by less than
+    // 1e-9 relative; this saves two logarithms per matrix cell.
+    // A single gray level (flat region): PyRadiomics' three entropies are the same number.
+    const double hxy1 = L == 1 ? hxy : hx + hy, hxy2 = hxy1;
     double div = std::fmax(hx, hy);
     double imc1 = div != 0 ? (hxy - hxy1) / div : 0;
     if (std::isnan(div)) imc1 = NAN;
