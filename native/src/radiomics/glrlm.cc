@@ -51,7 +51,13 @@ void glrlm(const Region& r, const Settings& s, double* out) {
   const bool standard = na == 4 && offsets[0].dy == 1 && offsets[0].dx == 1 && offsets[1].dy == 1 && offsets[1].dx == 0 &&
                         offsets[2].dy == 1 && offsets[2].dx == -1 && offsets[3].dy == 0 && offsets[3].dx == 1;
   if (standard) {  // the usual 2D box: 45, 90, 135 and 0 degrees, unrolled
-    uint32_t *C0 = Cp, *C1 = Cp + cells, *C2 = Cp + 2 * cells, *C3 = Cp + 3 * cells;
+    // Run ends are appended to a list without branching (the slot is always written, the length
+    // only grows at an end); the matrix is filled from the list afterwards.
+    thread_local std::vector<uint32_t> tlsEnds;
+    std::vector<uint32_t>& ends = tlsEnds;
+    ends.resize((size_t)4 * r.w * r.h + 4);
+    uint32_t* E = ends.data();
+    size_t ne = 0;
     int32_t* sV = startp + lineOffset[1];
     for (int y = 0; y < r.h; y++) {
       const int32_t* c = lv + r.pat(0, y);
@@ -63,18 +69,22 @@ void glrlm(const Region& r, const Settings& s, double* out) {
       for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
         const int v = c[x];
         if (!v) continue;
-        const size_t row = (size_t)index[v] * maxRun - 1;
-        const size_t slot = dummy + (x & 7);
+        const uint32_t row = (uint32_t)((size_t)index[v] * maxRun - 1);
         // select, then store: the start is never re-read from memory in the same iteration
         const int d0 = up[x - 1] != v ? y : sD[x], d1 = up[x] != v ? y : sV[x], d2 = up[x + 1] != v ? y : sA[x];
         sD[x] = d0; sV[x] = d1; sA[x] = d2;
-        C0[dn[x + 1] != v ? row + (y - d0 + 1) : slot]++;
-        C1[dn[x] != v ? row + (y - d1 + 1) : slot]++;
-        C2[dn[x - 1] != v ? row + (y - d2 + 1) : slot]++;
         if (c[x - 1] != v) rowStart = x;
-        C3[c[x + 1] != v ? row + (x - rowStart + 1) : slot]++;
+        E[ne] = row + (uint32_t)(y - d0 + 1);
+        ne += dn[x + 1] != v;
+        E[ne] = (uint32_t)cells + row + (uint32_t)(y - d1 + 1);
+        ne += dn[x] != v;
+        E[ne] = (uint32_t)(2 * cells) + row + (uint32_t)(y - d2 + 1);
+        ne += dn[x - 1] != v;
+        E[ne] = (uint32_t)(3 * cells) + row + (uint32_t)(x - rowStart + 1);
+        ne += c[x + 1] != v;
       }
     }
+    for (size_t k = 0; k < ne; k++) Cp[E[k]]++;
   } else {  // degenerate boxes (one row or one column): fewer angles
     for (int y = 0; y < r.h; y++) {
       const int32_t* c = lv + r.pat(0, y);

@@ -57,14 +57,15 @@ void glszm(const Region& r, const Settings& s, double* out) {
       // Decision tree for 8-connectivity (Wu et al.): neighbours that touch each other are
       // already in one zone, so at most one union is needed per pixel.
       const unsigned m = e[x];  // bit 0 W, 1 NW, 2 N, 3 NE
-      if (m & 4) { parent[i] = i + (int32_t)back[2]; }
+      // Joining takes the neighbour's parent rather than the neighbour, so chains do not grow.
+      if (m & 4) { parent[i] = parent[i + back[2]]; }
       else if (m & 8) {
-        parent[i] = i + (int32_t)back[3];
+        parent[i] = parent[i + back[3]];
         if (m & 2) unite(i + (int32_t)back[3], i + (int32_t)back[1]);
         else if (m & 1) unite(i + (int32_t)back[3], i + (int32_t)back[0]);
       }
-      else if (m & 2) parent[i] = i + (int32_t)back[1];
-      else if (m & 1) parent[i] = i + (int32_t)back[0];
+      else if (m & 2) parent[i] = parent[i + back[1]];
+      else if (m & 1) parent[i] = parent[i + back[0]];
       else parent[i] = i;
     }
   }
