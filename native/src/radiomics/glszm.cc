@@ -42,6 +42,8 @@ void glszm(const Region& r, const Settings& s, double* out) {
   };
   const long pw = r.pw;
   const long back[4] = {-1, -pw - 1, -pw, -pw + 1};
+  long join[16];  // neighbour to join for each equality pattern: N, else NE, else NW, else W
+  for (unsigned m = 0; m < 16; m++) join[m] = (m & 4) ? back[2] : (m & 8) ? back[3] : (m & 2) ? back[1] : (m & 1) ? back[0] : 0;
   eq.assign(r.w, 0);
   for (int y = 0; y < r.h; y++) {
     const size_t row = r.pat(0, y);
@@ -55,18 +57,14 @@ void glszm(const Region& r, const Settings& s, double* out) {
       if (!c[x]) continue;
       const int32_t i = (int32_t)(row + x);
       // Decision tree for 8-connectivity (Wu et al.): neighbours that touch each other are
-      // already in one zone, so at most one union is needed per pixel.
+      // already in one zone, so a pixel joins one neighbour (N, else NE, else NW, else W) and at
+      // most one union is needed (NE with NW or W when N differs). The join is a table lookup,
+      // not a branch: in speckle the pattern is unpredictable. Joining takes the neighbour's
+      // parent rather than the neighbour, so chains do not grow.
       const unsigned m = e[x];  // bit 0 W, 1 NW, 2 N, 3 NE
-      // Joining takes the neighbour's parent rather than the neighbour, so chains do not grow.
-      if (m & 4) { parent[i] = parent[i + back[2]]; }
-      else if (m & 8) {
-        parent[i] = parent[i + back[3]];
-        if (m & 2) unite(i + (int32_t)back[3], i + (int32_t)back[1]);
-        else if (m & 1) unite(i + (int32_t)back[3], i + (int32_t)back[0]);
-      }
-      else if (m & 2) parent[i] = parent[i + back[1]];
-      else if (m & 1) parent[i] = parent[i + back[0]];
-      else parent[i] = i;
+      const int32_t j = i + (int32_t)join[m];
+      parent[i] = m ? parent[j] : i;
+      if ((m & 12) == 8 && (m & 3)) unite(i + (int32_t)back[3], i + (int32_t)back[(m & 2) ? 1 : 0]);
     }
   }
   // Zone sizes: every pixel adds one to its root.
