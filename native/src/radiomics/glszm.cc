@@ -45,6 +45,11 @@ void glszm(const Region& r, const Settings& s, double* out) {
   long join[16];  // neighbour to join for each equality pattern: N, else NE, else NW, else W
   for (unsigned m = 0; m < 16; m++) join[m] = (m & 4) ? back[2] : (m & 8) ? back[3] : (m & 2) ? back[1] : (m & 1) ? back[0] : 0;
   eq.assign(r.w, 0);
+  thread_local std::vector<int32_t> tlsRoots;
+  std::vector<int32_t>& rootList = tlsRoots;
+  rootList.resize((size_t)r.Np + 1);
+  int32_t* roots = rootList.data();
+  size_t nroots = 0;
   for (int y = 0; y < r.h; y++) {
     const size_t row = r.pat(0, y);
     const int32_t* __restrict c = lv + row;
@@ -64,6 +69,8 @@ void glszm(const Region& r, const Settings& s, double* out) {
       const unsigned m = e[x];  // bit 0 W, 1 NW, 2 N, 3 NE
       const int32_t j = i + (int32_t)join[m];
       parent[i] = m ? parent[j] : i;
+      roots[nroots] = i;  // a pixel that starts a zone; a later union may still absorb it
+      nroots += m == 0;
       if ((m & 12) == 8 && (m & 3)) unite(i + (int32_t)back[3], i + (int32_t)back[(m & 2) ? 1 : 0]);
     }
   }
@@ -85,18 +92,16 @@ void glszm(const Region& r, const Settings& s, double* out) {
   std::vector<double> pg(L, 0.0);
   double zoneCount = 0;
   uint32_t maxSize = 0;
-  for (int y = 0; y < r.h; y++) {
-    size_t i = r.pat(0, y);
-    for (int x = 0; x < r.w; x++, i++) {
-      if (!lv[i] || parent[i] != (int32_t)i) continue;
-      const uint32_t zs = size[i];
-      const int li = r.index[lv[i]];
-      pg[li] += 1;
-      zoneCount += 1;
-      maxSize = std::max(maxSize, zs);
-      if (zs <= kDense) dense[(size_t)li * (kDense + 1) + zs]++;
-      else large.push_back(((uint64_t)li << 32) | zs);
-    }
+  for (size_t k = 0; k < nroots; k++) {
+    const int32_t i = roots[k];
+    if (parent[i] != i) continue;  // merged into an earlier zone
+    const uint32_t zs = size[i];
+    const int li = r.index[lv[i]];
+    pg[li] += 1;
+    zoneCount += 1;
+    maxSize = std::max(maxSize, zs);
+    if (zs <= kDense) dense[(size_t)li * (kDense + 1) + zs]++;
+    else large.push_back(((uint64_t)li << 32) | zs);
   }
   std::sort(large.begin(), large.end());
   double nz = zoneCount == 0 ? 1 : zoneCount;
