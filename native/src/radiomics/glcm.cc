@@ -31,7 +31,9 @@ void glcm(const Region& r, const Settings& s, double* out) {
   std::vector<int32_t>& pc = tlsPc;  // bound once: each thread_local access costs a TLS lookup
   std::vector<uint32_t>& counts = tlsCounts;
   pc.resize(r.plevel.size());
-  for (size_t i = 0; i < pc.size(); i++) pc[i] = r.plevel[i] ? r.index[r.plevel[i]] : L;
+  std::vector<int32_t> toCompact(r.index.begin(), r.index.end());
+  toCompact[0] = L;  // level 0 (outside the ROI) -> the ignored row/column
+  for (size_t i = 0; i < pc.size(); i++) pc[i] = toCompact[r.plevel[i]];
   std::vector<double> g(L);
   for (int k = 0; k < L; k++) g[k] = r.levels[k];
   const size_t na = offsets.size();

@@ -224,13 +224,13 @@ void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& d)
       if (m != l) {
         if (iter++ == 60) break;
         double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-        double r = std::hypot(g, 1.0);
+        double r = std::sqrt(g * g + 1.0);  // hypot without its overflow care: |g| stays far from 1e154 here
         g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::fabs(r) : -std::fabs(r)));
         double s = 1, c = 1, p = 0;
         int i;
         for (i = m - 1; i >= l; i--) {
           double f = s * e[i], b = c * e[i];
-          e[i + 1] = (r = std::hypot(f, g));
+          e[i + 1] = (r = std::sqrt(f * f + g * g));
           if (r == 0.0) { d[i + 1] -= p; e[m] = 0; break; }
           s = f / r; c = g / r;
           g = d[i + 1] - p;
