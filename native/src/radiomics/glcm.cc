@@ -150,16 +150,26 @@ void glcm(const Region& r, const Settings& s, double* out) {
           double d = px[i] * py[k];
           B[(size_t)i * L + k] = d > 0 ? p[(size_t)i * L + k] / std::sqrt(d) : 0;
         }
-      S.assign((size_t)L * L, 0.0);
-      for (int i = 0; i < L; i++)
-        for (int j = 0; j <= i; j++) {
-          double acc = 0;
-          const double* bi = &B[(size_t)i * L];
-          const double* bj = &B[(size_t)j * L];
-          for (int k = 0; k < L; k++) acc += bi[k] * bj[k];
-          S[(size_t)i * L + j] = S[(size_t)j * L + i] = acc;
-        }
+      if (s.symmetricalGLCM) {
+        // P symmetric: B = D^-1/2 P D^-1/2 is symmetric and S = B B^T = B^2, so the eigenvalues
+        // of S are the squares of B's.
+        S = B;
+      } else {
+        S.assign((size_t)L * L, 0.0);
+        for (int i = 0; i < L; i++)
+          for (int j = 0; j <= i; j++) {
+            double acc = 0;
+            const double* bi = &B[(size_t)i * L];
+            const double* bj = &B[(size_t)j * L];
+            for (int k = 0; k < L; k++) acc += bi[k] * bj[k];
+            S[(size_t)i * L + j] = S[(size_t)j * L + i] = acc;
+          }
+      }
       symmetricEigenvalues(S, L, eig);
+      if (s.symmetricalGLCM) {
+        for (double& v : eig) v *= v;
+        std::sort(eig.begin(), eig.end());
+      }
       double l2 = eig[L - 2];
       if (l2 < 0 && l2 > -1e-12) l2 = 0;
       mcc = std::sqrt(l2);
