@@ -55,7 +55,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
     // only grows at an end); the matrix is filled from the list afterwards.
     thread_local std::vector<uint32_t> tlsEnds;
     std::vector<uint32_t>& ends = tlsEnds;
-    ends.resize((size_t)4 * r.w * r.h + 4);
+    ends.resize((size_t)4 * r.w + 4);  // one row's ends, applied after the row (keeps the list in L1)
     uint32_t* E = ends.data();
     size_t ne = 0;
     int32_t* sV = startp + lineOffset[1];
@@ -83,8 +83,9 @@ void glrlm(const Region& r, const Settings& s, double* out) {
         E[ne] = (uint32_t)(3 * cells) + row + (uint32_t)(x - rowStart + 1);
         ne += c[x + 1] != v;
       }
+      for (size_t k = 0; k < ne; k++) Cp[E[k]]++;
+      ne = 0;
     }
-    for (size_t k = 0; k < ne; k++) Cp[E[k]]++;
   } else {  // degenerate boxes (one row or one column): fewer angles
     for (int y = 0; y < r.h; y++) {
       const int32_t* c = lv + r.pat(0, y);

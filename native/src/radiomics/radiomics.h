@@ -3,7 +3,8 @@
 //
 // A Region is one ROI cropped to its bounding box (as PyRadiomics' featureextractor crops image
 // and mask before the feature classes see them), with the raw 8-bit intensities, the
-// discretised gray levels (bins 1..Ng, 0 outside the ROI) and the list of levels present.
+// discretised gray levels (bins 1..Ng, 0 outside the ROI, on a padded canvas) and the list of
+// levels present.
 // Neighbourhood offsets ("angles") are generated exactly as PyRadiomics' C extension does, from
 // the bounding-box size, so edge cases (one-row ROIs, distances larger than the ROI) agree.
 #pragma once
@@ -39,7 +40,6 @@ struct Region {
   int Np = 0;                        // ROI pixels
   std::vector<uint8_t> mask;         // w*h, 1 inside
   std::vector<uint8_t> raw;          // w*h raw intensities (0 outside)
-  std::vector<int32_t> level;        // w*h discretised gray level 1..Ng (0 outside)
   std::array<double, 256> hist{};    // histogram of raw intensities in the ROI
   int Ng = 0;                        // highest gray level in the ROI (PyRadiomics' Ng)
   std::vector<int> levels;           // gray levels present, ascending

@@ -85,7 +85,6 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   size_t n = (size_t)r.w * r.h;
   r.mask.assign(n, 0);
   r.raw.assign(n, 0);
-  r.level.assign(n, 0);
   r.hist.fill(0);
   for (int y = 0; y < r.h; y++) {
     const uint8_t* c = codes + (size_t)(y + y0) * paneW + x0;
@@ -125,14 +124,18 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   for (int v = vmin; v <= vmax; v++) if (r.hist[v] > 0) r.index[r.binOf[v]] = 0;
   r.levels.clear();
   for (int g = 1; g <= r.Ng; g++) if (r.index[g] == 0) { r.index[g] = (int)r.levels.size(); r.levels.push_back(g); }
-  for (size_t i = 0; i < n; i++) if (r.mask[i]) r.level[i] = r.binOf[r.raw[i]];
   int maxd = 1;
   for (int d : s.distances) maxd = std::max(maxd, d);
   r.pad = maxd;
   r.pw = r.w + 2 * maxd;
   r.ph = r.h + 2 * maxd;
   r.plevel.assign((size_t)r.pw * r.ph, 0);
-  for (int y = 0; y < r.h; y++) std::memcpy(&r.plevel[r.pat(0, y)], &r.level[r.at(0, y)], sizeof(int32_t) * r.w);
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* m = &r.mask[r.at(0, y)];
+    const uint8_t* v = &r.raw[r.at(0, y)];
+    int32_t* out = &r.plevel[r.pat(0, y)];
+    for (int x = 0; x < r.w; x++) out[x] = m[x] ? r.binOf[v[x]] : 0;
+  }
   r.spanX0.assign(r.h, 0);
   r.spanX1.assign(r.h, 0);
   for (int y = 0; y < r.h; y++) {
