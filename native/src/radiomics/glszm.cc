@@ -74,16 +74,18 @@ void glszm(const Region& r, const Settings& s, double* out) {
       if ((m & 12) == 8 && (m & 3)) unite(i + (int32_t)back[3], i + (int32_t)back[(m & 2) ? 1 : 0]);
     }
   }
-  // Zone sizes: every pixel adds one to its root.
+  // Zone sizes. Every parent lies earlier in raster order (a join points back to W/NW/N/NE, a
+  // union to the earlier root), so one raster pass that sets parent = grandparent leaves every
+  // pixel pointing at its root; each pixel then adds one to its root.
+  for (size_t k = 0; k < nroots; k++) size[roots[k]] = 0;
   for (int y = 0; y < r.h; y++) {
     const size_t row = r.pat(0, y);
     for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++)
-      if (lv[row + x]) size[row + x] = 0;
-  }
-  for (int y = 0; y < r.h; y++) {
-    const size_t row = r.pat(0, y);
-    for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++)
-      if (lv[row + x]) size[find((int32_t)(row + x))]++;
+      if (lv[row + x]) {
+        const int32_t root = parent[parent[row + x]];
+        parent[row + x] = root;
+        size[root]++;
+      }
   }
   // Zone counts by (level, size): dense for small zones, a sorted list for the rare large ones.
   constexpr uint32_t kDense = 64;
