@@ -154,12 +154,13 @@ void glcm(const Region& r, const Settings& s, double* out) {
     // the symmetric matrix D^1/2 Q D^-1/2 (same eigenvalues).
     double mcc = NAN;
     if (!mccFlat && sum != 0) {
-      std::vector<double> B((size_t)L * L, 0.0);
+      std::vector<double> B((size_t)L * L, 0.0), rx(L), ry(L);
+      for (int i = 0; i < L; i++) {
+        rx[i] = px[i] > 0 ? 1 / std::sqrt(px[i]) : 0;
+        ry[i] = py[i] > 0 ? 1 / std::sqrt(py[i]) : 0;
+      }
       for (int i = 0; i < L; i++)
-        for (int k = 0; k < L; k++) {
-          double d = px[i] * py[k];
-          B[(size_t)i * L + k] = d > 0 ? p[(size_t)i * L + k] / std::sqrt(d) : 0;
-        }
+        for (int k = 0; k < L; k++) B[(size_t)i * L + k] = p[(size_t)i * L + k] * rx[i] * ry[k];
       if (s.symmetricalGLCM) {
         // P symmetric: B = D^-1/2 P D^-1/2 is symmetric and S = B B^T = B^2, so the eigenvalues
         // of S are the squares of B's.
