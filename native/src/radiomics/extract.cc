@@ -25,7 +25,10 @@ struct Job {
 
   void runRegions(size_t first, size_t last, size_t step) {
     const int regions = nRings + 1;
-    radiomics::Region r;
+    // Kept per thread between calls: its buffers keep their capacity, so a frame does not page
+    // in fresh memory for every region.
+    thread_local radiomics::Region tlsRegion;
+    radiomics::Region& r = tlsRegion;
     for (size_t idx = first; idx < last; idx += step) {
       const Rect& pane = panes[idx / regions];
       const int k = (int)(idx % regions);

@@ -41,11 +41,10 @@ void glcm(const Region& r, const Settings& s, double* out) {
   counts.assign(na * L1 * L1, 0);
   for (int y = 0; y < r.h; y++) {
     const int32_t* c = &pc[r.pat(0, y)];
-    const int x0 = r.spanX0[y], x1 = r.spanX1[y];
     if (na == 4) {  // the usual box: four independent increments per pixel
       uint32_t *C0 = &counts[0], *C1 = C0 + L1 * L1, *C2 = C1 + L1 * L1, *C3 = C2 + L1 * L1;
       const int32_t *n0 = c + steps[0], *n1 = c + steps[1], *n2 = c + steps[2], *n3 = c + steps[3];
-      for (int x = x0; x < x1; x++) {
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
         const int row = c[x] * L1;
         C0[row + n0[x]]++; C1[row + n1[x]]++; C2[row + n2[x]]++; C3[row + n3[x]]++;
       }
@@ -53,7 +52,7 @@ void glcm(const Region& r, const Settings& s, double* out) {
       for (size_t a = 0; a < na; a++) {
         uint32_t* C = &counts[a * L1 * L1];
         const int32_t* n = c + steps[a];
-        for (int x = x0; x < x1; x++) C[c[x] * L1 + n[x]]++;
+        for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) C[c[x] * L1 + n[x]]++;
       }
     }
   }

@@ -28,7 +28,7 @@ void gldm(const Region& r, const Settings& s, double* out) {
     if (eight) {  // the 8 neighbours at distance 1: one stencil pass the compiler vectorises
       const int32_t* __restrict up = c - r.pw;
       const int32_t* __restrict dn = c + r.pw;
-      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
         const int v = c[x];
         auto one = [v, a](int n) { int df = v - n; return (int)((n != 0) & ((df < 0 ? -df : df) <= a)); };
         d[x] = one(up[x - 1]) + one(up[x]) + one(up[x + 1]) + one(c[x - 1]) + one(c[x + 1]) + one(dn[x - 1]) + one(dn[x]) + one(dn[x + 1]);
@@ -43,7 +43,7 @@ void gldm(const Region& r, const Settings& s, double* out) {
         }
       }
     }
-    for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++)
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)
       if (c[x]) P[(size_t)r.index[c[x]] * D + d[x]] += 1;
   }
   const double nz = r.Np;

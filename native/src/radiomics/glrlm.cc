@@ -66,7 +66,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
       int32_t* sD = startp + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
       int32_t* sA = startp + lineOffset[2] + y;              // line x + y
       int rowStart = 0;
-      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
         const int v = c[x];
         if (!v) continue;
         const uint32_t row = (uint32_t)((size_t)index[v] * maxRun - 1);
@@ -94,7 +94,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
         const Offset& o = offsets[a];
         base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
       }
-      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
         const int v = c[x];
         if (!v) continue;
         const size_t row = (size_t)index[v] * maxRun;

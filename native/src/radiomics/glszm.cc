@@ -54,11 +54,10 @@ void glszm(const Region& r, const Settings& s, double* out) {
     const size_t row = r.pat(0, y);
     const int32_t* __restrict c = lv + row;
     uint8_t* __restrict e = eq.data();
-    const int x0 = r.spanX0[y], x1 = r.spanX1[y];
-    for (int x = x0; x < x1; x++)  // vectorised: which already-visited neighbours share the level
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)  // vectorised per run: which already-visited neighbours share the level
       e[x] = (uint8_t)((c[x] != 0) * ((c[x + back[0]] == c[x]) | (c[x + back[1]] == c[x]) << 1 | (c[x + back[2]] == c[x]) << 2 |
                                       (c[x + back[3]] == c[x]) << 3));
-    for (int x = x0; x < x1; x++) {
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
       if (!c[x]) continue;
       const int32_t i = (int32_t)(row + x);
       // Decision tree for 8-connectivity (Wu et al.): neighbours that touch each other are
@@ -80,7 +79,7 @@ void glszm(const Region& r, const Settings& s, double* out) {
   for (size_t k = 0; k < nroots; k++) size[roots[k]] = 0;
   for (int y = 0; y < r.h; y++) {
     const size_t row = r.pat(0, y);
-    for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++)
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)
       if (lv[row + x]) {
         const int32_t root = parent[parent[row + x]];
         parent[row + x] = root;

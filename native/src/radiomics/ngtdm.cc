@@ -25,7 +25,7 @@ void ngtdm(const Region& r, const Settings& s, double* out) {
     if (eight) {  // the 8 neighbours at distance 1: one stencil pass the compiler vectorises
       const int32_t* __restrict up = c - r.pw;
       const int32_t* __restrict dn = c + r.pw;
-      for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
         const int n0 = up[x - 1], n1 = up[x], n2 = up[x + 1], n3 = c[x - 1], n4 = c[x + 1], n5 = dn[x - 1], n6 = dn[x], n7 = dn[x + 1];
         k[x] = (n0 != 0) + (n1 != 0) + (n2 != 0) + (n3 != 0) + (n4 != 0) + (n5 != 0) + (n6 != 0) + (n7 != 0);
         sm[x] = n0 + n1 + n2 + n3 + n4 + n5 + n6 + n7;
@@ -38,7 +38,7 @@ void ngtdm(const Region& r, const Settings& s, double* out) {
         for (int x = 0; x < r.w; x++) { k[x] += nbr[x] != 0; sm[x] += nbr[x]; }
       }
     }
-    for (int x = r.spanX0[y], x1 = r.spanX1[y]; x < x1; x++) {
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
       const int gl = c[x];
       if (!gl || (k[x] == 0 && s.ibsi)) continue;
       double diff = k[x] == 0 ? 0 : std::fabs((double)gl - (double)sm[x] / k[x]);

@@ -49,9 +49,9 @@ struct Region {
   // neighbour distance), so neighbourhood kernels index without bounds checks.
   int pad = 1, pw = 0, ph = 0;
   std::vector<int32_t> plevel;
-  // Per box row, the columns [spanX0, spanX1) between its first and last ROI pixel (empty: 0, 0);
-  // pixel loops visit only these.
-  std::vector<int32_t> spanX0, spanX1;
+  // Runs of consecutive ROI pixels per box row: runs runBegin[y] .. runBegin[y+1]-1 of row y
+  // are the columns [runX0[k], runX1[k]). Pixel loops visit only these (rings skip the lesion).
+  std::vector<int32_t> runX0, runX1, runBegin;
   inline size_t at(int x, int y) const { return (size_t)y * w + x; }
   inline size_t pat(int x, int y) const { return (size_t)(y + pad) * pw + x + pad; }
 };

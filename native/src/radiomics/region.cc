@@ -136,15 +136,23 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
     int32_t* out = &r.plevel[r.pat(0, y)];
     for (int x = 0; x < r.w; x++) out[x] = m[x] ? r.binOf[v[x]] : 0;
   }
-  r.spanX0.assign(r.h, 0);
-  r.spanX1.assign(r.h, 0);
+  r.runX0.clear();
+  r.runX1.clear();
+  r.runBegin.assign(r.h + 1, 0);
   for (int y = 0; y < r.h; y++) {
     const uint8_t* m = &r.mask[r.at(0, y)];
-    int a = 0, b = r.w;
-    while (a < r.w && !m[a]) a++;
-    while (b > a && !m[b - 1]) b--;
-    if (a < b) { r.spanX0[y] = a; r.spanX1[y] = b; }
+    r.runBegin[y] = (int32_t)r.runX0.size();
+    for (int x = 0; x < r.w;) {
+      while (x < r.w && !m[x]) x++;
+      if (x == r.w) break;
+      int e = x;
+      while (e < r.w && m[e]) e++;
+      r.runX0.push_back(x);
+      r.runX1.push_back(e);
+      x = e;
+    }
   }
+  r.runBegin[r.h] = (int32_t)r.runX0.size();
   return "";
 }
 
