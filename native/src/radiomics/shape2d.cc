@@ -57,31 +57,49 @@ double meshDiameter(std::vector<Pt>& pts) {
 void shape2D(const Region& r, const Settings& s, double* out) {
   // Marching squares over the mask padded by one background pixel (PyRadiomics pads the same
   // way); square (iy, ix) has its top-left corner at padded pixel (iy, ix) = box pixel (iy-1, ix-1).
-  const int H = r.h + 2, W = r.w + 2;
+  const int H = r.h + 2;
   const int32_t* lv = r.plevel.data();
   const double sp[2] = {s.spacingY, s.spacingX};
   double perimeter = 0, surface = 0;
   std::vector<Pt> vertices;
+  auto square = [&](int iy, int ix, const int32_t* top, const int32_t* bot) {
+    // corner bits in kGrid order: (0,0) (0,1) (1,1) (1,0)
+    int sq = (top[ix] != 0) | (top[ix + 1] != 0) << 1 | (bot[ix + 1] != 0) << 2 | (bot[ix] != 0) << 3;
+    if (sq == 0 || sq == 0xF) return;
+    for (int t = 0; kLines[sq][t * 2] >= 0; t++) {
+      double a[2], b[2];
+      for (int d = 0; d < 2; d++) {
+        a[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2]][d]) * sp[d];
+        b[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2 + 1]][d]) * sp[d];
+      }
+      surface += a[0] * b[1] - b[0] * a[1];
+      double d0 = a[0] - b[0], d1 = a[1] - b[1];
+      perimeter += std::sqrt(d0 * d0 + d1 * d1);
+    }
+    if (sq > 7) sq ^= 0xF;
+    if (sq & 1) vertices.push_back({(iy + kVert[3][0]) * sp[0], (ix + kVert[3][1]) * sp[1]});
+    if (sq & 4) vertices.push_back({(iy + kVert[2][0]) * sp[0], (ix + kVert[2][1]) * sp[1]});
+  };
+  // Only squares on the outline can hold lines. For the row pair above and below square row iy,
+  // the columns where either row enters or leaves a run cut the row into segments; inside a
+  // segment both rows are constant, so its squares are empty or full unless the two rows differ.
+  auto inRow = [&](int y, int x) { return y >= 0 && y < r.h && x >= 0 && x < r.w && r.mask[r.at(x, y)] != 0; };
+  std::vector<int> cuts;
   for (int iy = 0; iy < H - 1; iy++) {
     const int32_t* top = lv + r.pat(-1, iy - 1);  // padded pixel (iy, 0) and the row below it
     const int32_t* bot = top + r.pw;
-    for (int ix = 0; ix < W - 1; ix++) {
-      // corner bits in kGrid order: (0,0) (0,1) (1,1) (1,0)
-      int sq = (top[ix] != 0) | (top[ix + 1] != 0) << 1 | (bot[ix + 1] != 0) << 2 | (bot[ix] != 0) << 3;
-      if (sq == 0 || sq == 0xF) continue;
-      for (int t = 0; kLines[sq][t * 2] >= 0; t++) {
-        double a[2], b[2];
-        for (int d = 0; d < 2; d++) {
-          a[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2]][d]) * sp[d];
-          b[d] = ((d == 0 ? iy : ix) + kVert[kLines[sq][t * 2 + 1]][d]) * sp[d];
-        }
-        surface += a[0] * b[1] - b[0] * a[1];
-        double d0 = a[0] - b[0], d1 = a[1] - b[1];
-        perimeter += std::sqrt(d0 * d0 + d1 * d1);
-      }
-      if (sq > 7) sq ^= 0xF;
-      if (sq & 1) vertices.push_back({(iy + kVert[3][0]) * sp[0], (ix + kVert[3][1]) * sp[1]});
-      if (sq & 4) vertices.push_back({(iy + kVert[2][0]) * sp[0], (ix + kVert[2][1]) * sp[1]});
+    cuts.clear();
+    for (int y : {iy - 1, iy})
+      if (y >= 0 && y < r.h)
+        for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) { cuts.push_back(r.runX0[ri]); cuts.push_back(r.runX1[ri]); }
+    if (cuts.empty()) continue;
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+    for (size_t k = 0; k < cuts.size(); k++) {
+      const int a = cuts[k];
+      square(iy, a, top, bot);  // square a spans box columns a-1 and a: across the cut
+      if (k + 1 < cuts.size() && inRow(iy - 1, a) != inRow(iy, a))
+        for (int ix = a + 1; ix < cuts[k + 1]; ix++) square(iy, ix, top, bot);
     }
   }
   surface /= 2;
@@ -90,10 +108,15 @@ void shape2D(const Region& r, const Settings& s, double* out) {
   // Principal components of the pixel centres (mm), population covariance. Integer sums over the
   // pixel grid are exact (products in 128 bits); spacing scales the moments afterwards.
   int64_t n1 = 0, sy = 0, sx = 0, syy = 0, sxx = 0, sxy = 0;
+  auto sumSq = [](int64_t v) { return v * (v + 1) * (2 * v + 1) / 6; };  // 0^2 + ... + v^2
   for (int y = 0; y < r.h; y++) {
-    const uint8_t* m = &r.mask[r.at(0, y)];
     int64_t cnt = 0, rx = 0, rxx = 0;
-    for (int x = 0; x < r.w; x++) { int64_t k = m[x]; cnt += k; rx += k * x; rxx += k * x * x; }
+    for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) {
+      const int64_t x0 = r.runX0[ri], x1 = r.runX1[ri], len = x1 - x0;
+      cnt += len;
+      rx += (x0 + x1 - 1) * len / 2;
+      rxx += sumSq(x1 - 1) - (x0 > 0 ? sumSq(x0 - 1) : 0);
+    }
     n1 += cnt; sy += cnt * y; syy += cnt * y * y; sx += rx; sxx += rxx; sxy += rx * y;
   }
   const double n = (double)n1;
