@@ -31,7 +31,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   const models = cfg.models.map((m) => loadModelCard(m));
   const phantom = new PhantomScanner({ ...cfg.source.phantom, frames: o.frames });
   const pipeline = new Pipeline({
-    layout: phantom.layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth,
+    layout: phantom.layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth, featureThreads: cfg.pipeline.featureThreads,
     tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow,
   });
   const server = new OverlayServer({

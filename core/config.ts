@@ -10,6 +10,7 @@ export interface SonomicsConfig {
   pipeline: {
     ringsMm: number[];
     binWidth: number;
+    featureThreads: number;
     tracker: { searchRadiusPx: number; uncertainBelow: number; lostBelow: number; marginFraction: number };
     scoreWindow: number;
   };
@@ -43,6 +44,7 @@ export const configSchema = {
       properties: {
         ringsMm: { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 50 }, maxItems: 16, default: [3, 5, 8] },
         binWidth: { type: 'number', exclusiveMinimum: 0, default: 25 },
+        featureThreads: { type: 'integer', minimum: 1, maximum: 2, default: 1 },
         tracker: {
           type: 'object', additionalProperties: false, default: {},
           properties: {

@@ -25,7 +25,7 @@ export interface NativeTemplateTracker {
 
 export interface NativeRadiomicsSettings {
   binWidth?: number; binCount?: number; distances?: number[]; symmetricalGLCM?: boolean; gldm_a?: number; voxelArrayShift?: number;
-  minimumROIDimensions?: number; minimumROISize?: number; spacingX?: number; spacingY?: number; ibsi?: boolean; classes?: number[];
+  minimumROIDimensions?: number; minimumROISize?: number; spacingX?: number; spacingY?: number; ibsi?: boolean; classes?: number[]; threads?: number;
 }
 
 export interface NativeRadiomicsResult { values: Float64Array; errors: Array<string | null> }

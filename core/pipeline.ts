@@ -26,6 +26,11 @@ export interface PipelineOptions {
   layout: Layout;
   ringsMm?: readonly number[];
   binWidth?: number;
+  /**
+   * Threads the features stage may use (1 or 2). Default 1: on a two-core box the second core
+   * stays with the display path (tracking, regions, JPEG), which must never slow for scoring.
+   */
+  featureThreads?: number;
   tracker?: TrackerOptions;
   models?: ModelCard[];
   extraScorers?: ExtraScorer[];
@@ -76,6 +81,7 @@ export class Pipeline extends EventEmitter {
   readonly ringsMm: readonly number[];
   readonly models: ModelCard[];
   private readonly binWidth: number;
+  private readonly featureThreads: number;
   private readonly tracker: LesionTracker;
   private readonly aggregators: RiskAggregator[];
   private readonly extraScorers: ExtraScorer[];
@@ -95,6 +101,7 @@ export class Pipeline extends EventEmitter {
     this.layout = validateLayout(opts.layout);
     this.ringsMm = opts.ringsMm ?? DEFAULT_RING_RADII_MM;
     this.binWidth = opts.binWidth ?? 25;
+    this.featureThreads = opts.featureThreads ?? 1;
     this.tracker = new LesionTracker(opts.tracker);
     this.models = opts.models ?? [];
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
@@ -172,7 +179,7 @@ export class Pipeline extends EventEmitter {
   private featuresLoop(): Promise<void> {
     return this.serve(this.scoring, (j) => j.lf.frame, async (job) => {
       const t = performance.now();
-      const { features } = await frameFeatures(job.lf, job.rings, { binWidth: this.binWidth });
+      const { features } = await frameFeatures(job.lf, job.rings, { binWidth: this.binWidth, threads: this.featureThreads });
       this.mark('features', t);
       this.riskIn.put({ ...job, features });
     });

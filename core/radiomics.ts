@@ -33,6 +33,8 @@ export interface RadiomicsSettings {
   ibsi?: boolean;
   /** Classes to compute. Default all seven. */
   classes?: readonly FeatureClass[];
+  /** Threads one call may use for its regions (1 or 2; a single region always uses one). Default 2. */
+  threads?: number;
 }
 
 export interface ResolvedRadiomicsSettings {
@@ -48,6 +50,7 @@ export interface ResolvedRadiomicsSettings {
   spacingY: number;
   ibsi: boolean;
   classes: FeatureClass[];
+  threads: number;
 }
 
 export class RadiomicsError extends Error {
@@ -71,7 +74,7 @@ export function featureClassOf(name: string): FeatureClass {
 }
 
 const KNOWN_KEYS = new Set(['binWidth', 'binCount', 'distances', 'symmetricalGLCM', 'gldm_a', 'voxelArrayShift', 'minimumROIDimensions',
-  'minimumROISize', 'spacingX', 'spacingY', 'ibsi', 'classes']);
+  'minimumROISize', 'spacingX', 'spacingY', 'ibsi', 'classes', 'threads']);
 
 function finite(key: string, v: unknown, test: (n: number) => boolean, what: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || !test(v)) throw new RadiomicsError(`setting ${key} must be ${what} (got ${JSON.stringify(v)})`, key);
@@ -115,6 +118,7 @@ export function resolveRadiomicsSettings(s: RadiomicsSettings = {}): ResolvedRad
     spacingY: s.spacingY === undefined ? 1 : finite('spacingY', s.spacingY, (n) => n > 0, 'a finite number > 0 (mm)'),
     ibsi: bool('ibsi', false),
     classes,
+    threads: s.threads === undefined ? 2 : finite('threads', s.threads, (n) => n === 1 || n === 2, '1 or 2'),
   };
 }
 

@@ -46,7 +46,7 @@ struct Job {
     const size_t n = panes.size() * (nRings + 1);
     values.assign(n * kFeatureCount, NAN);
     errors.assign(n, "");
-    const size_t threads = std::min<size_t>({n, (size_t)std::max(1u, std::thread::hardware_concurrency()), 2});
+    const size_t threads = std::min<size_t>({n, (size_t)std::max(1u, std::thread::hardware_concurrency()), (size_t)settings.threads});
     if (threads < 2) { runRegions(0, n, 1); return; }
     const size_t half = panes.size() / 2 * (nRings + 1);
     const bool byPane = panes.size() >= 2;
@@ -107,6 +107,9 @@ radiomics::Settings parseSettings(Napi::Env env, const Napi::Object& o) {
   s.spacingY = getNumberOr(env, o, "spacingY", "settings", 1);
   if (s.spacingX <= 0 || s.spacingY <= 0) throwRange(env, "settings.spacingX and settings.spacingY must be > 0 (mm)");
   s.ibsi = getBool(env, o, "ibsi", false);
+  double threads = getNumberOr(env, o, "threads", "settings", 2);
+  if (threads != 1 && threads != 2) throwRange(env, "settings.threads must be 1 or 2");
+  s.threads = (int)threads;
   std::vector<int> classes = getIntArray(env, o, "classes", 0, radiomics::kClassCount - 1, {0, 1, 2, 3, 4, 5, 6});
   s.classes.fill(false);
   for (int c : classes) s.classes[c] = true;

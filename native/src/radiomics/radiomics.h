@@ -30,6 +30,7 @@ struct Settings {
   int minimumROISize = 0;  // 0: no minimum
   double spacingX = 1, spacingY = 1;
   bool ibsi = false;
+  int threads = 2;  // regions of one call may run on this many threads (1 or 2)
   std::array<bool, kClassCount> classes{true, true, true, true, true, true, true};
 };
 
