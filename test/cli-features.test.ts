@@ -1,6 +1,5 @@
 // `sonomics features` end to end, and the image reading it relies on. The engine (core/radiomics.ts)
 // is imported inside the tests that need it, so the PGM and option tests run without it.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -8,19 +7,9 @@ import t, { type Test } from 'tap';
 import { decodePgm, readGrayImage } from '../core/imageio.js';
 import { native } from '../core/native.js';
 import type { RadiomicsSettings } from '../core/radiomics.js';
-import { fromRoot } from './helpers.js';
+import { runCli } from './helpers.js';
 
-// Runs the CLI as a child process; it is killed by its own PID if it outlives the limit.
-function run(args: string[], limitMs = 60000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fromRoot('bin', 'sonomics.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, limitMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const run = runCli;
 
 const W = 64, H = 48;
 

@@ -1,18 +1,7 @@
-import { spawn } from 'node:child_process';
 import t from 'tap';
-import { fromRoot } from './helpers.js';
+import { runCli } from './helpers.js';
 
-// Runs the CLI as a child process; it is killed by its own PID if it outlives the limit.
-function run(args: string[], limitMs = 60000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fromRoot('bin', 'sonomics.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, limitMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const run = runCli;
 
 t.test('help', async (t) => {
   const r = await run(['--help']);

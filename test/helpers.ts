@@ -1,4 +1,5 @@
 // Shared test helpers.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { join, resolve } from 'node:path';
@@ -68,4 +69,16 @@ export function readPgm(path: string): { data: Uint8Array; width: number; height
   if (+m[3] > 255) throw new Error(`${path}: 16-bit PGM (maxval ${m[3]}) is not supported`);
   if (buf.length < header + width * height) throw new Error(`${path}: truncated (${buf.length - header} of ${width * height} pixel bytes)`);
   return { data: new Uint8Array(buf.subarray(header, header + width * height)), width, height };
+}
+
+// Runs the CLI as a child process; it is killed by its own PID if it outlives the limit.
+export function runCli(args: string[], limitMs = 60000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fromRoot('bin', 'sonomics.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => { if (child.pid) process.kill(child.pid, 'SIGKILL'); }, limitMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
 }

@@ -57,13 +57,8 @@ void gldm(const Region& r, const Settings& s, double* out) {
   }
   double dv = 0;
   for (int j = 0; j < D; j++) dv += pd[j] / nz * (j + 1.0 - uj) * (j + 1.0 - uj);
-  double gln = 0, lgl = 0, hgl = 0, ui = 0;
-  for (int i = 0; i < L; i++) {
-    double gi = r.levels[i];
-    gln += pg[i] * pg[i]; lgl += pg[i] / (gi * gi); hgl += pg[i] * gi * gi; ui += pg[i] / nz * gi;
-  }
-  double glv = 0;
-  for (int i = 0; i < L; i++) glv += pg[i] / nz * (r.levels[i] - ui) * (r.levels[i] - ui);
+  const GrayLevelSums gs = grayLevelSums(pg, r.levels, nz);
+  const double gln = gs.squares, lgl = gs.low, hgl = gs.high, glv = gs.variance;
   double de = 0, sdl = 0, sdh = 0, ldl = 0, ldh = 0;
   for (int i = 0; i < L; i++) {
     double gi = r.levels[i], i2 = gi * gi;

@@ -160,16 +160,14 @@ void glrlm(const Region& r, const Settings& s, double* out) {
       }
     if (nr == 0) nr = NAN;
     std::array<double, kGLRLMCount> f{};
-    double sre = 0, lre = 0, rln = 0, np = 0, glnS = 0;
+    double sre = 0, lre = 0, rln = 0, np = 0;
     for (int j = 0; j < J; j++) {
       double jj = j + 1.0;
       sre += pr[j] / (jj * jj); lre += pr[j] * jj * jj; rln += pr[j] * pr[j]; np += pr[j] * jj;
     }
-    double lgl = 0, hgl = 0;
-    for (int i = 0; i < L; i++) { glnS += pg[i] * pg[i]; lgl += pg[i] / (g[i] * g[i]); hgl += pg[i] * g[i] * g[i]; }
-    double ui = 0, uj = 0, glv = 0, rv = 0;
-    for (int i = 0; i < L; i++) ui += pg[i] / nr * g[i];
-    for (int i = 0; i < L; i++) glv += pg[i] / nr * (g[i] - ui) * (g[i] - ui);
+    const GrayLevelSums gs = grayLevelSums(pg, r.levels, nr);
+    const double glnS = gs.squares, lgl = gs.low, hgl = gs.high, glv = gs.variance;
+    double uj = 0, rv = 0;
     for (int j = 0; j < J; j++) uj += pr[j] / nr * (j + 1.0);
     for (int j = 0; j < J; j++) rv += pr[j] / nr * (j + 1.0 - uj) * (j + 1.0 - uj);
     double re = 0, srl = 0, srh = 0, lrl = 0, lrh = 0;

@@ -131,13 +131,8 @@ void glszm(const Region& r, const Settings& s, double* out) {
   }
   double zv = 0;
   for (uint32_t j = 1; j <= maxSize; j++) if (ps[j]) zv += ps[j] / nz * (j - uj) * (j - uj);
-  double gln = 0, lgl = 0, hgl = 0, ui = 0;
-  for (int i = 0; i < L; i++) {
-    double gi = r.levels[i];
-    gln += pg[i] * pg[i]; lgl += pg[i] / (gi * gi); hgl += pg[i] * gi * gi; ui += pg[i] / nz * gi;
-  }
-  double glv = 0;
-  for (int i = 0; i < L; i++) glv += pg[i] / nz * (r.levels[i] - ui) * (r.levels[i] - ui);
+  const GrayLevelSums gs = grayLevelSums(pg, r.levels, nz);
+  const double gln = gs.squares, lgl = gs.low, hgl = gs.high, glv = gs.variance;
   double ze = 0, sal = 0, sah = 0, lal = 0, lah = 0;
   forEachCell([&](int li, double j, double v) {
     double pv = v / nz, gi = r.levels[li], i2 = gi * gi, j2 = j * j;

@@ -76,6 +76,20 @@ inline std::vector<long> paddedSteps(const std::vector<Offset>& offsets, int pw)
   return steps;
 }
 
+// Sums over the gray-level marginal pg (counts per present level) that GLRLM, GLSZM and GLDM
+// share: sum pg^2, sum pg/i^2, sum pg*i^2, and the variance of i under pg/n.
+struct GrayLevelSums { double squares = 0, low = 0, high = 0, variance = 0; };
+inline GrayLevelSums grayLevelSums(const std::vector<double>& pg, const std::vector<int>& levels, double n) {
+  GrayLevelSums s;
+  double mean = 0;
+  for (size_t i = 0; i < pg.size(); i++) {
+    const double gi = levels[i];
+    s.squares += pg[i] * pg[i]; s.low += pg[i] / (gi * gi); s.high += pg[i] * gi * gi; mean += pg[i] / n * gi;
+  }
+  for (size_t i = 0; i < pg.size(); i++) s.variance += pg[i] / n * (levels[i] - mean) * (levels[i] - mean);
+  return s;
+}
+
 // Symmetric eigenvalues (ascending) of an n x n matrix given row-major; `a` is destroyed.
 void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& out);
 
