@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { quantileSorted } from 'simple-statistics';
+import { decodePgm, type GrayImage } from '../core/imageio.js';
 import { applyLayout } from '../core/layout.js';
 import { createLesionMask } from '../core/mask.js';
 import { native, type PixelRect } from '../core/native.js';
@@ -90,26 +91,15 @@ function table(title: string, header: string[], rows: string[][], notes: string[
 
 // ---- inputs ----------------------------------------------------------------------------------
 
-interface Gray { data: Uint8Array; width: number; height: number }
+type Gray = GrayImage;
 
-/** Binary 8-bit PGM (P5, maxval <= 255), comments allowed in the header. */
+/** The reference frames are binary PGM; the project's own decoder reads them. */
 function readPgm(path: string): Gray {
-  const buf = readFileSync(path);
-  const fields: string[] = [];
-  let i = 0;
-  while (fields.length < 4) {
-    while (i < buf.length && /\s/.test(String.fromCharCode(buf[i]))) i++;
-    if (buf[i] === 0x23) { while (i < buf.length && buf[i] !== 0x0a) i++; continue; }
-    let tok = '';
-    while (i < buf.length && !/\s/.test(String.fromCharCode(buf[i]))) tok += String.fromCharCode(buf[i++]);
-    if (!tok) throw new Error(`${path}: truncated PGM header`);
-    fields.push(tok);
+  try {
+    return decodePgm(readFileSync(path));
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
   }
-  const [magic, w, h, maxval] = [fields[0], Number(fields[1]), Number(fields[2]), Number(fields[3])];
-  if (magic !== 'P5' || !(w > 0) || !(h > 0) || !(maxval > 0 && maxval <= 255)) throw new Error(`${path}: not an 8-bit binary PGM (${fields.join(' ')})`);
-  i++; // the single whitespace after maxval
-  if (buf.length - i < w * h) throw new Error(`${path}: ${buf.length - i} pixel bytes, expected ${w * h}`);
-  return { data: new Uint8Array(buf.buffer, buf.byteOffset + i, w * h).slice(), width: w, height: h };
 }
 
 /**
