@@ -82,7 +82,7 @@ void glcm(const Region& r, const Settings& s, double* out) {
   }
   const int Na = (int)mats.size();
   std::vector<std::array<double, kGLCMCount>> per(Na);
-  std::vector<double> px(L), py(L), pxSuby(Ng), pxAddy(2 * Ng + 1), S, eig;
+  std::vector<double> px(L), py(L), pxSuby(Ng), pxAddy(2 * Ng + 1), S, diag, sub;
   bool mccFlat = L < 2;
   for (int a = 0; a < Na; a++) {
     std::vector<double>& p = mats[a];
@@ -175,12 +175,14 @@ void glcm(const Region& r, const Settings& s, double* out) {
             S[(size_t)i * L + j] = S[(size_t)j * L + i] = acc;
           }
       }
-      symmetricEigenvalues(S, L, eig);
-      if (s.symmetricalGLCM) {
-        for (double& v : eig) v *= v;
-        std::sort(eig.begin(), eig.end());
+      tridiagonalize(S, L, diag, sub);
+      double l2;
+      if (s.symmetricalGLCM) {  // S's eigenvalues are B's squared; B's largest is 1
+        const double second = tridiagonalEigenvalue(diag, sub, L - 2), smallest = tridiagonalEigenvalue(diag, sub, 0);
+        l2 = std::max(second * second, smallest * smallest);
+      } else {
+        l2 = tridiagonalEigenvalue(diag, sub, L - 2);
       }
-      double l2 = eig[L - 2];
       if (l2 < 0 && l2 > -1e-12) l2 = 0;
       mcc = std::sqrt(l2);
     }

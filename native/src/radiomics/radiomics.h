@@ -90,8 +90,11 @@ inline GrayLevelSums grayLevelSums(const std::vector<double>& pg, const std::vec
   return s;
 }
 
-// Symmetric eigenvalues (ascending) of an n x n matrix given row-major; `a` is destroyed.
-void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& out);
+// Householder reduction of a symmetric n x n matrix (row-major, both triangles; destroyed) to
+// a tridiagonal matrix with diagonal d and sub-diagonal e (e[i] between rows i and i+1).
+void tridiagonalize(std::vector<double>& a, int n, std::vector<double>& d, std::vector<double>& e);
+// The k-th smallest eigenvalue (0-based) of that tridiagonal matrix, by Sturm bisection.
+double tridiagonalEigenvalue(const std::vector<double>& d, const std::vector<double>& e, int k);
 
 // Per-class feature counts and names (including deprecated ones), in output order.
 extern const char* const kFirstOrderNames[];

@@ -184,77 +184,77 @@ std::vector<Offset> generateOffsets(int h, int w, const std::vector<int>& distan
   return out;
 }
 
-void symmetricEigenvalues(std::vector<double>& a, int n, std::vector<double>& d) {
-  // Householder reduction to tridiagonal form, then the implicit QL algorithm (eigenvalues only).
+void tridiagonalize(std::vector<double>& a, int n, std::vector<double>& d, std::vector<double>& e) {
+  // Householder reduction on the full symmetric matrix (LAPACK dsytd2's steps with rank-2
+  // updates of both triangles, so every loop runs along contiguous rows).
   d.assign(n, 0.0);
-  std::vector<double> e(n, 0.0);
-  auto A = [&](int i, int j) -> double& { return a[(size_t)i * n + j]; };
-  for (int i = n - 1; i > 0; i--) {
-    int l = i - 1;
-    double h = 0, scale = 0;
-    if (l > 0) {
-      for (int k = 0; k <= l; k++) scale += std::fabs(A(i, k));
-      if (scale == 0.0) {
-        e[i] = A(i, l);
-      } else {
-        for (int k = 0; k <= l; k++) { A(i, k) /= scale; h += A(i, k) * A(i, k); }
-        double f = A(i, l);
-        double g = f >= 0 ? -std::sqrt(h) : std::sqrt(h);
-        e[i] = scale * g;
-        h -= f * g;
-        A(i, l) = f - g;
-        f = 0;
-        for (int j = 0; j <= l; j++) {
-          g = 0;
-          for (int k = 0; k <= j; k++) g += A(j, k) * A(i, k);
-          for (int k = j + 1; k <= l; k++) g += A(k, j) * A(i, k);
-          e[j] = g / h;
-          f += e[j] * A(i, j);
-        }
-        double hh = f / (h + h);
-        for (int j = 0; j <= l; j++) {
-          f = A(i, j);
-          e[j] = g = e[j] - hh * f;
-          for (int k = 0; k <= j; k++) A(j, k) -= (f * e[k] + g * A(i, k));
-        }
-      }
-    } else {
-      e[i] = A(i, l);
+  e.assign(n, 0.0);
+  std::vector<double> v(n), w(n);
+  double* A = a.data();
+  for (int k = 0; k + 2 < n; k++) {
+    const int m = n - k - 1;  // size of the trailing block A[k+1.., k+1..]
+    const double alpha = A[(size_t)(k + 1) * n + k];
+    double xnorm2 = 0;
+    for (int i = k + 2; i < n; i++) xnorm2 += A[(size_t)i * n + k] * A[(size_t)i * n + k];
+    d[k] = A[(size_t)k * n + k];
+    if (xnorm2 == 0) { e[k] = alpha; continue; }
+    const double beta = -std::copysign(std::sqrt(alpha * alpha + xnorm2), alpha);
+    const double tau = (beta - alpha) / beta, scale = 1 / (alpha - beta);
+    v[0] = 1;
+    for (int i = 1; i < m; i++) v[i] = A[(size_t)(k + 1 + i) * n + k] * scale;
+    e[k] = beta;
+    double vp = 0;
+    for (int i = 0; i < m; i++) {  // w = tau * A22 v
+      const double* row = A + (size_t)(k + 1 + i) * n + (k + 1);
+      double acc = 0;
+      for (int j = 0; j < m; j++) acc += row[j] * v[j];
+      w[i] = tau * acc;
+      vp += w[i] * v[i];
+    }
+    const double c = 0.5 * tau * vp;
+    for (int i = 0; i < m; i++) w[i] -= c * v[i];
+    for (int i = 0; i < m; i++) {  // A22 -= v w' + w v'
+      double* row = A + (size_t)(k + 1 + i) * n + (k + 1);
+      const double vi = v[i], wi = w[i];
+      for (int j = 0; j < m; j++) row[j] -= vi * w[j] + wi * v[j];
     }
   }
-  for (int i = 0; i < n; i++) d[i] = A(i, i);
-  for (int i = 1; i < n; i++) e[i - 1] = e[i];
-  if (n > 0) e[n - 1] = 0;
-  for (int l = 0; l < n; l++) {
-    int iter = 0, m;
-    do {
-      for (m = l; m < n - 1; m++) {
-        double dd = std::fabs(d[m]) + std::fabs(d[m + 1]);
-        if (std::fabs(e[m]) <= 2.220446049250313e-16 * dd) break;
-      }
-      if (m != l) {
-        if (iter++ == 60) break;
-        double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-        double r = std::sqrt(g * g + 1.0);  // hypot without its overflow care: |g| stays far from 1e154 here
-        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? std::fabs(r) : -std::fabs(r)));
-        double s = 1, c = 1, p = 0;
-        int i;
-        for (i = m - 1; i >= l; i--) {
-          double f = s * e[i], b = c * e[i];
-          e[i + 1] = (r = std::sqrt(f * f + g * g));
-          if (r == 0.0) { d[i + 1] -= p; e[m] = 0; break; }
-          s = f / r; c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + 2.0 * c * b;
-          d[i + 1] = g + (p = s * r);
-          g = c * r - b;
-        }
-        if (r == 0.0 && i >= l) continue;
-        d[l] -= p; e[l] = g; e[m] = 0;
-      }
-    } while (m != l);
+  if (n >= 2) {
+    d[n - 2] = A[(size_t)(n - 2) * n + (n - 2)];
+    e[n - 2] = A[(size_t)(n - 1) * n + (n - 2)];
   }
-  std::sort(d.begin(), d.end());
+  if (n >= 1) d[n - 1] = A[(size_t)(n - 1) * n + (n - 1)];
+  if (n > 0) e[n - 1] = 0;
+}
+
+double tridiagonalEigenvalue(const std::vector<double>& d, const std::vector<double>& e, int k) {
+  // Bisection on Sturm counts: count(x) = number of eigenvalues below x. Exact to rounding, and
+  // O(n) per step with no square roots; we need one or two eigenvalues, not all of them.
+  const int n = (int)d.size();
+  double lo = d[0], hi = d[0];
+  for (int i = 0; i < n; i++) {  // Gershgorin bounds
+    const double r = (i > 0 ? std::fabs(e[i - 1]) : 0) + (i + 1 < n ? std::fabs(e[i]) : 0);
+    lo = std::min(lo, d[i] - r);
+    hi = std::max(hi, d[i] + r);
+  }
+  const double tiny = 2.2250738585072014e-308;
+  auto below = [&](double x) {
+    int count = 0;
+    double q = d[0] - x;
+    if (q < 0) count++;
+    for (int i = 1; i < n; i++) {
+      if (std::fabs(q) < tiny) q = q < 0 ? -tiny : tiny;
+      q = (d[i] - x) - e[i - 1] * e[i - 1] / q;
+      if (q < 0) count++;
+    }
+    return count;
+  };
+  for (int it = 0; it < 200; it++) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi || hi - lo < 4e-16 * std::max(1.0, std::fabs(mid))) break;  // as narrow as doubles allow
+    if (below(mid) > k) hi = mid; else lo = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 void computeAll(const Region& r, const Settings& s, double* out) {
