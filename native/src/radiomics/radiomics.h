@@ -40,7 +40,6 @@ struct Region {
   int x0 = 0, y0 = 0, w = 0, h = 0;  // bounding box in the source image
   int Np = 0;                        // ROI pixels
   std::vector<uint8_t> mask;         // w*h, 1 inside
-  std::vector<uint8_t> raw;          // w*h raw intensities (0 outside)
   std::array<double, 256> hist{};    // histogram of raw intensities in the ROI
   int Ng = 0;                        // highest gray level in the ROI (PyRadiomics' Ng)
   std::vector<int> levels;           // gray levels present, ascending

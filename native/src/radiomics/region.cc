@@ -51,20 +51,29 @@ inline double pyMod(double a, double b) {
 
 std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
                         int minCode, int maxCode, const Settings& s, Region& r) {
-  int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0;
+  // Pass 1 over the pane: the region's box, pixel count and intensity range.
+  int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0, vmin = 255, vmax = 0;
   for (int y = 0; y < paneH; y++) {
     const uint8_t* c = codes + (size_t)y * paneW;
+    const uint8_t* img = image + (size_t)(paneY + y) * width + paneX;
     int rowMin = paneW, rowMax = -1, x = 0;
+    auto visit = [&](int k) {
+      if (c[k] >= minCode && c[k] <= maxCode) {
+        if (rowMin == paneW) rowMin = k;
+        rowMax = k;
+        np++;
+        vmin = std::min(vmin, (int)img[k]);
+        vmax = std::max(vmax, (int)img[k]);
+      }
+    };
     if (minCode >= 1)  // codes are 0 outside every region: skip empty 8-byte words fast
       for (; x + 8 <= paneW; x += 8) {
         uint64_t word;
         std::memcpy(&word, c + x, 8);
         if (!word) continue;
-        for (int k = x; k < x + 8; k++)
-          if (c[k] >= minCode && c[k] <= maxCode) { if (rowMin == paneW) rowMin = k; rowMax = k; np++; }
+        for (int k = x; k < x + 8; k++) visit(k);
       }
-    for (; x < paneW; x++)
-      if (c[x] >= minCode && c[x] <= maxCode) { if (rowMin == paneW) rowMin = x; rowMax = x; np++; }
+    for (; x < paneW; x++) visit(x);
     if (rowMax >= 0) {
       x0 = std::min(x0, rowMin); x1 = std::max(x1, rowMax);
       if (y1 < 0) y0 = y;
@@ -82,22 +91,7 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   if (s.minimumROISize > 0 && np < s.minimumROISize)
     return "ROI is too small (minimum size " + std::to_string(s.minimumROISize) + ", ROI size " + std::to_string(np) + ")";
 
-  size_t n = (size_t)r.w * r.h;
-  r.mask.assign(n, 0);
-  r.raw.assign(n, 0);
-  r.hist.fill(0);
-  for (int y = 0; y < r.h; y++) {
-    const uint8_t* c = codes + (size_t)(y + y0) * paneW + x0;
-    const uint8_t* img = image + (size_t)(paneY + y + y0) * width + paneX + x0;
-    uint8_t* m = &r.mask[(size_t)y * r.w];
-    uint8_t* v = &r.raw[(size_t)y * r.w];
-    for (int x = 0; x < r.w; x++)
-      if (c[x] >= minCode && c[x] <= maxCode) { m[x] = 1; v[x] = img[x]; r.hist[img[x]] += 1; }
-  }
-  int vmin = 0, vmax = 255;
-  while (r.hist[vmin] == 0) vmin++;
-  while (r.hist[vmax] == 0) vmax--;
-
+  // Discretisation: the bin of every intensity in [vmin, vmax].
   r.binOf.fill(0);
   if (s.ibsi) {
     for (int v = vmin; v <= vmax; v++) {
@@ -118,41 +112,43 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
     for (int v = vmin; v <= vmax; v++)
       r.binOf[v] = (int)(std::upper_bound(edges.begin(), edges.end(), (double)v) - edges.begin());
   }
+
+  // Pass 2 over the box: mask, histogram, gray levels on the padded canvas, runs per row.
+  int maxd = 1;
+  for (int d : s.distances) maxd = std::max(maxd, d);
+  r.pad = maxd;
+  r.pw = r.w + 2 * maxd;
+  r.ph = r.h + 2 * maxd;
+  r.mask.assign((size_t)r.w * r.h, 0);
+  r.plevel.assign((size_t)r.pw * r.ph, 0);
+  r.hist.fill(0);
+  r.runX0.clear();
+  r.runX1.clear();
+  r.runBegin.assign(r.h + 1, 0);
+  uint32_t counts[256] = {0};
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* c = codes + (size_t)(y + y0) * paneW + x0;
+    const uint8_t* img = image + (size_t)(paneY + y + y0) * width + paneX + x0;
+    uint8_t* m = &r.mask[r.at(0, y)];
+    int32_t* out = &r.plevel[r.pat(0, y)];
+    r.runBegin[y] = (int32_t)r.runX0.size();
+    bool prev = false;
+    for (int x = 0; x < r.w; x++) {
+      const bool in = c[x] >= minCode && c[x] <= maxCode;
+      if (in) { m[x] = 1; counts[img[x]]++; out[x] = r.binOf[img[x]]; }
+      if (in != prev) { (in ? r.runX0 : r.runX1).push_back(x); prev = in; }
+    }
+    if (prev) r.runX1.push_back(r.w);
+  }
+  r.runBegin[r.h] = (int32_t)r.runX0.size();
+  for (int v = 0; v < 256; v++) r.hist[v] = counts[v];
+
   r.Ng = 0;
   for (int v = vmin; v <= vmax; v++) if (r.hist[v] > 0) r.Ng = std::max(r.Ng, r.binOf[v]);
   r.index.assign(r.Ng + 1, -1);
   for (int v = vmin; v <= vmax; v++) if (r.hist[v] > 0) r.index[r.binOf[v]] = 0;
   r.levels.clear();
   for (int g = 1; g <= r.Ng; g++) if (r.index[g] == 0) { r.index[g] = (int)r.levels.size(); r.levels.push_back(g); }
-  int maxd = 1;
-  for (int d : s.distances) maxd = std::max(maxd, d);
-  r.pad = maxd;
-  r.pw = r.w + 2 * maxd;
-  r.ph = r.h + 2 * maxd;
-  r.plevel.assign((size_t)r.pw * r.ph, 0);
-  for (int y = 0; y < r.h; y++) {
-    const uint8_t* m = &r.mask[r.at(0, y)];
-    const uint8_t* v = &r.raw[r.at(0, y)];
-    int32_t* out = &r.plevel[r.pat(0, y)];
-    for (int x = 0; x < r.w; x++) out[x] = m[x] ? r.binOf[v[x]] : 0;
-  }
-  r.runX0.clear();
-  r.runX1.clear();
-  r.runBegin.assign(r.h + 1, 0);
-  for (int y = 0; y < r.h; y++) {
-    const uint8_t* m = &r.mask[r.at(0, y)];
-    r.runBegin[y] = (int32_t)r.runX0.size();
-    for (int x = 0; x < r.w;) {
-      while (x < r.w && !m[x]) x++;
-      if (x == r.w) break;
-      int e = x;
-      while (e < r.w && m[e]) e++;
-      r.runX0.push_back(x);
-      r.runX1.push_back(e);
-      x = e;
-    }
-  }
-  r.runBegin[r.h] = (int32_t)r.runX0.size();
   return "";
 }
 
