@@ -43,50 +43,47 @@ void glrlm(const Region& r, const Settings& s, double* out) {
   uint32_t* Cp = C.data();
   const int* index = r.index.data();
   const int32_t* lv = r.plevel.data();
-  // One row-major sweep over the padded canvas for all angles. A run starts where the previous
-  // pixel along the offset has another level and ends where the next one does. The inner loop is
-  // branch-free (speckle makes run ends unpredictable): a pixel that ends no run adds to a scratch
-  // cell, spread over 8 slots so the increments do not chain on one address.
+  // One row-major sweep over the padded canvas for all angles.
   const size_t dummy = cells - 8;
   const bool standard = na == 4 && offsets[0].dy == 1 && offsets[0].dx == 1 && offsets[1].dy == 1 && offsets[1].dx == 0 &&
                         offsets[2].dy == 1 && offsets[2].dx == -1 && offsets[3].dy == 0 && offsets[3].dx == 1;
   if (standard) {  // the usual 2D box: 45, 90, 135 and 0 degrees, unrolled
-    // Run ends are appended to a list without branching (the slot is always written, the length
-    // only grows at an end); the matrix is filled from the list afterwards.
-    thread_local std::vector<uint32_t> tlsEnds;
-    std::vector<uint32_t>& ends = tlsEnds;
-    ends.resize((size_t)4 * r.w + 4);  // one row's ends, applied after the row (keeps the list in L1)
-    uint32_t* E = ends.data();
-    size_t ne = 0;
+    // No run ends to detect: N(i, j) counts the pixels of level i that are the j-th pixel of
+    // their run along the angle. Every run of length >= j has exactly one such pixel, so the runs
+    // of length exactly j number N(i, j) - N(i, j + 1). Each line keeps the run length so far.
+    const size_t stride = (size_t)maxRun + 1;
+    thread_local std::vector<uint32_t> tlsN;
+    std::vector<uint32_t>& Nv = tlsN;
+    Nv.assign(4 * (size_t)L * stride, 0);
+    uint32_t *N0 = Nv.data(), *N1 = N0 + L * stride, *N2 = N1 + L * stride, *N3 = N2 + L * stride;
     int32_t* sV = startp + lineOffset[1];
     for (int y = 0; y < r.h; y++) {
       const int32_t* c = lv + r.pat(0, y);
       const int32_t* up = c - r.pw;
-      const int32_t* dn = c + r.pw;
       int32_t* sD = startp + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
       int32_t* sA = startp + lineOffset[2] + y;              // line x + y
-      int rowStart = 0;
-      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
-        const int v = c[x];
-        if (!v) continue;
-        const uint32_t row = (uint32_t)((size_t)index[v] * maxRun - 1);
-        // select, then store: the start is never re-read from memory in the same iteration
-        const int d0 = up[x - 1] != v ? y : sD[x], d1 = up[x] != v ? y : sV[x], d2 = up[x + 1] != v ? y : sA[x];
-        sD[x] = d0; sV[x] = d1; sA[x] = d2;
-        if (c[x - 1] != v) rowStart = x;
-        E[ne] = row + (uint32_t)(y - d0 + 1);
-        ne += dn[x + 1] != v;
-        E[ne] = (uint32_t)cells + row + (uint32_t)(y - d1 + 1);
-        ne += dn[x] != v;
-        E[ne] = (uint32_t)(2 * cells) + row + (uint32_t)(y - d2 + 1);
-        ne += dn[x - 1] != v;
-        E[ne] = (uint32_t)(3 * cells) + row + (uint32_t)(x - rowStart + 1);
-        ne += c[x + 1] != v;
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) {
+        int h = 0;
+        for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
+          const int v = c[x];
+          const size_t row = (size_t)index[v] * stride - 1;
+          const int d0 = up[x - 1] == v ? sD[x] + 1 : 1, d1 = up[x] == v ? sV[x] + 1 : 1, d2 = up[x + 1] == v ? sA[x] + 1 : 1;
+          sD[x] = d0; sV[x] = d1; sA[x] = d2;
+          h = c[x - 1] == v ? h + 1 : 1;
+          N0[row + d0]++; N1[row + d1]++; N2[row + d2]++; N3[row + h]++;
+        }
       }
-      for (size_t k = 0; k < ne; k++) Cp[E[k]]++;
-      ne = 0;
     }
-  } else {  // degenerate boxes (one row or one column): fewer angles
+    const uint32_t* Ns[4] = {N0, N1, N2, N3};
+    for (int a = 0; a < 4; a++)
+      for (int i = 0; i < L; i++) {
+        const uint32_t* n = Ns[a] + (size_t)i * stride;
+        uint32_t* out = Cp + a * cells + (size_t)i * maxRun;
+        for (int j = 0; j < maxRun; j++) out[j] = n[j] - n[j + 1];
+      }
+  } else {  // degenerate boxes (one row or one column): fewer angles. A run starts where the
+    // previous pixel along the offset has another level and ends where the next one does; a
+    // pixel that ends no run adds to a scratch cell (8 slots, so increments do not chain).
     for (int y = 0; y < r.h; y++) {
       const int32_t* c = lv + r.pat(0, y);
       int base[4];
