@@ -58,11 +58,20 @@ struct Region {
 
 struct Offset { int dy, dx; };
 
+// Per region code of a pane: pixel count, bounding box and intensity range. One pass over the
+// pane serves all nested regions of a frame (lesion and rings) instead of one pass each.
+struct CodeStats {
+  struct Entry { int count = 0, x0 = 1 << 30, x1 = -1, y0 = 1 << 30, y1 = -1, vmin = 255, vmax = 0; };
+  std::vector<Entry> byCode;  // index = code
+};
+void summarizeCodes(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes, int maxCode,
+                    CodeStats& out);
+
 // Builds the region of `image` (width x height) whose pixels satisfy `inRoi(code)`, reading codes
 // from a pane-sized buffer placed at (paneX, paneY). Returns an empty string, or why the ROI is
 // refused (PyRadiomics' checkMask rules), in which case no features are computed.
 std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
-                        int minCode, int maxCode, const Settings& s, Region& r);
+                        int minCode, int maxCode, const Settings& s, Region& r, const CodeStats* stats = nullptr);
 
 // Offsets in PyRadiomics' order for the given distances and bounding box; `bidirectional` adds
 // the mirrored offsets (GLSZM/GLDM/NGTDM neighbourhoods), otherwise one per direction pair.

@@ -49,11 +49,49 @@ inline double pyMod(double a, double b) {
 
 }  // namespace
 
-std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
-                        int minCode, int maxCode, const Settings& s, Region& r) {
-  // Pass 1 over the pane: the region's box, pixel count and intensity range.
-  int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0, vmin = 255, vmax = 0;
+void summarizeCodes(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes, int maxCode,
+                    CodeStats& out) {
+  out.byCode.assign(maxCode + 1, CodeStats::Entry());
+  CodeStats::Entry* e = out.byCode.data();
   for (int y = 0; y < paneH; y++) {
+    const uint8_t* c = codes + (size_t)y * paneW;
+    const uint8_t* img = image + (size_t)(paneY + y) * width + paneX;
+    for (int x = 0; x < paneW; x += 8) {
+      uint64_t word = 0;
+      const int n = std::min(8, paneW - x);
+      std::memcpy(&word, c + x, n);
+      if (!word) continue;  // codes are 0 outside every region
+      for (int k = x; k < x + n; k++) {
+        const int code = c[k];
+        if (code == 0 || code > maxCode) continue;
+        CodeStats::Entry& t = e[code];
+        t.y0 = std::min(t.y0, y);
+        t.y1 = y;  // rows are visited in order
+        t.x0 = std::min(t.x0, k);
+        t.x1 = std::max(t.x1, k);
+        t.count++;
+        t.vmin = std::min(t.vmin, (int)img[k]);
+        t.vmax = std::max(t.vmax, (int)img[k]);
+      }
+    }
+  }
+}
+
+std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
+                        int minCode, int maxCode, const Settings& s, Region& r, const CodeStats* stats) {
+  // Pass 1 over the pane: the region's box, pixel count and intensity range (or the union of the
+  // per-code summaries when the caller made them).
+  int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0, vmin = 255, vmax = 0;
+  if (stats) {
+    for (int code = minCode; code <= maxCode && code < (int)stats->byCode.size(); code++) {
+      const CodeStats::Entry& t = stats->byCode[code];
+      if (!t.count) continue;
+      np += t.count;
+      x0 = std::min(x0, t.x0); x1 = std::max(x1, t.x1); y0 = std::min(y0, t.y0); y1 = std::max(y1, t.y1);
+      vmin = std::min(vmin, t.vmin); vmax = std::max(vmax, t.vmax);
+    }
+  }
+  for (int y = 0; !stats && y < paneH; y++) {
     const uint8_t* c = codes + (size_t)y * paneW;
     const uint8_t* img = image + (size_t)(paneY + y) * width + paneX;
     int rowMin = paneW, rowMax = -1, x = 0;
