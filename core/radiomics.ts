@@ -176,8 +176,9 @@ export async function extractRegionsAsync(image: Uint8Array, width: number, heig
 export function extractFeatures(image: Uint8Array, width: number, height: number, mask: Uint8Array, settings: RadiomicsSettings = {}): FeatureVector {
   if (!(mask instanceof Uint8Array) || mask.length !== width * height)
     throw new RadiomicsError(`mask must be a Uint8Array of width*height = ${width * height} bytes (got ${mask instanceof Uint8Array ? mask.length : typeof mask})`);
+  // Region codes in native code (no per-pixel JS): with no ring radii, every non-zero pixel is 1.
   const codes = new Uint8Array(mask.length);
-  for (let i = 0; i < mask.length; i++) codes[i] = mask[i] ? 1 : 0;
+  native.ringCodes(mask, width, height, { spacingX: 1, spacingY: 1, radiiMm: [] }, codes, null);
   const [res] = extractRegions(image, width, height, [{ x: 0, y: 0, width, height }], codes, 0, settings);
   if (res.error) throw new RadiomicsError(res.error);
   return res.features!;
