@@ -100,8 +100,9 @@ export function resolveRadiomicsSettings(s: RadiomicsSettings = {}): ResolvedRad
     if (typeof v !== 'boolean') throw new RadiomicsError(`setting ${key} must be true or false (got ${JSON.stringify(v)})`, key);
     return v;
   };
-  const classes = s.classes === undefined ? [...FEATURE_CLASSES] : [...s.classes];
-  if (!Array.isArray(s.classes ?? []) || classes.length === 0) throw new RadiomicsError('setting classes must be a non-empty array of feature classes', 'classes');
+  if (s.classes !== undefined && (!Array.isArray(s.classes) || s.classes.length === 0))
+    throw new RadiomicsError(`setting classes must be a non-empty array of feature classes (got ${JSON.stringify(s.classes)})`, 'classes');
+  const classes = s.classes === undefined ? [...FEATURE_CLASSES] : [...new Set(s.classes)];
   for (const c of classes) if (!FEATURE_CLASSES.includes(c)) throw new RadiomicsError(`setting classes: unknown feature class "${String(c)}" (known: ${FEATURE_CLASSES.join(', ')})`, 'classes');
   return {
     binWidth,

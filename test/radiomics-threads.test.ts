@@ -39,3 +39,14 @@ t.test('threads must be 1 or 2', async (t) => {
   }
   t.throws(() => native.radiomics(f.full, f.width, f.height, f.panes, f.codes, 2, { threads: 4 }), /settings\.threads must be 1 or 2/);
 });
+
+t.test('classes must be a non-empty array of known classes; duplicates count once', async (t) => {
+  const f = frame();
+  for (const bad of [[], 'glcm', 3, ['glcm', 'shape']] as unknown[]) {
+    let err: unknown;
+    try { extractRegions(f.full, f.width, f.height, f.panes, f.codes, 0, { classes: bad as never }); } catch (e) { err = e; }
+    t.ok(err instanceof RadiomicsError && err.key === 'classes', `classes ${JSON.stringify(bad)} refused by name`);
+  }
+  const [r] = extractRegions(f.full, f.width, f.height, f.panes, f.codes, 0, { classes: ['glcm', 'glcm'] });
+  t.equal(Object.keys(r.features!).length, 24, 'glcm twice: the 24 GLCM features once');
+});
