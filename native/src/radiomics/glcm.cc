@@ -23,8 +23,9 @@ void glcm(const Region& r, const Settings& s, double* out) {
   const int L = (int)r.levels.size();
   const int Ng = r.Ng;
   std::vector<Offset> offsets = generateOffsets(r.h, r.w, s.distances, false);
-  // Compact level index on the padded canvas, L for pixels outside the ROI, so every pixel of the
-  // box adds to an (L+1) x (L+1) count matrix per angle without branches; row/column L is ignored.
+  // Compact level index on the padded canvas, L for pixels outside the ROI: every ROI pixel adds
+  // to an (L+1) x (L+1) count matrix per angle without checking its neighbour; column L (a
+  // neighbour outside the ROI) is ignored.
   const int L1 = L + 1;
   thread_local std::vector<int32_t> tlsPc;  // per-thread scratch reused across calls
   thread_local std::vector<uint32_t> tlsCounts;
