@@ -157,6 +157,9 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   r.pad = maxd;
   r.pw = r.w + 2 * maxd;
   r.ph = r.h + 2 * maxd;
+  // Pixel indices on the canvas are 32-bit (zone labelling); no ultrasound frame comes near this.
+  if ((size_t)r.pw * r.ph > ((size_t)1 << 28))
+    return "ROI bounding box too large: " + std::to_string((size_t)r.pw * r.ph) + " pixels with padding (limit 268435456)";
   r.mask.assign((size_t)r.w * r.h, 0);
   r.plevel.assign((size_t)r.pw * r.ph, 0);
   r.hist.fill(0);
