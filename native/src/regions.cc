@@ -145,7 +145,16 @@ Napi::Value RingCodes(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < counts.size(); i++) result.Set((uint32_t)i, 0.0);
     return result;
   }
-  double rmax = radii.empty() ? 0 : radii.back();
+  if (radii.empty()) {  // no rings: the codes are the mask itself (1 inside), no distance transform
+    for (int y = bb.y; y < bb.y + bb.h; y++)
+      for (int x = bb.x; x < bb.x + bb.w; x++) {
+        size_t p = (size_t)y * w + x;
+        if (m.data[p] && !(sector && !sector[p])) { out[p] = 1; counts[0]++; }
+      }
+    result.Set((uint32_t)0, counts[0]);
+    return result;
+  }
+  double rmax = radii.back();
   int mx = (int)std::ceil(rmax / sx) + 1, my = (int)std::ceil(rmax / sy) + 1;
   Rect box{std::max(0, bb.x - mx), std::max(0, bb.y - my), 0, 0};
   box.w = std::min(w, bb.x + bb.w + mx) - box.x;
