@@ -6,12 +6,58 @@
 #include "radiomics/radiomics.h"
 #include <algorithm>
 #include <exception>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 namespace sono {
 namespace {
 
 using radiomics::kFeatureCount;
+
+// One long-lived helper thread for the second half of a call's regions. A fresh thread per call
+// would start with cold, empty per-thread buffers and fault in their pages on every frame. A
+// call that finds the helper busy (another call in flight) runs all its regions itself.
+class Helper {
+ public:
+  static Helper& instance() {
+    static Helper* h = new Helper();  // lives as long as the process; never joined
+    return *h;
+  }
+  bool tryStart(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (busy_) return false;
+    busy_ = true;
+    task_ = std::move(task);
+    cv_.notify_one();
+    return true;
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(m_);
+    done_.wait(lock, [this] { return !busy_; });
+  }
+
+ private:
+  Helper() { std::thread([this] { loop(); }).detach(); }
+  void loop() {
+    std::unique_lock<std::mutex> lock(m_);
+    for (;;) {
+      cv_.wait(lock, [this] { return (bool)task_; });
+      std::function<void()> task = std::move(task_);
+      task_ = nullptr;
+      lock.unlock();
+      task();
+      lock.lock();
+      busy_ = false;
+      done_.notify_all();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_, done_;
+  std::function<void()> task_;
+  bool busy_ = false;
+};
 
 struct Job {
   const uint8_t* image = nullptr;
@@ -60,11 +106,15 @@ struct Job {
     const size_t half = panes.size() / 2 * (nRings + 1);
     const bool byPane = panes.size() >= 2;
     std::exception_ptr failure;
-    std::thread helper([&] {
-      try { byPane ? runRegions(half, n, 1) : runRegions(1, n, 2); } catch (...) { failure = std::current_exception(); }
-    });
-    try { byPane ? runRegions(0, half, 1) : runRegions(0, n, 2); } catch (...) { helper.join(); throw; }
-    helper.join();
+    Helper& helper = Helper::instance();
+    if (!helper.tryStart([&] {
+          try { byPane ? runRegions(half, n, 1) : runRegions(1, n, 2); } catch (...) { failure = std::current_exception(); }
+        })) {
+      runRegions(0, n, 1);
+      return;
+    }
+    try { byPane ? runRegions(0, half, 1) : runRegions(0, n, 2); } catch (...) { helper.wait(); throw; }
+    helper.wait();
     if (failure) std::rethrow_exception(failure);
   }
 };
