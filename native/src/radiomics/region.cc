@@ -51,28 +51,33 @@ inline double pyMod(double a, double b) {
 
 void summarizeCodes(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes, int maxCode,
                     CodeStats& out) {
+  // Region codes come in long runs (a lesion, then ring bands), so the pane is read run by run:
+  // zeros skipped a word at a time, each run's statistics updated once, its intensity range
+  // taken by a tight loop over the run.
   out.byCode.assign(maxCode + 1, CodeStats::Entry());
   CodeStats::Entry* e = out.byCode.data();
   for (int y = 0; y < paneH; y++) {
     const uint8_t* c = codes + (size_t)y * paneW;
     const uint8_t* img = image + (size_t)(paneY + y) * width + paneX;
-    for (int x = 0; x < paneW; x += 8) {
-      uint64_t word = 0;
-      const int n = std::min(8, paneW - x);
-      std::memcpy(&word, c + x, n);
-      if (!word) continue;  // codes are 0 outside every region
-      for (int k = x; k < x + n; k++) {
-        const int code = c[k];
-        if (code == 0 || code > maxCode) continue;
-        CodeStats::Entry& t = e[code];
-        t.y0 = std::min(t.y0, y);
-        t.y1 = y;  // rows are visited in order
-        t.x0 = std::min(t.x0, k);
-        t.x1 = std::max(t.x1, k);
-        t.count++;
-        t.vmin = std::min(t.vmin, (int)img[k]);
-        t.vmax = std::max(t.vmax, (int)img[k]);
-      }
+    int x = 0;
+    while (x < paneW) {
+      uint64_t word;
+      while (x + 8 <= paneW && (std::memcpy(&word, c + x, 8), word == 0)) x += 8;
+      while (x < paneW && c[x] == 0) x++;
+      if (x == paneW) break;
+      const int code = c[x], first = x;
+      while (x < paneW && c[x] == code) x++;
+      if (code > maxCode) continue;
+      uint8_t mn = 255, mx = 0;
+      for (int k = first; k < x; k++) { mn = std::min(mn, img[k]); mx = std::max(mx, img[k]); }
+      CodeStats::Entry& t = e[code];
+      t.count += x - first;
+      t.x0 = std::min(t.x0, first);
+      t.x1 = std::max(t.x1, x - 1);
+      t.y0 = std::min(t.y0, y);
+      t.y1 = y;  // rows are visited in order
+      t.vmin = std::min(t.vmin, (int)mn);
+      t.vmax = std::max(t.vmax, (int)mx);
     }
   }
 }
