@@ -75,21 +75,20 @@ struct Job {
     // in fresh memory for every region.
     thread_local radiomics::Region tlsRegion;
     radiomics::Region& r = tlsRegion;
-    // With rings, one pass over a pane summarises every region code for all its regions.
+    // One pass over a pane summarises every region code for all its regions.
     radiomics::CodeStats stats;
     size_t statsPane = (size_t)-1;
     for (size_t idx = first; idx < last; idx += step) {
       const size_t p = idx / regions;
       const Rect& pane = panes[p];
       const int k = (int)(idx % regions);
-      if (regions > 1 && p != statsPane) {
+      if (p != statsPane) {
         radiomics::summarizeCodes(image, width, pane.x, pane.y, pane.w, pane.h, codes, regions, stats);
         statsPane = p;
       }
       // Lesion: code 1. Ring k-1: codes 2..k+1 (band from the lesion border out to that radius).
       const int lo = k == 0 ? 1 : 2, hi = k == 0 ? 1 : k + 1;
-      errors[idx] = radiomics::buildRegion(image, width, pane.x, pane.y, pane.w, pane.h, codes, lo, hi, settings, r,
-                                           regions > 1 ? &stats : nullptr);
+      errors[idx] = radiomics::buildRegion(image, width, pane.x, pane.y, pane.w, pane.h, codes, lo, hi, stats, settings, r);
       if (errors[idx].empty()) radiomics::computeAll(r, settings, &values[idx * kFeatureCount]);
     }
   }

@@ -44,7 +44,7 @@ void gldm(const Region& r, const Settings& s, double* out) {
       }
     }
     for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)
-      if (c[x]) P[(size_t)r.index[c[x]] * D + d[x]] += 1;
+      P[(size_t)r.index[c[x]] * D + d[x]] += 1;
   }
   const double nz = r.Np;
   std::vector<double> pg(L, 0.0), pd(D, 0.0);

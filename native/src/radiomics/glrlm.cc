@@ -20,14 +20,16 @@ void glrlm(const Region& r, const Settings& s, double* out) {
   const int maxRun = std::max(r.w, r.h);
   std::vector<Offset> offsets = generateOffsets(r.h, r.w, {1}, false);
   const int na = (int)offsets.size();  // at most 4 (distance 1, one per direction pair)
+  // Runs are counted without detecting their ends: N(i, j) counts the pixels of level i that are
+  // the j-th pixel of their run along the angle. Every run of length >= j has exactly one such
+  // pixel, so the runs of length exactly j number N(i, j) - N(i, j + 1). Each line (row, column
+  // or diagonal x - y / x + y) keeps the length of its open run; a pixel continues it when the
+  // previous pixel along the angle has its level (pixels outside the ROI are level 0).
   // Per-thread scratch reused across calls, bound once (each thread_local access costs a TLS lookup).
-  thread_local std::vector<int32_t> tlsStart;
-  thread_local std::vector<uint32_t> tlsC;
-  std::vector<int32_t>& start = tlsStart;
-  std::vector<uint32_t>& C = tlsC;
-  const size_t cells = (size_t)L * maxRun + 8;  // + 8 scratch cells per angle
-  C.assign(cells * na, 0);
-  // Lines: rows (dy 0), columns (dx 0), or diagonals x - y / x + y; each keeps where its open run started.
+  thread_local std::vector<int32_t> tlsRunLength;
+  thread_local std::vector<uint32_t> tlsN;
+  std::vector<int32_t>& runLength = tlsRunLength;
+  std::vector<uint32_t>& Nv = tlsN;
   int lineOffset[4], lines = 0;
   long st[4];
   bool rows[4];
@@ -38,79 +40,67 @@ void glrlm(const Region& r, const Settings& s, double* out) {
     lineOffset[a] = lines;
     lines += rows[a] ? r.h : (o.dx == 0 ? r.w : r.w + r.h - 1);
   }
-  start.assign(lines, 0);
-  int32_t* startp = start.data();
-  uint32_t* Cp = C.data();
+  runLength.assign(lines, 0);
+  int32_t* len = runLength.data();
+  const size_t stride = (size_t)maxRun + 1, table = (size_t)L * stride;
+  Nv.assign(na * table, 0);
+  uint32_t* N = Nv.data();
   const int* index = r.index.data();
   const int32_t* lv = r.plevel.data();
-  // One row-major sweep over the padded canvas for all angles.
-  const size_t dummy = cells - 8;
   const bool standard = na == 4 && offsets[0].dy == 1 && offsets[0].dx == 1 && offsets[1].dy == 1 && offsets[1].dx == 0 &&
                         offsets[2].dy == 1 && offsets[2].dx == -1 && offsets[3].dy == 0 && offsets[3].dx == 1;
-  if (standard) {  // the usual 2D box: 45, 90, 135 and 0 degrees, unrolled
-    // No run ends to detect: N(i, j) counts the pixels of level i that are the j-th pixel of
-    // their run along the angle. Every run of length >= j has exactly one such pixel, so the runs
-    // of length exactly j number N(i, j) - N(i, j + 1). Each line keeps the run length so far.
-    const size_t stride = (size_t)maxRun + 1;
-    thread_local std::vector<uint32_t> tlsN;
-    std::vector<uint32_t>& Nv = tlsN;
-    Nv.assign(4 * (size_t)L * stride, 0);
-    uint32_t *N0 = Nv.data(), *N1 = N0 + L * stride, *N2 = N1 + L * stride, *N3 = N2 + L * stride;
-    int32_t* sV = startp + lineOffset[1];
-    for (int y = 0; y < r.h; y++) {
-      const int32_t* c = lv + r.pat(0, y);
+  for (int y = 0; y < r.h; y++) {
+    const int32_t* c = lv + r.pat(0, y);
+    if (standard) {  // the usual 2D box: 45, 90, 135 and 0 degrees, unrolled
       const int32_t* up = c - r.pw;
-      int32_t* sD = startp + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
-      int32_t* sA = startp + lineOffset[2] + y;              // line x + y
+      int32_t* lD = len + lineOffset[0] + (r.h - 1 - y);  // line x - y + h - 1
+      int32_t* lV = len + lineOffset[1];                  // line x
+      int32_t* lA = len + lineOffset[2] + y;              // line x + y
+      uint32_t *N0 = N, *N1 = N + table, *N2 = N + 2 * table, *N3 = N + 3 * table;
       for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) {
         int h = 0;
         for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
           const int v = c[x];
           const size_t row = (size_t)index[v] * stride - 1;
-          const int d0 = up[x - 1] == v ? sD[x] + 1 : 1, d1 = up[x] == v ? sV[x] + 1 : 1, d2 = up[x + 1] == v ? sA[x] + 1 : 1;
-          sD[x] = d0; sV[x] = d1; sA[x] = d2;
+          const int d0 = up[x - 1] == v ? lD[x] + 1 : 1, d1 = up[x] == v ? lV[x] + 1 : 1, d2 = up[x + 1] == v ? lA[x] + 1 : 1;
+          lD[x] = d0; lV[x] = d1; lA[x] = d2;
           h = c[x - 1] == v ? h + 1 : 1;
           N0[row + d0]++; N1[row + d1]++; N2[row + d2]++; N3[row + h]++;
         }
       }
-    }
-    const uint32_t* Ns[4] = {N0, N1, N2, N3};
-    for (int a = 0; a < 4; a++)
-      for (int i = 0; i < L; i++) {
-        const uint32_t* n = Ns[a] + (size_t)i * stride;
-        uint32_t* out = Cp + a * cells + (size_t)i * maxRun;
-        for (int j = 0; j < maxRun; j++) out[j] = n[j] - n[j + 1];
-      }
-  } else {  // degenerate boxes (one row or one column): fewer angles. A run starts where the
-    // previous pixel along the offset has another level and ends where the next one does; a
-    // pixel that ends no run adds to a scratch cell (8 slots, so increments do not chain).
-    for (int y = 0; y < r.h; y++) {
-      const int32_t* c = lv + r.pat(0, y);
+    } else {  // degenerate boxes (one row or one column): fewer angles, same counting
       int base[4];
       for (int a = 0; a < na; a++) {
         const Offset& o = offsets[a];
         base[a] = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? 0 : (o.dx == o.dy ? r.h - 1 - y : y)));
       }
-      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
-        const int v = c[x];
-        if (!v) continue;
-        const size_t row = (size_t)index[v] * maxRun;
-        for (int a = 0; a < na; a++) {
-          const int l = base[a] + (rows[a] ? 0 : x);
-          const int pos = rows[a] ? x : y;
-          if (c[x - st[a]] != v) startp[l] = pos;
-          const int len = pos - startp[l] + 1;
-          Cp[a * cells + (c[x + st[a]] != v ? row + (len - 1) : dummy + (x & 7))]++;
+      for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++)
+        for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
+          const int v = c[x];
+          const size_t row = (size_t)index[v] * stride - 1;
+          for (int a = 0; a < na; a++) {
+            int32_t& l = len[base[a] + (rows[a] ? 0 : x)];
+            l = c[x - st[a]] == v ? l + 1 : 1;
+            N[a * table + row + l]++;
+          }
         }
+    }
+  }
+  // P(a)(i, j - 1) = runs of level i and length j along angle a; the longest run per angle.
+  std::vector<std::vector<double>> mats(na);
+  int longest[4] = {0, 0, 0, 0};
+  for (int a = 0; a < na; a++) {
+    std::vector<double>& P = mats[a];
+    P.assign((size_t)L * maxRun, 0.0);
+    for (int i = 0; i < L; i++) {
+      const uint32_t* n = N + a * table + (size_t)i * stride;
+      double* row = &P[(size_t)i * maxRun];
+      for (int j = 0; j < maxRun; j++) {
+        row[j] = n[j] - n[j + 1];
+        if (row[j] != 0 && j + 1 > longest[a]) longest[a] = j + 1;
       }
     }
   }
-  int longest[4] = {0, 0, 0, 0};
-  for (int a = 0; a < na; a++)
-    for (int i = 0; i < L; i++)
-      for (int j = maxRun - 1; j >= longest[a]; j--)
-        if (Cp[a * cells + (size_t)i * maxRun + j]) { longest[a] = j + 1; break; }
-  std::vector<std::vector<double>> mats;
   std::vector<int> maxLen;
   for (int a = 0; a < na; a++) {
     // PyRadiomics drops an angle along which no line holds more than one ROI pixel. A run longer
@@ -121,7 +111,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
       int touched = 0;
       for (int y = 0; y < r.h; y++)
         for (int x = 0; x < r.w; x++) {
-          if (!r.mask[r.at(x, y)]) continue;
+          if (!lv[r.pat(x, y)]) continue;
           const Offset& o = offsets[a];
           const int l = lineOffset[a] + (rows[a] ? y : (o.dx == 0 ? x : (o.dx == o.dy ? x - y + r.h - 1 : x + y)));
           touched += !used[l];
@@ -129,9 +119,7 @@ void glrlm(const Region& r, const Settings& s, double* out) {
         }
       multiElement = touched < r.Np;
     }
-    std::vector<double> P(Cp + a * cells, Cp + a * cells + (size_t)L * maxRun);
-    if (!multiElement) std::fill(P.begin(), P.end(), 0.0);
-    mats.push_back(std::move(P));
+    if (!multiElement) std::fill(mats[a].begin(), mats[a].end(), 0.0);
     maxLen.push_back(multiElement ? longest[a] : 0);
   }
   std::vector<int> keep;

@@ -55,10 +55,9 @@ void glszm(const Region& r, const Settings& s, double* out) {
     const int32_t* __restrict c = lv + row;
     uint8_t* __restrict e = eq.data();
     for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)  // vectorised per run: which already-visited neighbours share the level
-      e[x] = (uint8_t)((c[x] != 0) * ((c[x + back[0]] == c[x]) | (c[x + back[1]] == c[x]) << 1 | (c[x + back[2]] == c[x]) << 2 |
-                                      (c[x + back[3]] == c[x]) << 3));
+      e[x] = (uint8_t)((c[x + back[0]] == c[x]) | (c[x + back[1]] == c[x]) << 1 | (c[x + back[2]] == c[x]) << 2 |
+                       (c[x + back[3]] == c[x]) << 3);
     for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
-      if (!c[x]) continue;
       const int32_t i = (int32_t)(row + x);
       // Decision tree for 8-connectivity (Wu et al.): neighbours that touch each other are
       // already in one zone, so a pixel joins one neighbour (N, else NE, else NW, else W) and at
@@ -80,11 +79,11 @@ void glszm(const Region& r, const Settings& s, double* out) {
   for (int y = 0; y < r.h; y++) {
     const size_t row = r.pat(0, y);
     for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++)
-      if (lv[row + x]) {
-        const int32_t root = parent[parent[row + x]];
-        parent[row + x] = root;
-        size[root]++;
-      }
+    {
+      const int32_t root = parent[parent[row + x]];
+      parent[row + x] = root;
+      size[root]++;
+    }
   }
   // Zone counts by (level, size): dense for small zones, a sorted list for the rare large ones.
   constexpr uint32_t kDense = 64;

@@ -40,7 +40,7 @@ void ngtdm(const Region& r, const Settings& s, double* out) {
     }
     for (int ri = r.runBegin[y]; ri < r.runBegin[y + 1]; ri++) for (int x = r.runX0[ri], x1 = r.runX1[ri]; x < x1; x++) {
       const int gl = c[x];
-      if (!gl || (k[x] == 0 && s.ibsi)) continue;
+      if (k[x] == 0 && s.ibsi) continue;
       double diff = k[x] == 0 ? 0 : std::fabs((double)gl - (double)sm[x] / k[x]);
       int li = r.index[gl];
       n[li] += 1;

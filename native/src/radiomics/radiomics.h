@@ -39,27 +39,26 @@ constexpr double kEps = 2.220446049250313e-16;  // numpy.spacing(1)
 struct Region {
   int x0 = 0, y0 = 0, w = 0, h = 0;  // bounding box in the source image
   int Np = 0;                        // ROI pixels
-  std::vector<uint8_t> mask;         // w*h, 1 inside
   std::array<double, 256> hist{};    // histogram of raw intensities in the ROI
   int Ng = 0;                        // highest gray level in the ROI (PyRadiomics' Ng)
   std::vector<int> levels;           // gray levels present, ascending
   std::vector<int> index;            // level -> position in `levels` (size Ng+1, -1 if absent)
   std::array<int, 256> binOf{};      // raw intensity -> gray level
   // Gray levels on a canvas padded by `pad` pixels of 0 on every side (pad >= the largest
-  // neighbour distance), so neighbourhood kernels index without bounds checks.
+  // neighbour distance), so neighbourhood kernels index without bounds checks. A pixel is in
+  // the ROI exactly when its level is not 0.
   int pad = 1, pw = 0, ph = 0;
   std::vector<int32_t> plevel;
   // Runs of consecutive ROI pixels per box row: runs runBegin[y] .. runBegin[y+1]-1 of row y
   // are the columns [runX0[k], runX1[k]). Pixel loops visit only these (rings skip the lesion).
   std::vector<int32_t> runX0, runX1, runBegin;
-  inline size_t at(int x, int y) const { return (size_t)y * w + x; }
   inline size_t pat(int x, int y) const { return (size_t)(y + pad) * pw + x + pad; }
 };
 
 struct Offset { int dy, dx; };
 
 // Per region code of a pane: pixel count, bounding box and intensity range. One pass over the
-// pane serves all nested regions of a frame (lesion and rings) instead of one pass each.
+// pane serves all its regions (lesion and nested rings) instead of one pass each.
 struct CodeStats {
   struct Entry { int count = 0, x0 = 1 << 30, x1 = -1, y0 = 1 << 30, y1 = -1, vmin = 255, vmax = 0; };
   std::vector<Entry> byCode;  // index = code
@@ -67,11 +66,12 @@ struct CodeStats {
 void summarizeCodes(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes, int maxCode,
                     CodeStats& out);
 
-// Builds the region of `image` (width x height) whose pixels satisfy `inRoi(code)`, reading codes
-// from a pane-sized buffer placed at (paneX, paneY). Returns an empty string, or why the ROI is
-// refused (PyRadiomics' checkMask rules), in which case no features are computed.
+// Builds the region of `image` (width x height) whose codes lie in [minCode, maxCode], reading
+// codes from a pane-sized buffer placed at (paneX, paneY); `stats` is that pane's summary. Returns
+// an empty string, or why the ROI is refused (PyRadiomics' checkMask rules), in which case no
+// features are computed.
 std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
-                        int minCode, int maxCode, const Settings& s, Region& r, const CodeStats* stats = nullptr);
+                        int minCode, int maxCode, const CodeStats& stats, const Settings& s, Region& r);
 
 // Offsets in PyRadiomics' order for the given distances and bounding box; `bidirectional` adds
 // the mirrored offsets (GLSZM/GLDM/NGTDM neighbourhoods), otherwise one per direction pair.

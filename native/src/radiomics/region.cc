@@ -83,45 +83,15 @@ void summarizeCodes(const uint8_t* image, int width, int paneX, int paneY, int p
 }
 
 std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, int paneW, int paneH, const uint8_t* codes,
-                        int minCode, int maxCode, const Settings& s, Region& r, const CodeStats* stats) {
-  // Pass 1 over the pane: the region's box, pixel count and intensity range (or the union of the
-  // per-code summaries when the caller made them).
+                        int minCode, int maxCode, const CodeStats& stats, const Settings& s, Region& r) {
+  // The region's box, pixel count and intensity range: the union of its codes' summaries.
   int x0 = paneW, y0 = paneH, x1 = -1, y1 = -1, np = 0, vmin = 255, vmax = 0;
-  if (stats) {
-    for (int code = minCode; code <= maxCode && code < (int)stats->byCode.size(); code++) {
-      const CodeStats::Entry& t = stats->byCode[code];
-      if (!t.count) continue;
-      np += t.count;
-      x0 = std::min(x0, t.x0); x1 = std::max(x1, t.x1); y0 = std::min(y0, t.y0); y1 = std::max(y1, t.y1);
-      vmin = std::min(vmin, t.vmin); vmax = std::max(vmax, t.vmax);
-    }
-  }
-  for (int y = 0; !stats && y < paneH; y++) {
-    const uint8_t* c = codes + (size_t)y * paneW;
-    const uint8_t* img = image + (size_t)(paneY + y) * width + paneX;
-    int rowMin = paneW, rowMax = -1, x = 0;
-    auto visit = [&](int k) {
-      if (c[k] >= minCode && c[k] <= maxCode) {
-        if (rowMin == paneW) rowMin = k;
-        rowMax = k;
-        np++;
-        vmin = std::min(vmin, (int)img[k]);
-        vmax = std::max(vmax, (int)img[k]);
-      }
-    };
-    if (minCode >= 1)  // codes are 0 outside every region: skip empty 8-byte words fast
-      for (; x + 8 <= paneW; x += 8) {
-        uint64_t word;
-        std::memcpy(&word, c + x, 8);
-        if (!word) continue;
-        for (int k = x; k < x + 8; k++) visit(k);
-      }
-    for (; x < paneW; x++) visit(x);
-    if (rowMax >= 0) {
-      x0 = std::min(x0, rowMin); x1 = std::max(x1, rowMax);
-      if (y1 < 0) y0 = y;
-      y1 = y;
-    }
+  for (int code = minCode; code <= maxCode && code < (int)stats.byCode.size(); code++) {
+    const CodeStats::Entry& t = stats.byCode[code];
+    if (!t.count) continue;
+    np += t.count;
+    x0 = std::min(x0, t.x0); x1 = std::max(x1, t.x1); y0 = std::min(y0, t.y0); y1 = std::max(y1, t.y1);
+    vmin = std::min(vmin, t.vmin); vmax = std::max(vmax, t.vmax);
   }
   r.Np = np;
   if (np == 0) return "mask is empty: no pixels in this region";
@@ -156,7 +126,7 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
       r.binOf[v] = (int)(std::upper_bound(edges.begin(), edges.end(), (double)v) - edges.begin());
   }
 
-  // Pass 2 over the box: mask, histogram, gray levels on the padded canvas, runs per row.
+  // One pass over the box: histogram, gray levels on the padded canvas, runs per row.
   int maxd = 1;
   for (int d : s.distances) maxd = std::max(maxd, d);
   r.pad = maxd;
@@ -165,7 +135,6 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   // Pixel indices on the canvas are 32-bit (zone labelling); no ultrasound frame comes near this.
   if ((size_t)r.pw * r.ph > ((size_t)1 << 28))
     return "ROI bounding box too large: " + std::to_string((size_t)r.pw * r.ph) + " pixels with padding (limit 268435456)";
-  r.mask.assign((size_t)r.w * r.h, 0);
   r.plevel.assign((size_t)r.pw * r.ph, 0);
   r.hist.fill(0);
   r.runX0.clear();
@@ -175,13 +144,12 @@ std::string buildRegion(const uint8_t* image, int width, int paneX, int paneY, i
   for (int y = 0; y < r.h; y++) {
     const uint8_t* c = codes + (size_t)(y + y0) * paneW + x0;
     const uint8_t* img = image + (size_t)(paneY + y + y0) * width + paneX + x0;
-    uint8_t* m = &r.mask[r.at(0, y)];
     int32_t* out = &r.plevel[r.pat(0, y)];
     r.runBegin[y] = (int32_t)r.runX0.size();
     bool prev = false;
     for (int x = 0; x < r.w; x++) {
       const bool in = c[x] >= minCode && c[x] <= maxCode;
-      if (in) { m[x] = 1; counts[img[x]]++; out[x] = r.binOf[img[x]]; }
+      if (in) { counts[img[x]]++; out[x] = r.binOf[img[x]]; }
       if (in != prev) { (in ? r.runX0 : r.runX1).push_back(x); prev = in; }
     }
     if (prev) r.runX1.push_back(r.w);

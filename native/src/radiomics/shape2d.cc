@@ -83,7 +83,7 @@ void shape2D(const Region& r, const Settings& s, double* out) {
   // Only squares on the outline can hold lines. For the row pair above and below square row iy,
   // the columns where either row enters or leaves a run cut the row into segments; inside a
   // segment both rows are constant, so its squares are empty or full unless the two rows differ.
-  auto inRow = [&](int y, int x) { return y >= 0 && y < r.h && x >= 0 && x < r.w && r.mask[r.at(x, y)] != 0; };
+  auto inRow = [&](int y, int x) { return lv[r.pat(x, y)] != 0; };  // y in [-1, h], x in [0, w]: inside the padding
   std::vector<int> cuts;
   for (int iy = 0; iy < H - 1; iy++) {
     const int32_t* top = lv + r.pat(-1, iy - 1);  // padded pixel (iy, 0) and the row below it
