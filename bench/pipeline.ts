@@ -8,6 +8,8 @@ import { resolveConfig } from '../core/config.js';
 import { PhantomScanner } from '../device/phantom.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+/** Threads for the features stage (config pipeline.featureThreads); the default config's unless BENCH_FEATURE_THREADS is set. */
+const featureThreads = Number(process.env.BENCH_FEATURE_THREADS ?? resolveConfig({}).pipeline.featureThreads);
 const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
 
 function renderCost(): { p50: number; p99: number; max: number; n: number } {
@@ -28,7 +30,7 @@ function renderCost(): { p50: number; p99: number; max: number; n: number } {
 async function live(fps: number) {
   let received = 0, ws: WebSocket | undefined;
   const summary = await runDemo({
-    config: resolveConfig({ source: { phantom: { fps } }, overlay: { port: 0 } }), frames: Math.round(fps * seconds), headless: true,
+    config: resolveConfig({ source: { phantom: { fps } }, pipeline: { featureThreads }, overlay: { port: 0 } }), frames: Math.round(fps * seconds), headless: true,
     log: (line) => {
       const m = /(http:\/\/\S+)/.exec(line);
       if (!m) return;
@@ -43,7 +45,7 @@ async function live(fps: number) {
 }
 
 async function main() {
-  console.log(`sonomics bench: demo pipeline at 1280x720, ${seconds} s per rate, node ${process.version}, ${new Date().toISOString()}`);
+  console.log(`sonomics bench: demo pipeline at 1280x720, ${seconds} s per rate, features on ${featureThreads} thread(s), node ${process.version}, ${new Date().toISOString()}`);
   const r = renderCost();
   console.log('\nPhantom render, 1280x720 frame (ms, %d frames)', r.n);
   console.log('| p50 | p99 | max |\n|---:|---:|---:|');
