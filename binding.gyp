@@ -7,6 +7,7 @@
         "native/src/phantom.cc",
         "native/src/tracker.cc",
         "native/src/regions.cc",
+        "native/src/pixels.cc",
         "native/src/radiomics/region.cc",
         "native/src/radiomics/firstorder.cc",
         "native/src/radiomics/shape2d.cc",

@@ -46,6 +46,20 @@ export interface NativeAddon {
   radiomicsDeprecatedFeatures: string[];
   radiomics(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
     settings: NativeRadiomicsSettings): NativeRadiomicsResult;
+  /**
+   * Largest block mean absolute difference (gray levels) between two frames over the rects
+   * (default: the whole frame), in blockSize blocks (default 16). Stops at the first block above
+   * stopAbove and returns that block's value.
+   */
+  frameDifference(prev: Uint8Array, cur: Uint8Array, width: number, height: number, rects?: PixelRect[] | null,
+    options?: { blockSize?: number; stopAbove?: number }): number;
+  /** RGB (interleaved, planar or YBR_FULL) to the 8-bit gray plane, and to interleaved RGB when rgb is given. */
+  rgbToGray(src: Uint8Array, width: number, height: number, layout: 'interleaved' | 'planar' | 'ybr_full', gray: Uint8Array, rgb?: Uint8Array | null): void;
+  /** Palette colour (DICOM LUTs as Uint16 entries) to gray and interleaved RGB. */
+  applyPalette(indices: Uint8Array | Uint16Array, width: number, height: number,
+    lut: { red: Uint16Array; green: Uint16Array; blue: Uint16Array; firstMapped: number; bits: number }, gray: Uint8Array, rgb?: Uint8Array | null): void;
+  /** Monochrome samples (up to 16 bits stored) to 8-bit gray; invert for MONOCHROME1. */
+  monochromeTo8(src: Uint8Array | Uint16Array, width: number, height: number, options: { bitsStored: number; invert: boolean }, gray: Uint8Array): void;
   radiomicsAsync(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
     settings: NativeRadiomicsSettings): Promise<NativeRadiomicsResult>;
 }

@@ -54,6 +54,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTracker(env, exports);
   InitRegions(env, exports);
   InitRadiomics(env, exports);
+  InitPixels(env, exports);
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

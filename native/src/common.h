@@ -132,5 +132,6 @@ void InitPhantom(Napi::Env env, Napi::Object exports);
 void InitTracker(Napi::Env env, Napi::Object exports);
 void InitRegions(Napi::Env env, Napi::Object exports);
 void InitRadiomics(Napi::Env env, Napi::Object exports);
+void InitPixels(Napi::Env env, Napi::Object exports);
 
 }  // namespace sono
