@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { PROFILE_NAME_PATTERN, profileProblems, type LayoutProfile } from './profile.js';
 
 export interface SonomicsConfig {
   source: { type: 'phantom'; phantom: { seed: number; width: number; height: number; fps: number; depthMm: number } };
@@ -17,7 +18,60 @@ export interface SonomicsConfig {
   /** Model card files: a path that exists (absolute or from the current folder), else a card in the package's models/ folder. */
   models: string[];
   overlay: { host: string; port: number; jpegQuality: number; maxBufferedBytes: number };
+  /** Screen layout profiles by name (scanner model/mode): panes, scan sector, calibration. See docs/layout-profiles.md. */
+  layouts: Record<string, LayoutProfile>;
 }
+
+// A layout profile (core/profile.ts). Ajv checks the shape; profileProblems() repeats it with
+// clearer messages than oneOf branches give and adds the geometric checks (panes on the screen,
+// same size, ruler points apart).
+const point = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 } as const;
+const pixelRect = (minSize: number) => ({
+  x: { type: 'integer', minimum: 0 }, y: { type: 'integer', minimum: 0 },
+  width: { type: 'integer', minimum: minSize }, height: { type: 'integer', minimum: minSize },
+}) as const;
+const paneSchema = { type: 'object', additionalProperties: false, required: ['x', 'y', 'width', 'height'], properties: pixelRect(8) } as const;
+const degrees = { type: 'number', minimum: -180, maximum: 180 } as const;
+const mmPerPx = { type: 'number', exclusiveMinimum: 0 } as const;
+const layoutProfileSchema = {
+  type: 'object', additionalProperties: false, required: ['screen', 'panes', 'calibration'],
+  properties: {
+    description: { type: 'string' },
+    screen: {
+      type: 'object', additionalProperties: false, required: ['width', 'height'],
+      properties: { width: { type: 'integer', minimum: 16, maximum: 8192 }, height: { type: 'integer', minimum: 16, maximum: 8192 } },
+    },
+    panes: { type: 'object', additionalProperties: false, required: ['bmode', 'contrast'], properties: { bmode: paneSchema, contrast: paneSchema } },
+    sector: {
+      oneOf: [
+        {
+          type: 'object', additionalProperties: false, required: ['type', 'apex', 'innerRadius', 'outerRadius', 'fromDeg', 'toDeg'],
+          properties: {
+            type: { const: 'fan' }, apex: point, innerRadius: { type: 'number', minimum: 0 }, outerRadius: { type: 'number', exclusiveMinimum: 0 },
+            fromDeg: degrees, toDeg: degrees,
+          },
+        },
+        { type: 'object', additionalProperties: false, required: ['type', 'x', 'y', 'width', 'height'], properties: { type: { const: 'rect' }, ...pixelRect(1) } },
+        { type: 'object', additionalProperties: false, required: ['type', 'points'], properties: { type: { const: 'polygon' }, points: { type: 'array', items: point, minItems: 3 } } },
+      ],
+    },
+    calibration: {
+      oneOf: [
+        {
+          type: 'object', additionalProperties: false, required: ['ruler'],
+          properties: { ruler: { type: 'object', additionalProperties: false, required: ['from', 'to', 'mm'], properties: { from: point, to: point, mm: mmPerPx } } },
+        },
+        {
+          type: 'object', additionalProperties: false, required: ['mmPerPixel'],
+          properties: {
+            mmPerPixel: { anyOf: [mmPerPx, { type: 'object', additionalProperties: false, required: ['x', 'y'], properties: { x: mmPerPx, y: mmPerPx } }] },
+          },
+        },
+        { type: 'object', additionalProperties: false, required: ['dicom'], properties: { dicom: { const: true } } },
+      ],
+    },
+  },
+} as const;
 
 export const configSchema = {
   type: 'object',
@@ -67,6 +121,7 @@ export const configSchema = {
         maxBufferedBytes: { type: 'integer', minimum: 65536, default: 4194304 },
       },
     },
+    layouts: { type: 'object', default: {}, propertyNames: { pattern: PROFILE_NAME_PATTERN }, additionalProperties: layoutProfileSchema },
   },
 } as const;
 
@@ -84,26 +139,45 @@ function keyOf(path: string): string {
   return path.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
 }
 
+/** Every problem of the `layouts` key, from the TypeScript pass over each profile. */
+function layoutsProblems(layouts: unknown): string[] {
+  if (layouts === undefined) return [];
+  if (typeof layouts !== 'object' || layouts === null || Array.isArray(layouts)) return ['layouts: must be an object mapping profile names to layout profiles'];
+  return Object.entries(layouts).flatMap(([name, p]) => profileProblems(name, p));
+}
+
 /** Validates a parsed config object (defaults filled in) and returns it. */
 export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsConfig {
   const cfg = input === undefined || input === null ? {} : structuredClone(input);
   if (!validate(cfg)) {
-    const problems = (validate.errors ?? []).map((e) => {
+    // Under `layouts`, the TypeScript pass's messages replace Ajv's (oneOf reports every branch).
+    const layouts = layoutsProblems((cfg as { layouts?: unknown }).layouts);
+    const errors = (validate.errors ?? []).filter((e) => !(layouts.length && /^\/layouts(\/|$)/.test(e.instancePath)));
+    const problems = errors.map((e) => {
       if (e.keyword === 'additionalProperties') {
         const k = String((e.params as { additionalProperty: string }).additionalProperty);
         return `${keyOf(`${e.instancePath}/${k}`)}: unknown key`;
       }
       return `${keyOf(e.instancePath)}: ${e.message}`;
     });
-    throw new ConfigError(problems, source);
+    throw new ConfigError([...problems, ...layouts], source);
   }
   const c = cfg as SonomicsConfig;
   const problems: string[] = [];
   const r = c.pipeline.ringsMm;
   for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
   if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
+  problems.push(...layoutsProblems(c.layouts));
   if (problems.length) throw new ConfigError(problems, source);
   return c;
+}
+
+/** The layout profile `name` of a resolved config; a ConfigError naming `layouts.<name>` and the known names when missing. */
+export function layoutProfile(config: SonomicsConfig, name: string, source = 'config'): LayoutProfile {
+  const layouts = config.layouts ?? {};
+  if (Object.hasOwn(layouts, name)) return layouts[name];
+  const known = Object.keys(layouts);
+  throw new ConfigError([`layouts.${name}: no such layout profile (${known.length ? `known: ${known.join(', ')}` : 'the config defines none'})`], source);
 }
 
 /** Reads a JSON (.json) or YAML (.yaml/.yml) config file. */
