@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, resolveConfig, type SonomicsConfig } from '../core/config.js';
+import { ConfigError, layoutProfile, loadConfig, resolveConfig, type SonomicsConfig } from '../core/config.js';
 import { packageRoot } from '../core/paths.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { runDemo, type DemoSummary } from './demo.js';
@@ -17,7 +17,17 @@ Usage: sonomics <command> [options]
 
 Commands:
   demo        Run the built-in phantom scanner through the whole pipeline and serve the overlay
+  run         Run the configured source (capture card, DICOM cine, recording) the same way
   features    PyRadiomics' 2D features of an image and mask (and rings around it) as JSON
+  probe       What an input holds (kind, size, frames, rate, pixel spacing, colour) as JSON
+  frames      Write an input's decoded frames as 8-bit PGM (gray) or PNG (colour)
+  record      Record a session from any input (crash-safe, lossless)
+  replay      Feed a recording through the pipeline and serve the overlay
+  export      Trim a recording, or export it as a video file
+  layout      Draw a layout profile over a captured frame (PNG), to check it
+
+Inputs: "phantom" (or phantom:SEED), a recording (NAME.sonrec), a DICOM file, or anything ffmpeg
+reads: a capture card (/dev/video0), a file, a stream URL, a test pattern (--format lavfi).
 
 Options:
   sonomics --version          print the version
@@ -66,6 +76,108 @@ Options:
 Exit codes: 0 done; 1 an input cannot be read, sizes differ, or the ROI fails PyRadiomics'
 checks; 2 bad options or a parameter file sonomics cannot honour.
 `;
+
+const INPUT_OPTIONS_HELP = `Input options (for ffmpeg inputs):
+  --format F          ffmpeg input format: v4l2 (default for /dev/video*), lavfi, rawvideo, ...
+  --pixel-format P    capture pixel format, e.g. yuyv422, uyvy422, mjpeg
+  --size WxH          capture size (V4L2 and raw inputs)
+  --fps N             capture frame rate (V4L2 and raw inputs)
+`;
+
+const PROBE_HELP = `Usage: sonomics probe INPUT [input options]
+
+Prints one JSON object: kind (phantom, recording, dicom, media), width, height, frames (null when
+endless or unknown), fps, pixelSpacingMm (null when unknown), colourModel, and what else the kind
+tells (DICOM regions and transfer syntax, recording notes, codec).
+
+${INPUT_OPTIONS_HELP}`;
+
+const FRAMES_HELP = `Usage: sonomics frames INPUT --out DIR [--every N] [--max N] [input options]
+
+Writes the decoded frames to DIR as frame-NNNNNN.pgm (8-bit gray) or .png (colour), numbered by
+their position in the input, then prints a JSON summary. Files are read as fast as they decode.
+  --every N   keep every Nth frame (default 1)
+  --max N     stop after writing N frames (required for endless inputs: phantom, devices, streams)
+
+${INPUT_OPTIONS_HELP}`;
+
+const RECORD_HELP = `Usage: sonomics record --input SRC --out NAME.sonrec [options]
+
+Records every frame as it arrives, with its timestamps, into a crash-safe, lossless recording
+(docs/recording.md). Stops at the end of the input, after --seconds or --frames, or on Ctrl-C.
+  --seconds S       stop after S seconds
+  --frames N        stop after N frames
+  --colour          record RGB (e.g. Doppler panes) instead of gray
+  --layout NAME     store this layout profile with the recording (needs --config)
+  --config FILE     configuration file (layout profiles)
+
+${INPUT_OPTIONS_HELP}`;
+
+const REPLAY_HELP = `Usage: sonomics replay NAME.sonrec [options]
+
+Feeds a recording through the pipeline (tracking, regions, features, scores) and serves the
+overlay, at the recorded timing or faster.
+  --fast            as fast as the pipeline takes them (frames it cannot take are dropped, counted)
+  --speed X         playback speed at recorded timing (default 1)
+  --lesion MASK     lesion outline to lock on the first frame: an image the size of the screen or
+                    of the B-mode pane, non-zero = lesion (without it tracking waits for a lock)
+  --layout NAME     layout profile (when the recording has none, or to override it)
+  --port N, --host ADDR, --headless, --frames N, --json, --config FILE   as for demo
+`;
+
+const RUN_HELP = `Usage: sonomics run --config FILE [options]
+
+Runs the source of the config (source.type: capture, dicom, replay or phantom) through the
+pipeline and serves the overlay. A capture card that loses its signal is restarted with backoff;
+the overlay keeps serving and shows 'no signal' meanwhile.
+  --layout NAME     layout profile (default source.layout of the config)
+  --lesion MASK     lesion outline to lock on the first frame (see replay --help)
+  --port N, --host ADDR, --headless, --frames N, --json   as for demo
+`;
+
+const EXPORT_HELP = `Usage: sonomics export NAME.sonrec --out OUT [--from S] [--to S]
+
+OUT ending in .sonrec: a trimmed recording (lossless, times rebased to its first frame).
+OUT ending in .mp4, .mkv, .mov or .avi: a video for viewing (H.264, the recording's frame rate).
+--from and --to are seconds from the recording's first frame.
+`;
+
+const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
+
+Draws the layout profile (panes, scan sector, ruler points, spacing) over frame N (default 0)
+of the input and writes a PNG, to check a profile by eye. Without --layout, the layout the
+input knows (phantom, recording, DICOM regions) is drawn.
+
+${INPUT_OPTIONS_HELP}`;
+
+const inputOptions = {
+  format: { type: 'string' }, 'pixel-format': { type: 'string' }, size: { type: 'string' }, fps: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const serveOptions = {
+  port: { type: 'string' }, host: { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
+  config: { type: 'string' }, layout: { type: 'string' }, lesion: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function ffmpegOptionsOf(v: { format?: string; 'pixel-format'?: string; size?: string; fps?: string }) {
+  let size: { width: number; height: number } | undefined;
+  if (v.size !== undefined) {
+    const m = /^(\d+)x(\d+)$/.exec(v.size.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[1]) > 8192 || Number(m[2]) > 8192) throw new UsageError(`--size must be WxH, e.g. 1920x1080 (got "${v.size}")`);
+    size = { width: Number(m[1]), height: Number(m[2]) };
+  }
+  return {
+    ...(v.format !== undefined && { format: v.format }),
+    ...(v['pixel-format'] !== undefined && { pixelFormat: v['pixel-format'] }),
+    ...(size && size),
+    ...(v.fps !== undefined && { fps: numOption('fps', v.fps, 0, 1000) }),
+  };
+}
+
+function onePositional(cmd: string, positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageError(`${cmd}: give exactly one ${what} (got ${positionals.length})`);
+  return positionals[0];
+}
 
 const featuresOptions = {
   image: { type: 'string' }, mask: { type: 'string' }, 'bin-width': { type: 'string' }, 'bin-count': { type: 'string' },
@@ -129,13 +241,34 @@ function featuresOptionsOf(v: ReturnType<typeof parse<typeof featuresOptions>>['
   };
 }
 
+/** A named layout profile from the config file. */
+function namedLayout(name: string | undefined, configPath: string | undefined) {
+  if (name === undefined) return undefined;
+  if (!configPath) throw new UsageError('--layout NAME needs --config FILE (layout profiles live in the config)');
+  return { name, profile: layoutProfile(loadConfig(configPath), name, configPath) };
+}
+
+/** Runs a job that stops cleanly on Ctrl-C / SIGTERM. */
+async function withInterrupt<T>(job: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await job(ac.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
 function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
+    return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
@@ -193,12 +326,95 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       io.out(formatFeatures(await computeFeatures(options)));
       return 0;
     }
+    if (cmd === 'probe') {
+      const { values: v, positionals } = parse(rest, { ...inputOptions, help: { type: 'boolean', short: 'h' } }, true);
+      if (v.help) { io.out(PROBE_HELP); return 0; }
+      const { probe } = await import('./capture.js');
+      io.out(JSON.stringify(await probe({ input: onePositional('probe', positionals, 'INPUT'), ffmpeg: ffmpegOptionsOf(v) }), null, 2));
+      return 0;
+    }
+    if (cmd === 'frames') {
+      const { values: v, positionals } = parse(rest, { ...inputOptions, out: { type: 'string' }, every: { type: 'string' }, max: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+      if (v.help) { io.out(FRAMES_HELP); return 0; }
+      if (!v.out) throw new UsageError('frames: --out DIR is required');
+      const { writeFrames } = await import('./capture.js');
+      const summary = await withInterrupt((signal) => writeFrames({
+        input: onePositional('frames', positionals, 'INPUT'), ffmpeg: ffmpegOptionsOf(v), out: v.out!,
+        every: intOption('every', v.every, 1, 1e9) ?? 1, max: intOption('max', v.max, 1, 1e9),
+      }, signal));
+      io.out(JSON.stringify(summary));
+      return 0;
+    }
+    if (cmd === 'record') {
+      const { values: v } = parse(rest, {
+        ...inputOptions, input: { type: 'string' }, out: { type: 'string' }, seconds: { type: 'string' }, frames: { type: 'string' }, colour: { type: 'boolean' },
+        layout: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(RECORD_HELP); return 0; }
+      if (!v.input) throw new UsageError('record: --input SRC is required');
+      if (!v.out) throw new UsageError('record: --out NAME.sonrec is required');
+      const layout = namedLayout(v.layout, v.config);
+      const { record } = await import('./capture.js');
+      const summary = await withInterrupt((signal) => record({
+        input: v.input!, out: v.out!, ffmpeg: ffmpegOptionsOf(v), seconds: numOption('seconds', v.seconds, 0, 1e7),
+        max: intOption('frames', v.frames, 1, 1e9), colour: Boolean(v.colour), layout,
+      }, io.err, signal));
+      io.out(JSON.stringify(summary));
+      return 0;
+    }
+    if (cmd === 'export') {
+      const { values: v, positionals } = parse(rest, { out: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+      if (v.help) { io.out(EXPORT_HELP); return 0; }
+      if (!v.out) throw new UsageError('export: --out FILE is required');
+      const fromS = v.from === undefined ? undefined : numOption('from', v.from, -1e-9, 1e9);
+      const { exportCommand } = await import('./capture.js');
+      io.out(JSON.stringify(await exportCommand({ input: onePositional('export', positionals, 'recording'), out: v.out, fromS, toS: numOption('to', v.to, 0, 1e9) })));
+      return 0;
+    }
+    if (cmd === 'layout') {
+      const { values: v, positionals } = parse(rest, {
+        ...inputOptions, out: { type: 'string' }, layout: { type: 'string' }, config: { type: 'string' }, frame: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      }, true);
+      if (v.help) { io.out(LAYOUT_HELP); return 0; }
+      if (!v.out) throw new UsageError('layout: --out FILE.png is required');
+      const { renderLayout } = await import('./capture.js');
+      io.out(JSON.stringify(await renderLayout({
+        input: onePositional('layout', positionals, 'INPUT'), ffmpeg: ffmpegOptionsOf(v), out: v.out, frame: intOption('frame', v.frame, 0, 1e9) ?? 0,
+        layout: namedLayout(v.layout, v.config),
+      })));
+      return 0;
+    }
+    if (cmd === 'replay' || cmd === 'run') {
+      const replay = cmd === 'replay';
+      const { values: v, positionals } = parse(rest, { ...serveOptions, fast: { type: 'boolean' }, speed: { type: 'string' } }, replay);
+      if (v.help) { io.out(replay ? REPLAY_HELP : RUN_HELP); return 0; }
+      if (!replay && (v.fast || v.speed !== undefined)) throw new UsageError('run: --fast and --speed are for replay');
+      const base = loadConfig(v.config);
+      const config = resolveConfig({
+        ...base, overlay: { ...base.overlay, ...(v.port !== undefined && { port: intOption('port', v.port, 0, 65535) }), ...(v.host !== undefined && { host: v.host }) },
+      }, v.config ?? 'command line');
+      const { openInput, sourceFromConfig, layoutFor } = await import('../device/open.js');
+      const { readLesion } = await import('./capture.js');
+      const source = replay
+        ? await openInput(onePositional('replay', positionals, 'recording'), { realtime: !v.fast, speed: numOption('speed', v.speed, 0, 100) })
+        : await sourceFromConfig(config);
+      const layoutName = v.layout ?? config.source.layout;
+      const layout = layoutFor(source, layoutName ? { name: layoutName, profile: layoutProfile(config, layoutName, v.config ?? 'command line') } : undefined);
+      const lesion = v.lesion ? await readLesion(v.lesion, layout) : undefined;
+      const log = v.json ? io.err : io.out;
+      const summary = await withInterrupt((signal) => runDemo({
+        config, frames: intOption('frames', v.frames, 1, 1e9), headless: Boolean(v.headless), log, source, layout, lesion,
+      }, signal));
+      if (v.json) io.out(JSON.stringify(summary));
+      else printDemoSummary(summary, io.out);
+      return 0;
+    }
     throw new UsageError(`unknown command "${cmd}"; run 'sonomics --help'`);
   } catch (e) {
     if (e instanceof UsageError) { io.err(`sonomics: ${e.message}`); return 2; }
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
     // core/params.ts is loaded only by the features command, so its error is known by name.
-    if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
+    if ((e as Error)?.name === 'ParamsError' || (e as Error)?.name === 'UsageError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     io.err(`sonomics: ${(e as Error).message}`);
     return 1;
   }

@@ -85,12 +85,14 @@ export class FrameStamper {
 
   /**
    * Makes the Frame for freshly arrived pixels. `data` must not be reused by the caller.
-   * Gaps are measured on the source's clock when it has one, else on arrival.
+   * Gaps are measured on the source's clock when it has one, else on arrival. `duplicate`, when
+   * given, is taken as is instead of comparing pixels.
    */
-  stamp(data: Uint8Array, extras: { sourceTimeMs?: number; rgb?: Uint8Array; arrivalMs?: number } = {}): Frame {
+  stamp(data: Uint8Array, extras: { sourceTimeMs?: number; rgb?: Uint8Array; arrivalMs?: number; duplicate?: boolean } = {}): Frame {
     const arrival = extras.arrivalMs ?? performance.now();
-    let duplicate = false;
-    if (this.dup && this.prev) {
+    // A source that already knows (a recording) says so; otherwise compare with the previous frame.
+    let duplicate = extras.duplicate ?? false;
+    if (extras.duplicate === undefined && this.dup && this.prev) {
       const d = native.frameDifference(this.prev, data, this.width, this.height, this.dup.rects,
         { blockSize: this.dup.blockSize, stopAbove: this.dup.threshold });
       duplicate = d <= this.dup.threshold;

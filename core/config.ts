@@ -7,7 +7,19 @@ import { parse as parseYaml } from 'yaml';
 import { PROFILE_NAME_PATTERN, profileProblems, type LayoutProfile } from './profile.js';
 
 export interface SonomicsConfig {
-  source: { type: 'phantom'; phantom: { seed: number; width: number; height: number; fps: number; depthMm: number } };
+  source: {
+    type: 'phantom' | 'capture' | 'dicom' | 'replay';
+    /** Layout profile (a key of `layouts`) for sources that do not know their screen layout. */
+    layout?: string;
+    phantom: { seed: number; width: number; height: number; fps: number; depthMm: number };
+    capture: {
+      input: string; format?: string; pixelFormat?: string; width?: number; height?: number; fps?: number; inputOptions: string[];
+      colour: boolean; ffmpegPath: string; restartInitialMs: number; restartMaxMs: number; stallMs?: number;
+    };
+    dicom: { path?: string; loop: boolean };
+    replay: { path?: string; speed: number };
+    duplicates: { enabled: boolean; threshold: number; blockSize: number };
+  };
   pipeline: {
     ringsMm: number[];
     binWidth: number;
@@ -80,7 +92,8 @@ export const configSchema = {
     source: {
       type: 'object', additionalProperties: false, default: {},
       properties: {
-        type: { enum: ['phantom'], default: 'phantom' },
+        type: { enum: ['phantom', 'capture', 'dicom', 'replay'], default: 'phantom' },
+        layout: { type: 'string', pattern: PROFILE_NAME_PATTERN },
         phantom: {
           type: 'object', additionalProperties: false, default: {},
           properties: {
@@ -89,6 +102,39 @@ export const configSchema = {
             height: { type: 'integer', minimum: 240, maximum: 2160, default: 720 },
             fps: { type: 'number', exclusiveMinimum: 0, maximum: 240, default: 30 },
             depthMm: { type: 'number', minimum: 10, maximum: 200, default: 40 },
+          },
+        },
+        capture: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            input: { type: 'string', minLength: 1, default: '/dev/video0' },
+            format: { type: 'string', minLength: 1 },
+            pixelFormat: { type: 'string', minLength: 1 },
+            width: { type: 'integer', minimum: 16, maximum: 8192 },
+            height: { type: 'integer', minimum: 16, maximum: 8192 },
+            fps: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
+            inputOptions: { type: 'array', items: { type: 'string' }, default: [] },
+            colour: { type: 'boolean', default: false },
+            ffmpegPath: { type: 'string', minLength: 1, default: 'ffmpeg' },
+            restartInitialMs: { type: 'integer', minimum: 10, maximum: 60000, default: 250 },
+            restartMaxMs: { type: 'integer', minimum: 10, maximum: 600000, default: 8000 },
+            stallMs: { type: 'integer', minimum: 100, maximum: 600000 },
+          },
+        },
+        dicom: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: { path: { type: 'string', minLength: 1 }, loop: { type: 'boolean', default: true } },
+        },
+        replay: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: { path: { type: 'string', minLength: 1 }, speed: { type: 'number', exclusiveMinimum: 0, maximum: 100, default: 1 } },
+        },
+        duplicates: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            threshold: { type: 'number', minimum: 0, maximum: 254, default: 6.5 },
+            blockSize: { type: 'integer', minimum: 2, maximum: 256, default: 16 },
           },
         },
       },
@@ -168,6 +214,11 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
   for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
   if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
   problems.push(...layoutsProblems(c.layouts));
+  if (c.source.layout !== undefined && !(c.source.layout in c.layouts))
+    problems.push(`source.layout: no layout profile "${c.source.layout}" in layouts (${Object.keys(c.layouts).join(', ') || 'none defined'})`);
+  if ((c.source.type === 'dicom' || c.source.type === 'replay') && !c.source[c.source.type].path) problems.push(`source.${c.source.type}.path: required when source.type is "${c.source.type}"`);
+  if (c.source.capture.restartMaxMs < c.source.capture.restartInitialMs) problems.push('source.capture.restartMaxMs: must be >= restartInitialMs');
+  if ((c.source.capture.width === undefined) !== (c.source.capture.height === undefined)) problems.push('source.capture: give width and height together');
   if (problems.length) throw new ConfigError(problems, source);
   return c;
 }

@@ -60,6 +60,8 @@ export interface ScoreUpdate {
 
 export interface PipelineStats {
   received: number;
+  /** Frames that repeated the previous image (frame.duplicate): not tracked or scored again. */
+  duplicates: number;
   displayed: number;
   scored: number;
   errors: number;
@@ -94,7 +96,7 @@ export class Pipeline extends EventEmitter {
   private pendingLock: LesionMask | undefined;
   private loops: Promise<void>[] = [];
   private running = false;
-  private counters = { received: 0, displayed: 0, scored: 0, errors: 0 };
+  private counters = { received: 0, duplicates: 0, displayed: 0, scored: 0, errors: 0 };
 
   constructor(opts: PipelineOptions) {
     super();
@@ -110,9 +112,17 @@ export class Pipeline extends EventEmitter {
 
   get trackingState(): TrackResult['state'] { return this.tracker.state; }
 
-  /** Offer a frame. Never blocks: if the display path is busy the previous pending frame is dropped. */
+  /**
+   * Offer a frame. Never blocks: if the display path is busy the previous pending frame is dropped.
+   * A repeated frame (the scanner had not refreshed its image) is counted and skipped: tracking
+   * and scoring see each image once.
+   */
   push(frame: Frame, truth?: unknown): void {
     this.counters.received++;
+    if (frame.duplicate) {
+      this.counters.duplicates++;
+      return;
+    }
     this.input.put({ frame, arrivalMs: performance.now(), truth });
   }
 

@@ -1,0 +1,488 @@
+// Session recordings: crash-safe, lossless, replayable. A recording is a folder (NAME.sonrec):
+//   session.json   what was recorded (size, pixel format, rate, source, layout), written first;
+//   frames.jsonl   one line per frame, appended as the frame is handed to the encoder:
+//                  {"i": video frame, "seq": source seq, "t": arrival ms from the first frame,
+//                   "src": source time ms or null, "dup": 0|1};
+//   video.mkv      the pixels, FFV1 (lossless, every frame a key frame) in Matroska, written by an
+//                  ffmpeg child that flushes each frame to disk as it is encoded.
+// A killed sonomics loses at most the frame being written: ffmpeg sees end of input and closes
+// the file; even a killed ffmpeg leaves a file readable up to its last whole frame. See
+// docs/recording.md.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { deflateSync, inflateSync } from 'node:zlib';
+import { FrameStamper } from '../core/arrival.js';
+import type { Frame } from '../core/frame.js';
+import { validateLayout, type Layout, type Pane } from '../core/layout.js';
+import { native } from '../core/native.js';
+import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
+import { probeMedia, RawFrameAssembler } from './ffmpeg.js';
+import type { FrameSource, SourceStats } from './source.js';
+
+export const RECORDING_FORMAT = 'sonomics-recording';
+export const RECORDING_VERSION = 1;
+
+export class RecordingError extends Error {
+  constructor(readonly path: string, problem: string) {
+    super(`${basename(path)}: ${problem}`);
+    this.name = 'RecordingError';
+  }
+}
+
+export interface RecordingHeader {
+  format: typeof RECORDING_FORMAT;
+  version: number;
+  createdAt: string;
+  notice: string;
+  width: number;
+  height: number;
+  pixelFormat: 'gray' | 'rgb24';
+  /** Nominal frame rate of the recorded signal. */
+  fps: number;
+  source: { id: string };
+  video: { file: 'video.mkv'; codec: 'ffv1' };
+  /** Screen layout at recording time; the sector mask is deflated and base64-encoded. */
+  layout?: { width: number; height: number; panes: { bmode: Pane; contrast: Pane }; sector?: string };
+  /** Set on a trimmed copy: the range of the original it holds. */
+  trimmedFrom?: { recording: string; firstFrame: number; lastFrame: number };
+}
+
+export interface RecordedFrame {
+  /** Frame number in video.mkv. */
+  i: number;
+  seq: number;
+  /** Arrival time, ms from the first recorded frame. */
+  t: number;
+  src: number | null;
+  dup: 0 | 1;
+}
+
+export interface RecorderOptions {
+  /** The .sonrec folder to create (must not exist, or be empty). */
+  path: string;
+  width: number;
+  height: number;
+  fps: number;
+  sourceId: string;
+  /** Record the frames' RGB (frame.rgb) instead of gray. */
+  colour?: boolean;
+  layout?: Layout;
+  ffmpegPath?: string;
+}
+
+export interface RecorderStats {
+  /** Frames handed to the encoder and indexed. */
+  written: number;
+  /** Frames not recorded because the encoder was still busy with the previous one. */
+  dropped: number;
+}
+
+function layoutToHeader(l: Layout): RecordingHeader['layout'] {
+  return {
+    width: l.width, height: l.height, panes: l.panes,
+    ...(l.sector && { sector: deflateSync(l.sector).toString('base64') }),
+  };
+}
+
+function headerToLayout(h: NonNullable<RecordingHeader['layout']>): Layout {
+  const sector = h.sector ? new Uint8Array(inflateSync(Buffer.from(h.sector, 'base64'))) : undefined;
+  return validateLayout({ width: h.width, height: h.height, panes: h.panes, ...(sector && { sector }) });
+}
+
+/**
+ * Records frames as they arrive. write() never blocks: while the encoder still has the previous
+ * frame in hand, a new frame is dropped and counted (a slow disk must not stall the pipeline).
+ * Events: 'error' (RecordingError) when ffmpeg fails; the recording then stops, the rest of
+ * sonomics carries on.
+ */
+export class SessionRecorder extends EventEmitter {
+  readonly path: string;
+  readonly header: RecordingHeader;
+  private readonly ffmpeg: ChildProcess;
+  private readonly indexFd: number;
+  private readonly frameBytes: number;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private firstArrival: number | undefined;
+  private failed = false;
+  private closed = false;
+  private stderrTail = '';
+  private counts: RecorderStats = { written: 0, dropped: 0 };
+
+  constructor(o: RecorderOptions) {
+    super();
+    if (!(Number.isInteger(o.width) && o.width > 0 && Number.isInteger(o.height) && o.height > 0))
+      throw new RecordingError(o.path, `width and height must be positive integers (got ${o.width}x${o.height})`);
+    if (!(o.fps > 0 && o.fps <= 1000)) throw new RecordingError(o.path, `fps must be in (0, 1000] (got ${o.fps})`);
+    if (existsSync(o.path) && readdirSync(o.path).length > 0) throw new RecordingError(o.path, 'already exists and is not empty; choose a new name');
+    mkdirSync(o.path, { recursive: true });
+    this.path = o.path;
+    this.header = {
+      format: RECORDING_FORMAT, version: RECORDING_VERSION, createdAt: new Date().toISOString(), notice: DECISION_SUPPORT_NOTICE,
+      width: o.width, height: o.height, pixelFormat: o.colour ? 'rgb24' : 'gray', fps: o.fps, source: { id: o.sourceId },
+      video: { file: 'video.mkv', codec: 'ffv1' },
+      ...(o.layout && { layout: layoutToHeader(o.layout) }),
+    };
+    writeFileSync(join(o.path, 'session.json'), JSON.stringify(this.header, null, 2) + '\n');
+    this.indexFd = openSync(join(o.path, 'frames.jsonl'), 'a');
+    this.frameBytes = o.width * o.height * (o.colour ? 3 : 1);
+    this.ffmpeg = spawn(o.ffmpegPath ?? 'ffmpeg', [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-f', 'rawvideo', '-pixel_format', this.header.pixelFormat, '-video_size', `${o.width}x${o.height}`, '-framerate', String(o.fps), '-i', 'pipe:0',
+      // FFV1 version 3: lossless, intra-only (each frame decodable alone: trims are exact and a
+      // cut file loses only its last frame), slice CRCs to detect damage.
+      '-c:v', 'ffv1', '-level', '3', '-g', '1', '-slices', '4', '-slicecrc', '1',
+      // Every frame in its own cluster, flushed at once: what was encoded is on disk.
+      '-flush_packets', '1', '-cluster_size_limit', '1', '-cluster_time_limit', '1',
+      '-f', 'matroska', join(o.path, 'video.mkv'),
+    ], { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.ffmpeg.stderr!.setEncoding('utf8');
+    this.ffmpeg.stderr!.on('data', (s: string) => { this.stderrTail = (this.stderrTail + s).slice(-2000); });
+    this.ffmpeg.stdin!.on('error', () => { /* reported through 'close' */ });
+    this.exited = new Promise((resolve) => {
+      this.ffmpeg.on('error', (e) => { this.fail(`cannot start ffmpeg: ${e.message}`); resolve({ code: null, signal: null }); });
+      this.ffmpeg.on('close', (code, signal) => {
+        if (!this.closed) this.fail(`ffmpeg stopped while recording (${signal ?? `exit ${code}`}): ${this.stderrTail.trim().split('\n').slice(-2).join(' | ')}`);
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  get stats(): RecorderStats { return { ...this.counts }; }
+
+  /** ffmpeg's PID (tests check it ends). */
+  get pid(): number | undefined { return this.ffmpeg.pid; }
+
+  /** Records one frame; false when it was dropped (encoder busy) or the recorder is closed or failed. */
+  write(frame: Frame): boolean {
+    if (this.closed || this.failed) return false;
+    if (frame.width !== this.header.width || frame.height !== this.header.height)
+      throw new RecordingError(this.path, `frame ${frame.seq} is ${frame.width}x${frame.height}, the recording is ${this.header.width}x${this.header.height}`);
+    const pixels = this.header.pixelFormat === 'rgb24' ? frame.rgb : frame.data;
+    if (!pixels) throw new RecordingError(this.path, `frame ${frame.seq} has no RGB pixels but the recording is in colour`);
+    const stdin = this.ffmpeg.stdin!;
+    // At most one frame waits in our buffer: a kill loses at most that frame.
+    if (stdin.writableLength >= this.frameBytes) {
+      this.counts.dropped++;
+      return false;
+    }
+    stdin.write(pixels);
+    this.firstArrival ??= frame.timestampMs;
+    const entry: RecordedFrame = {
+      i: this.counts.written, seq: frame.seq, t: Math.round((frame.timestampMs - this.firstArrival) * 1000) / 1000,
+      src: frame.sourceTimeMs ?? null, dup: frame.duplicate ? 1 : 0,
+    };
+    writeSync(this.indexFd, JSON.stringify(entry) + '\n');
+    this.counts.written++;
+    return true;
+  }
+
+  /** Ends the recording: ffmpeg closes the file. Resolves with the counts. */
+  async close(): Promise<RecorderStats> {
+    if (!this.closed) {
+      this.closed = true;
+      this.ffmpeg.stdin!.end();
+      const timer = setTimeout(() => this.ffmpeg.kill('SIGKILL'), 30000);
+      const { code, signal } = await this.exited;
+      clearTimeout(timer);
+      closeSync(this.indexFd);
+      if (!this.failed && code !== 0)
+        throw new RecordingError(this.path, `ffmpeg could not finish the video (${signal ?? `exit ${code}`}): ${this.stderrTail.trim()}`);
+    }
+    return this.stats;
+  }
+
+  private fail(reason: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    const err = new RecordingError(this.path, reason);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err.message);
+  }
+}
+
+/** A recording opened for reading. */
+export interface Recording {
+  path: string;
+  header: RecordingHeader;
+  frames: RecordedFrame[];
+  /** Frames whose pixels are in video.mkv (a crash can leave the index one ahead). */
+  videoFrames: number;
+  layout?: Layout;
+  /** What was found wrong but could be worked around (a cut last line, a short video). */
+  notes: string[];
+}
+
+function checkHeader(path: string, h: unknown): RecordingHeader {
+  const bad = (key: string, what: string) => new RecordingError(path, `session.json: ${key}: ${what}`);
+  if (typeof h !== 'object' || h === null) throw bad('(top level)', 'must be an object');
+  const o = h as Record<string, unknown>;
+  if (o.format !== RECORDING_FORMAT) throw bad('format', `must be "${RECORDING_FORMAT}" (got ${JSON.stringify(o.format)})`);
+  if (o.version !== RECORDING_VERSION) throw bad('version', `this sonomics reads version ${RECORDING_VERSION} (got ${JSON.stringify(o.version)})`);
+  for (const k of ['width', 'height'] as const)
+    if (!(Number.isInteger(o[k]) && (o[k] as number) > 0 && (o[k] as number) <= 16384)) throw bad(k, 'must be an integer in [1, 16384]');
+  if (o.pixelFormat !== 'gray' && o.pixelFormat !== 'rgb24') throw bad('pixelFormat', 'must be "gray" or "rgb24"');
+  if (!(typeof o.fps === 'number' && o.fps > 0 && o.fps <= 1000)) throw bad('fps', 'must be a number in (0, 1000]');
+  const v = o.video as Record<string, unknown> | undefined;
+  if (!v || v.file !== 'video.mkv' || v.codec !== 'ffv1') throw bad('video', 'must be {"file": "video.mkv", "codec": "ffv1"}');
+  const s = o.source as Record<string, unknown> | undefined;
+  if (!s || typeof s.id !== 'string') throw bad('source.id', 'must be a string');
+  return h as RecordingHeader;
+}
+
+function parseIndex(path: string, text: string, notes: string[]): RecordedFrame[] {
+  const lines = text.split('\n');
+  // A line without its newline is one the process was writing when it stopped.
+  const last = lines.pop() ?? '';
+  if (last.trim() !== '') notes.push('frames.jsonl: the last line is incomplete (the recording process stopped while writing it); ignored');
+  const frames: RecordedFrame[] = [];
+  lines.forEach((line, n) => {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      throw new RecordingError(path, `frames.jsonl line ${n + 1}: not valid JSON`);
+    }
+    const num = (k: string) => typeof e[k] === 'number' && Number.isFinite(e[k]);
+    if (!(e && num('i') && num('seq') && num('t') && (e.src === null || num('src')) && (e.dup === 0 || e.dup === 1)))
+      throw new RecordingError(path, `frames.jsonl line ${n + 1}: needs numbers i, seq, t, src (or null) and dup 0|1`);
+    if (e.i !== frames.length) throw new RecordingError(path, `frames.jsonl line ${n + 1}: frame number ${e.i}, expected ${frames.length}`);
+    if (frames.length && (e.t as number) < frames[frames.length - 1].t) throw new RecordingError(path, `frames.jsonl line ${n + 1}: time goes backwards`);
+    frames.push(e as unknown as RecordedFrame);
+  });
+  return frames;
+}
+
+/** Opens and checks a recording; counts the frames actually in its video. */
+export async function openRecording(path: string, opts: { ffprobePath?: string } = {}): Promise<Recording> {
+  const read = (f: string) => {
+    try {
+      return readFileSync(join(path, f), 'utf8');
+    } catch (e) {
+      throw new RecordingError(path, `cannot read ${f}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing (is this a sonomics recording?)' : (e as Error).message}`);
+    }
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(read('session.json'));
+  } catch (e) {
+    if (e instanceof RecordingError) throw e;
+    throw new RecordingError(path, `session.json is not valid JSON: ${(e as Error).message}`);
+  }
+  const header = checkHeader(path, parsed);
+  const notes: string[] = [];
+  const frames = parseIndex(path, read('frames.jsonl'), notes);
+  const video = join(path, 'video.mkv');
+  if (!existsSync(video)) throw new RecordingError(path, 'video.mkv is missing');
+  let videoFrames = 0;
+  if (frames.length > 0) {
+    try {
+      const info = await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countFrames: true });
+      if (info.width !== header.width || info.height !== header.height)
+        throw new RecordingError(path, `video.mkv is ${info.width}x${info.height}, session.json says ${header.width}x${header.height}`);
+      videoFrames = info.frames ?? 0;
+    } catch (e) {
+      if (e instanceof RecordingError) throw e;
+      throw new RecordingError(path, `video.mkv cannot be read: ${(e as Error).message}`);
+    }
+  }
+  if (videoFrames < frames.length)
+    notes.push(`video.mkv holds ${videoFrames} of the ${frames.length} indexed frames (the recording was cut short); the rest is ignored`);
+  let layout: Layout | undefined;
+  if (header.layout) {
+    try {
+      layout = headerToLayout(header.layout);
+    } catch (e) {
+      throw new RecordingError(path, `session.json: layout: ${(e as Error).message}`);
+    }
+  }
+  return { path, header, frames: frames.slice(0, Math.min(frames.length, videoFrames)), videoFrames, layout, notes };
+}
+
+export interface ReplayOptions {
+  path: string;
+  /** Pace frames by their recorded arrival times (default) or deliver them as fast as possible. */
+  realtime?: boolean;
+  /** Playback speed in realtime mode (default 1). */
+  speed?: number;
+  ffmpegPath?: string;
+  ffprobePath?: string;
+}
+
+/**
+ * A recording played back as a FrameSource: frames carry their recorded time as sourceTimeMs and
+ * their recorded duplicate flag. Open with ReplaySource.open().
+ * Events: 'frame', 'end', 'error' (RecordingError).
+ */
+export class ReplaySource extends EventEmitter implements FrameSource {
+  readonly id: string;
+  readonly width: number;
+  readonly height: number;
+  readonly fps: number;
+  readonly layout?: Layout;
+  readonly recording: Recording;
+  private readonly o: ReplayOptions;
+  private readonly stamper: FrameStamper;
+  private child: ChildProcess | undefined;
+  private queue: Uint8Array[] = [];
+  private next = 0;
+  private startMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private decoderDone = false;
+  private running = false;
+
+  static async open(o: ReplayOptions): Promise<ReplaySource> {
+    return new ReplaySource(o, await openRecording(o.path, { ffprobePath: o.ffprobePath }));
+  }
+
+  constructor(o: ReplayOptions, rec: Recording) {
+    super();
+    if (o.speed !== undefined && !(o.speed > 0 && o.speed <= 100)) throw new RecordingError(o.path, `replay speed must be in (0, 100] (got ${o.speed})`);
+    this.o = o;
+    this.recording = rec;
+    this.width = rec.header.width;
+    this.height = rec.header.height;
+    this.fps = rec.header.fps;
+    this.layout = rec.layout;
+    this.id = `replay:${basename(rec.path)}`;
+    this.stamper = new FrameStamper({ sourceId: this.id, width: this.width, height: this.height, fps: this.fps, duplicates: false });
+  }
+
+  get stats(): SourceStats { return this.stamper.stats; }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.startMs = performance.now();
+    const rgb = this.recording.header.pixelFormat === 'rgb24';
+    const child = spawn(this.o.ffmpegPath ?? 'ffmpeg', [
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(this.recording.path, 'video.mkv'),
+      '-map', '0:v:0', '-fps_mode', 'passthrough', '-frames:v', String(this.recording.frames.length),
+      '-pix_fmt', rgb ? 'rgb24' : 'gray', '-f', 'rawvideo', 'pipe:1',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => { stderr = (stderr + s).slice(-2000); });
+    const assembler = new RawFrameAssembler(this.width * this.height * (rgb ? 3 : 1), (px) => {
+      this.queue.push(px);
+      // Decode ahead by at most two frames.
+      if (this.queue.length >= 2) child.stdout!.pause();
+      this.pump();
+    });
+    child.stdout!.on('data', (c: Buffer) => assembler.push(c));
+    child.on('error', (e) => this.fail(`cannot start ffmpeg: ${e.message}`));
+    child.on('close', (code, signal) => {
+      if (this.child !== child) return;
+      this.decoderDone = true;
+      if (code !== 0 && this.running) this.fail(`video.mkv could not be decoded (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      else this.pump();
+    });
+    if (this.recording.frames.length === 0) { this.decoderDone = true; this.pump(); }
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const c = this.child;
+    this.child = undefined;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+
+  private pump(): void {
+    if (!this.running || this.timer) return;
+    const frames = this.recording.frames;
+    if (this.next >= frames.length || (this.decoderDone && this.queue.length === 0)) {
+      this.stop();
+      this.emit('end');
+      return;
+    }
+    if (this.queue.length === 0) return;
+    const entry = frames[this.next];
+    const realtime = this.o.realtime ?? true;
+    const due = realtime ? this.startMs + entry.t / (this.o.speed ?? 1) : 0;
+    const wait = due - performance.now();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.running) return;
+      const px = this.queue.shift()!;
+      this.next++;
+      let gray = px, rgb: Uint8Array | undefined;
+      if (this.recording.header.pixelFormat === 'rgb24') {
+        rgb = px;
+        gray = new Uint8Array(this.width * this.height);
+        native.rgbToGray(rgb, this.width, this.height, 'interleaved', gray);
+      }
+      const frame = this.stamper.stamp(gray, { rgb, sourceTimeMs: entry.t, duplicate: entry.dup === 1 });
+      this.emit('frame', frame);
+      if (this.queue.length < 2) this.child?.stdout?.resume();
+      this.pump();
+    }, Math.max(0, wait));
+  }
+
+  private fail(reason: string): void {
+    this.stop();
+    this.emit('error', new RecordingError(this.recording.path, reason));
+  }
+}
+
+export interface ExportOptions {
+  /** Seconds from the first frame (recorded arrival times); default the whole recording. */
+  fromS?: number;
+  toS?: number;
+  ffmpegPath?: string;
+}
+
+/** The frame range [first, last] of a recording between two times (seconds). */
+export function frameRange(rec: Recording, fromS = 0, toS = Infinity): { first: number; last: number } {
+  if (!(fromS >= 0) || !(toS > fromS)) throw new RecordingError(rec.path, `the time range must have 0 <= from < to (got ${fromS}..${toS} s)`);
+  const f = rec.frames;
+  let first = f.findIndex((e) => e.t >= fromS * 1000);
+  let last = -1;
+  for (let k = f.length - 1; k >= 0; k--) if (f[k].t <= toS * 1000) { last = k; break; }
+  if (first < 0 || last < first) throw new RecordingError(rec.path, `no frame between ${fromS} s and ${toS} s (the recording lasts ${f.length ? (f[f.length - 1].t / 1000).toFixed(3) : 0} s)`);
+  return { first, last };
+}
+
+function runFfmpeg(cmd: string, args: string[], what: string, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => { stderr = (stderr + s).slice(-2000); });
+    child.on('error', (e) => reject(new RecordingError(path, `${what}: cannot start ffmpeg: ${e.message}`)));
+    child.on('close', (code, signal) => code === 0 ? resolve() : reject(new RecordingError(path, `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)));
+  });
+}
+
+/**
+ * Writes part of a recording: to a new .sonrec folder (a lossless trimmed recording, times
+ * rebased to its first frame) or to a video file (.mp4/.mkv/.mov/.avi: H.264 for viewing, at the
+ * recording's nominal rate). Returns the frame range written.
+ */
+export async function exportRecording(rec: Recording, out: string, o: ExportOptions = {}): Promise<{ first: number; last: number; frames: number }> {
+  const { first, last } = frameRange(rec, o.fromS, o.toS);
+  const ffmpeg = o.ffmpegPath ?? 'ffmpeg';
+  const select = ['-vf', `select='between(n\\,${first}\\,${last})'`, '-fps_mode', 'passthrough'];
+  const input = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(rec.path, 'video.mkv')];
+  if (extname(out) === '.sonrec') {
+    if (existsSync(out) && readdirSync(out).length > 0) throw new RecordingError(out, 'already exists and is not empty; choose a new name');
+    mkdirSync(out, { recursive: true });
+    await runFfmpeg(ffmpeg, [...input, ...select, '-c:v', 'ffv1', '-level', '3', '-g', '1', '-slices', '4', '-slicecrc', '1', '-f', 'matroska', join(out, 'video.mkv')], 'trim', rec.path);
+    const t0 = rec.frames[first].t;
+    const lines = rec.frames.slice(first, last + 1).map((e, k) => JSON.stringify({ ...e, i: k, t: Math.round((e.t - t0) * 1000) / 1000 }) + '\n');
+    writeFileSync(join(out, 'frames.jsonl'), lines.join(''));
+    const header: RecordingHeader = { ...rec.header, createdAt: new Date().toISOString(), trimmedFrom: { recording: basename(rec.path), firstFrame: first, lastFrame: last } };
+    writeFileSync(join(out, 'session.json'), JSON.stringify(header, null, 2) + '\n');
+  } else {
+    const ext = extname(out).toLowerCase();
+    if (!['.mp4', '.mkv', '.mov', '.avi'].includes(ext)) throw new RecordingError(out, `unsupported export type "${ext}" (use .sonrec for a recording, or .mp4, .mkv, .mov, .avi for a video)`);
+    // H.264 in 4:2:0 needs even sizes: an odd last row or column is dropped.
+    const vf = `select='between(n\\,${first}\\,${last})',setpts=N/(${rec.header.fps}*TB),crop=trunc(iw/2)*2:trunc(ih/2)*2`;
+    await runFfmpeg(ffmpeg, [...input, '-vf', vf, '-r', String(rec.header.fps), '-c:v', 'libx264', '-crf', '18', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
+      ...(ext === '.mp4' || ext === '.mov' ? ['-movflags', '+faststart'] : []), '-y', out], 'export', rec.path);
+  }
+  return { first, last, frames: last - first + 1 };
+}
