@@ -1,5 +1,8 @@
 // The sonomics module's public API (decision support, not for diagnosis).
-export { createFrame, type Frame } from './frame.js';
+export { createFrame, type Frame, type FrameExtras } from './frame.js';
+export { FrameStamper, DEFAULT_DUPLICATE_THRESHOLD, type ArrivalOptions, type ArrivalStats, type DuplicateOptions } from './arrival.js';
+export { resolveProfile, layoutFromRegions, renderProfilePng, renderSector, ProfileError, type LayoutProfile } from './profile.js';
+export { regionSpacingMm, type UltrasoundRegion } from './calibration.js';
 export { applyLayout, validateLayout, type Layout, type Pane, type PaneName, type LaidOutFrame } from './layout.js';
 export { createLesionMask, maskStats, type LesionMask } from './mask.js';
 export { LesionTracker, type TrackResult, type TrackingState, type TrackerOptions } from './tracking.js';
@@ -13,8 +16,13 @@ export { loadParams, parseParams, ParamsError, selectFeatureNames } from './para
 export { parseModelCard, scoreFeatures, RiskAggregator, DECISION_SUPPORT_NOTICE, type ModelCard, type RiskScore, type FrameScore } from './risk.js';
 export { loadModelCard } from './models.js';
 export { Pipeline, STAGES, type PipelineOptions, type DisplayFrame, type ScoreUpdate, type PipelineStats } from './pipeline.js';
-export { loadConfig, resolveConfig, ConfigError, type SonomicsConfig } from './config.js';
+export { loadConfig, resolveConfig, layoutProfile, ConfigError, type SonomicsConfig } from './config.js';
 export { LatestSlot } from './slot.js';
 export { LatencyRecorder } from './latency.js';
 export { PhantomScanner, lognormalBolus, type PhantomOptions, type PhantomTruth } from '../device/phantom.js';
+export type { FrameSource, SourceStats, SignalState } from '../device/source.js';
+export { FfmpegSource, FfmpegError, probeMedia, type FfmpegSourceOptions, type MediaInfo } from '../device/ffmpeg.js';
+export { DicomSource, DicomFile, DicomError, type DicomInfo, type DicomSourceOptions } from '../device/dicom.js';
+export { SessionRecorder, ReplaySource, openRecording, exportRecording, RecordingError, type Recording, type RecordingHeader } from '../device/recording.js';
+export { openInput, sourceFromConfig, layoutFor, inputKind } from '../device/open.js';
 export { OverlayServer, type OverlayServerOptions } from '../web-overlay/server.js';

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { DuplicateOptions } from '../core/arrival.js';
 import type { SonomicsConfig } from '../core/config.js';
 import type { Layout } from '../core/layout.js';
+import type { PixelRect } from '../core/native.js';
 import { layoutFromRegions, resolveProfile, type LayoutProfile } from '../core/profile.js';
 import { DicomSource } from './dicom.js';
 import { FfmpegSource, type FfmpegSourceOptions } from './ffmpeg.js';
@@ -61,10 +62,21 @@ export async function openInput(input: string, o: OpenOptions = {}): Promise<Fra
   }
 }
 
-/** The source the config describes. */
+/**
+ * The source the config describes. With a layout profile, repeated-frame detection watches only
+ * the panes: the scanner's clock and other chrome change without the image changing.
+ */
 export async function sourceFromConfig(cfg: SonomicsConfig, overrides: { frames?: number } = {}): Promise<FrameSource> {
   const s = cfg.source;
-  const duplicates: DuplicateOptions | false = s.duplicates.enabled ? { threshold: s.duplicates.threshold, blockSize: s.duplicates.blockSize } : false;
+  let rects: PixelRect[] | undefined;
+  if (s.layout && s.type === 'capture') {
+    const p = cfg.layouts[s.layout];
+    if (p && !('dicom' in p.calibration)) {
+      const l = resolveProfile(s.layout, p);
+      rects = [l.panes.bmode.rect, l.panes.contrast.rect];
+    }
+  }
+  const duplicates: DuplicateOptions | false = s.duplicates.enabled ? { threshold: s.duplicates.threshold, blockSize: s.duplicates.blockSize, rects } : false;
   switch (s.type) {
     case 'phantom':
       return new PhantomScanner({ ...s.phantom, frames: overrides.frames });

@@ -76,7 +76,9 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
   readonly layout: Layout;
   readonly fps: number;
   readonly seed: number;
-  readonly stats: SourceStats = { delivered: 0, dropped: 0 };
+  readonly stats: SourceStats = { delivered: 0, unique: 0, duplicates: 0, gaps: 0, dropped: 0 };
+  readonly width: number;
+  readonly height: number;
   readonly lesionBolus: LognormalBolus;
   readonly tissueBolus: LognormalBolus;
   /** Pixel spacing (mm/pixel), isotropic. */
@@ -101,6 +103,8 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     must(fps > 0 && fps <= 240, `fps must be in (0, 240] (got ${fps})`);
     this.seed = seed;
     this.fps = fps;
+    this.width = width;
+    this.height = height;
     this.id = `phantom:${seed}`;
     this.maxFrames = opts.frames ?? Infinity;
     const depthMm = opts.depthMm ?? 40;
@@ -240,12 +244,13 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
       if (due >= this.nextIndex) {
         // Frames that came and went while we were busy: the card overwrote them.
         const target = Math.min(due, this.maxFrames);
-        if (target > this.nextIndex) { this.stats.dropped += target - this.nextIndex; this.nextIndex = target; }
+        if (target > this.nextIndex) { this.stats.dropped += target - this.nextIndex; this.stats.gaps++; this.nextIndex = target; }
         if (this.nextIndex >= this.maxFrames) { this.stop(); this.emit('end'); return; }
         const index = this.nextIndex++;
         const { data, truth } = this.render(index);
         const frame = createFrame(data, this.layout.width, this.layout.height, this.seq++, this.id, now);
         this.stats.delivered++;
+        this.stats.unique++;
         this.emit('frame', frame, truth);
         if (this.nextIndex >= this.maxFrames) { this.stop(); this.emit('end'); return; }
       }

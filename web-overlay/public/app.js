@@ -138,10 +138,15 @@ function onStatus(stats) {
   const p = stats.pipeline;
   const row = (k, v) => dl.append(el('dt', '', k), el('dd', '', v));
   const ms = (s) => (s && s.count ? `${s.p50.toFixed(1)} / ${s.p99.toFixed(1)} ms` : '–');
-  if (stats.source) row('source', `${stats.source.id} ${stats.source.fps} fps`);
+  const src = stats.source;
+  if (src) {
+    row('source', `${src.id} ${Math.round(src.fps * 100) / 100} fps`);
+    if (src.signal) row('signal', src.signal === 'live' ? 'live' : `NO SIGNAL${src.reason ? ` (${src.reason})` : ''}`);
+    if (src.delivered !== undefined) row('capture', `${src.unique} new, ${src.duplicates} repeated, ${src.dropped} lost, ${src.gaps} gaps`);
+  }
   row('latency display', ms(p.endToEnd.display));
   row('latency scores', ms(p.endToEnd.scores));
-  row('frames', `${p.displayed} shown, ${p.scored} scored`);
+  row('frames', `${p.displayed} shown, ${p.scored} scored, ${p.duplicates ?? 0} repeats skipped`);
   row('dropped', `${p.dropped.display} display, ${p.dropped.features} features, ${p.dropped.risk} risk`);
   row('viewers', String(stats.overlay.viewers));
   for (const m of state.models) row('model', `${m.id} v${m.version}`);
