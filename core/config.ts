@@ -133,7 +133,7 @@ export const configSchema = {
           type: 'object', additionalProperties: false, default: {},
           properties: {
             enabled: { type: 'boolean', default: true },
-            threshold: { type: 'number', minimum: 0, maximum: 254, default: 6.5 },
+            threshold: { type: 'number', minimum: 0, maximum: 254, default: 8 }, // DEFAULT_DUPLICATE_THRESHOLD (core/arrival.ts)
             blockSize: { type: 'integer', minimum: 2, maximum: 256, default: 16 },
           },
         },
