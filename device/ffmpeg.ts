@@ -279,9 +279,24 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
       '-map', '0:v:0', '-an', '-sn', '-dn',
       // Every frame as it comes: no duplication or dropping by ffmpeg; scaled to the agreed size
       // if the input changes size mid-stream.
-      '-fps_mode', 'passthrough', '-vf', `scale=${this.width}:${this.height}`,
-      '-pix_fmt', o.colour ? 'rgb24' : 'gray', '-f', 'rawvideo', 'pipe:1',
+      '-fps_mode', 'passthrough', '-vf', this.filter(),
+      '-pix_fmt', o.colour ? 'rgb24' : 'gray',
+      // ffmpeg 5.1's rawvideo encoder is frame-threaded and holds one or two frames back with
+      // automatic threads: one thread takes capture-to-frame latency from ~25-40 ms to ~5-10 ms
+      // (npm run bench:capture, table 5).
+      '-threads', '1', '-f', 'rawvideo', 'pipe:1',
     ];
+  }
+
+  /**
+   * The video filter. Gray from a packed 4:2:2 card (UYVY, YUYV: what most HDMI/SDI cards
+   * deliver) takes the Y plane and expands its limited range with a table: the same bytes as
+   * swscale's conversion for every Y level at about 60 % of its CPU (bench:capture, table 5).
+   */
+  private filter(): string {
+    const packed422 = !this.o.colour && (this.o.pixelFormat === 'uyvy422' || this.o.pixelFormat === 'yuyv422');
+    const y = packed422 ? 'format=yuv422p,extractplanes=y,lut=y=clip(round((val-16)*255/219)\\,0\\,255),' : '';
+    return `${y}scale=${this.width}:${this.height}`;
   }
 
   private spawnFfmpeg(): void {

@@ -611,14 +611,16 @@ t.test('V4L2 capture arguments, and how other inputs are opened', async (t) => {
   let argv = fail.argv();
   t.same(inputPart(argv), ['-f', 'v4l2', '-input_format', 'yuyv422', '-video_size', '1280x720', '-framerate', '30', '-thread_queue_size', '64', '-i', '/dev/video0'],
     'V4L2: format, capture pixel format, size and rate before -i; no -re');
-  t.match(argv.slice(argv.indexOf('-i') + 2).join(' '), /^-map 0:v:0 .*-fps_mode passthrough -vf scale=1280:720 -pix_fmt gray -f rawvideo pipe:1$/);
+  // yuyv422 to gray: the Y plane and a range table, then one output thread (bench:capture, table 5).
+  t.match(argv.slice(argv.indexOf('-i') + 2).join(' '),
+    /^-map 0:v:0 .*-fps_mode passthrough -vf format=yuv422p,extractplanes=y,lut=y=clip\(round\(\(val-16\)\*255\/219\)\\,0\\,255\),scale=1280:720 -pix_fmt gray -threads 1 -f rawvideo pipe:1$/);
   t.equal(v4l2.s.src.id, 'ffmpeg:/dev/video0');
   t.match(v4l2.reason, /exited with code 1: fake ffmpeg: no such device/, 'the reason carries ffmpeg\'s stderr');
 
   await firstLoss({ input: '/dev/video2', width: 640, height: 480, fps: 60, colour: true, ffmpegPath: fail.path });
   argv = fail.argv();
   t.same(inputPart(argv), ['-f', 'v4l2', '-video_size', '640x480', '-framerate', '60', '-i', '/dev/video2']);
-  t.match(argv.join(' '), /-pix_fmt rgb24 -f rawvideo pipe:1$/, 'colour: rgb24');
+  t.match(argv.join(' '), /-vf scale=\d+:\d+ -pix_fmt rgb24 -threads 1 -f rawvideo pipe:1$/, 'colour: rgb24, swscale (no Y-plane shortcut)');
 
   // A device that 'ends' normally has lost its signal: restart, never 'end'.
   const ended = await firstLoss({ input: '/dev/video0', width: 64, height: 48, fps: 30, ffmpegPath: ok.path });
