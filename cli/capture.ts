@@ -143,8 +143,11 @@ export async function record(o: InputOptions & { out: string; seconds?: number; 
   let layout: Layout | undefined;
   try {
     layout = layoutFor(source, o.layout);
-  } catch {
-    layout = undefined; // a recording without a layout is still a recording; replay then needs a profile
+  } catch (e) {
+    // A profile named on the command line must fit; without one, a recording without a layout
+    // is still a recording (replay then needs a profile).
+    if (o.layout) throw e;
+    layout = undefined;
   }
   const rec = new SessionRecorder({
     path: o.out, width: source.width, height: source.height, fps: source.fps, sourceId: source.id, colour: Boolean(o.colour), layout,
@@ -155,8 +158,16 @@ export async function record(o: InputOptions & { out: string; seconds?: number; 
   log(`recording ${source.id} (${source.width}x${source.height} @ ${source.fps} fps) to ${o.out}; Ctrl-C stops. ${DECISION_SUPPORT_NOTICE}`);
   const ac = new AbortController();
   signal?.addEventListener('abort', () => ac.abort(), { once: true });
-  await drive(source, (f) => { rec.write(f); if (recError) ac.abort(); }, { max: o.max, seconds: o.seconds, signal: ac.signal });
-  const stats = await rec.close();
+  let sourceError: unknown;
+  try {
+    await drive(source, (f) => { rec.write(f); if (recError) ac.abort(); }, { max: o.max, seconds: o.seconds, signal: ac.signal });
+  } catch (e) {
+    sourceError = e;
+  }
+  // Always end the encoder, also when the source failed: ffmpeg then closes the file (what was
+  // recorded stays readable) and exits; left running it would keep this process alive.
+  const stats = await rec.close().catch((e: unknown) => { if (sourceError === undefined) throw e; return rec.stats; });
+  if (sourceError !== undefined) throw sourceError;
   if (recError) throw recError;
   return { out: o.out, input: o.input, width: source.width, height: source.height, fps: source.fps, layout: Boolean(layout), recorded: stats, source: source.stats };
 }

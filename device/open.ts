@@ -20,7 +20,9 @@ export type InputKind = 'phantom' | 'recording' | 'dicom' | 'media';
 export function inputKind(input: string, format?: string): InputKind {
   if (format) return 'media';
   if (input === 'phantom' || /^phantom:\d+$/.test(input)) return 'phantom';
-  if (existsSync(join(input, 'session.json')) && statSync(input).isDirectory()) return 'recording';
+  // Any folder: ffmpeg reads none, and a damaged recording (no session.json) then gets the
+  // recording's own error ("cannot read session.json: missing") instead of ffprobe's.
+  if (existsSync(input) && statSync(input).isDirectory()) return 'recording';
   if (existsSync(input) && statSync(input).isFile()) {
     // DICOM Part 10: "DICM" after a 128-byte preamble.
     const fd = openSync(input, 'r');

@@ -3,11 +3,12 @@
 //   frames.jsonl   one line per frame, appended as the frame is handed to the encoder:
 //                  {"i": video frame, "seq": source seq, "t": arrival ms from the first frame,
 //                   "src": source time ms or null, "dup": 0|1};
-//   video.mkv      the pixels, FFV1 (lossless, every frame a key frame) in Matroska, written by an
-//                  ffmpeg child that flushes each frame to disk as it is encoded.
+//   video.nut      the pixels, FFV1 (lossless, every frame a key frame) in NUT, written by an
+//                  ffmpeg child that writes each frame out as soon as it is encoded.
 // A killed sonomics loses at most the frame being written: ffmpeg sees end of input and closes
-// the file; even a killed ffmpeg leaves a file readable up to its last whole frame. See
-// docs/recording.md.
+// the file. If ffmpeg is killed too, the file is readable up to its last whole frame: at most the
+// frame in the pipe and the one being encoded are lost. (Matroska would hold each encoded frame
+// back until the next arrives: NUT writes it at once.) See docs/capture.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
@@ -42,7 +43,7 @@ export interface RecordingHeader {
   /** Nominal frame rate of the recorded signal. */
   fps: number;
   source: { id: string };
-  video: { file: 'video.mkv'; codec: 'ffv1' };
+  video: { file: 'video.nut'; codec: 'ffv1' };
   /** Screen layout at recording time; the sector mask is deflated and base64-encoded. */
   layout?: { width: number; height: number; panes: { bmode: Pane; contrast: Pane }; sector?: string };
   /** Set on a trimmed copy: the range of the original it holds. */
@@ -50,7 +51,7 @@ export interface RecordingHeader {
 }
 
 export interface RecordedFrame {
-  /** Frame number in video.mkv. */
+  /** Frame number in video.nut. */
   i: number;
   seq: number;
   /** Arrival time, ms from the first recorded frame. */
@@ -121,7 +122,7 @@ export class SessionRecorder extends EventEmitter {
     this.header = {
       format: RECORDING_FORMAT, version: RECORDING_VERSION, createdAt: new Date().toISOString(), notice: DECISION_SUPPORT_NOTICE,
       width: o.width, height: o.height, pixelFormat: o.colour ? 'rgb24' : 'gray', fps: o.fps, source: { id: o.sourceId },
-      video: { file: 'video.mkv', codec: 'ffv1' },
+      video: { file: 'video.nut', codec: 'ffv1' },
       ...(o.layout && { layout: layoutToHeader(o.layout) }),
     };
     writeFileSync(join(o.path, 'session.json'), JSON.stringify(this.header, null, 2) + '\n');
@@ -133,9 +134,8 @@ export class SessionRecorder extends EventEmitter {
       // FFV1 version 3: lossless, intra-only (each frame decodable alone: trims are exact and a
       // cut file loses only its last frame), slice CRCs to detect damage.
       '-c:v', 'ffv1', '-level', '3', '-g', '1', '-slices', '4', '-slicecrc', '1',
-      // Every frame in its own cluster, flushed at once: what was encoded is on disk.
-      '-flush_packets', '1', '-cluster_size_limit', '1', '-cluster_time_limit', '1',
-      '-f', 'matroska', join(o.path, 'video.mkv'),
+      // NUT writes each packet as it comes; flushed at once, what was encoded is on disk.
+      '-flush_packets', '1', '-f', 'nut', join(o.path, 'video.nut'),
     ], { stdio: ['pipe', 'ignore', 'pipe'] });
     this.ffmpeg.stderr!.setEncoding('utf8');
     this.ffmpeg.stderr!.on('data', (s: string) => { this.stderrTail = (this.stderrTail + s).slice(-2000); });
@@ -207,7 +207,7 @@ export interface Recording {
   path: string;
   header: RecordingHeader;
   frames: RecordedFrame[];
-  /** Frames whose pixels are in video.mkv (a crash can leave the index one ahead). */
+  /** Frames whose pixels are in video.nut (a crash can leave the index ahead: one frame, two if ffmpeg was killed too). */
   videoFrames: number;
   layout?: Layout;
   /** What was found wrong but could be worked around (a cut last line, a short video). */
@@ -225,7 +225,7 @@ function checkHeader(path: string, h: unknown): RecordingHeader {
   if (o.pixelFormat !== 'gray' && o.pixelFormat !== 'rgb24') throw bad('pixelFormat', 'must be "gray" or "rgb24"');
   if (!(typeof o.fps === 'number' && o.fps > 0 && o.fps <= 1000)) throw bad('fps', 'must be a number in (0, 1000]');
   const v = o.video as Record<string, unknown> | undefined;
-  if (!v || v.file !== 'video.mkv' || v.codec !== 'ffv1') throw bad('video', 'must be {"file": "video.mkv", "codec": "ffv1"}');
+  if (!v || v.file !== 'video.nut' || v.codec !== 'ffv1') throw bad('video', 'must be {"file": "video.nut", "codec": "ffv1"}');
   const s = o.source as Record<string, unknown> | undefined;
   if (!s || typeof s.id !== 'string') throw bad('source.id', 'must be a string');
   return h as RecordingHeader;
@@ -273,22 +273,22 @@ export async function openRecording(path: string, opts: { ffprobePath?: string }
   const header = checkHeader(path, parsed);
   const notes: string[] = [];
   const frames = parseIndex(path, read('frames.jsonl'), notes);
-  const video = join(path, 'video.mkv');
-  if (!existsSync(video)) throw new RecordingError(path, 'video.mkv is missing');
+  const video = join(path, 'video.nut');
+  if (!existsSync(video)) throw new RecordingError(path, 'video.nut is missing');
   let videoFrames = 0;
   if (frames.length > 0) {
     try {
       const info = await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countFrames: true });
       if (info.width !== header.width || info.height !== header.height)
-        throw new RecordingError(path, `video.mkv is ${info.width}x${info.height}, session.json says ${header.width}x${header.height}`);
+        throw new RecordingError(path, `video.nut is ${info.width}x${info.height}, session.json says ${header.width}x${header.height}`);
       videoFrames = info.frames ?? 0;
     } catch (e) {
       if (e instanceof RecordingError) throw e;
-      throw new RecordingError(path, `video.mkv cannot be read: ${(e as Error).message}`);
+      throw new RecordingError(path, `video.nut cannot be read: ${(e as Error).message}`);
     }
   }
   if (videoFrames < frames.length)
-    notes.push(`video.mkv holds ${videoFrames} of the ${frames.length} indexed frames (the recording was cut short); the rest is ignored`);
+    notes.push(`video.nut holds ${videoFrames} of the ${frames.length} indexed frames (the recording was cut short); the rest is ignored`);
   let layout: Layout | undefined;
   if (header.layout) {
     try {
@@ -357,7 +357,7 @@ export class ReplaySource extends EventEmitter implements FrameSource {
     this.startMs = performance.now();
     const rgb = this.recording.header.pixelFormat === 'rgb24';
     const child = spawn(this.o.ffmpegPath ?? 'ffmpeg', [
-      '-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(this.recording.path, 'video.mkv'),
+      '-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(this.recording.path, 'video.nut'),
       '-map', '0:v:0', '-fps_mode', 'passthrough', '-frames:v', String(this.recording.frames.length),
       '-pix_fmt', rgb ? 'rgb24' : 'gray', '-f', 'rawvideo', 'pipe:1',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -376,7 +376,7 @@ export class ReplaySource extends EventEmitter implements FrameSource {
     child.on('close', (code, signal) => {
       if (this.child !== child) return;
       this.decoderDone = true;
-      if (code !== 0 && this.running) this.fail(`video.mkv could not be decoded (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      if (code !== 0 && this.running) this.fail(`video.nut could not be decoded (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
       else this.pump();
     });
     if (this.recording.frames.length === 0) { this.decoderDone = true; this.pump(); }
@@ -442,7 +442,8 @@ export function frameRange(rec: Recording, fromS = 0, toS = Infinity): { first: 
   let first = f.findIndex((e) => e.t >= fromS * 1000);
   let last = -1;
   for (let k = f.length - 1; k >= 0; k--) if (f[k].t <= toS * 1000) { last = k; break; }
-  if (first < 0 || last < first) throw new RecordingError(rec.path, `no frame between ${fromS} s and ${toS} s (the recording lasts ${f.length ? (f[f.length - 1].t / 1000).toFixed(3) : 0} s)`);
+  const span = Number.isFinite(toS) ? `between ${fromS} s and ${toS} s` : `from ${fromS} s on`;
+  if (first < 0 || last < first) throw new RecordingError(rec.path, `no frame ${span} (the recording lasts ${f.length ? (f[f.length - 1].t / 1000).toFixed(3) : 0} s)`);
   return { first, last };
 }
 
@@ -466,11 +467,11 @@ export async function exportRecording(rec: Recording, out: string, o: ExportOpti
   const { first, last } = frameRange(rec, o.fromS, o.toS);
   const ffmpeg = o.ffmpegPath ?? 'ffmpeg';
   const select = ['-vf', `select='between(n\\,${first}\\,${last})'`, '-fps_mode', 'passthrough'];
-  const input = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(rec.path, 'video.mkv')];
+  const input = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', join(rec.path, 'video.nut')];
   if (extname(out) === '.sonrec') {
     if (existsSync(out) && readdirSync(out).length > 0) throw new RecordingError(out, 'already exists and is not empty; choose a new name');
     mkdirSync(out, { recursive: true });
-    await runFfmpeg(ffmpeg, [...input, ...select, '-c:v', 'ffv1', '-level', '3', '-g', '1', '-slices', '4', '-slicecrc', '1', '-f', 'matroska', join(out, 'video.mkv')], 'trim', rec.path);
+    await runFfmpeg(ffmpeg, [...input, ...select, '-c:v', 'ffv1', '-level', '3', '-g', '1', '-slices', '4', '-slicecrc', '1', '-f', 'nut', join(out, 'video.nut')], 'trim', rec.path);
     const t0 = rec.frames[first].t;
     const lines = rec.frames.slice(first, last + 1).map((e, k) => JSON.stringify({ ...e, i: k, t: Math.round((e.t - t0) * 1000) / 1000 }) + '\n');
     writeFileSync(join(out, 'frames.jsonl'), lines.join(''));
