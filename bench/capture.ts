@@ -32,6 +32,7 @@ import { FfmpegSource } from '../device/ffmpeg.js';
 import type { SourceStats } from '../device/source.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { readStamp, STAMP_ROWS, type CardOptions, type CardReport } from './capture-card.js';
+import { table } from './table.js';
 
 const QUICK = /^(1|true|yes)$/i.test(process.env.BENCH_QUICK ?? '');
 function envNumber(name: string, dflt: number, ok: (v: number) => boolean): number {
@@ -76,18 +77,6 @@ function killByPid(child: ChildProcess): void {
 const ms = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const pct = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)}%` : '-');
 
-/** Plain aligned table; columns whose header starts with '<' are left-aligned, the rest right-aligned. */
-function table(title: string, header: string[], rows: string[][], notes: string[] = []): void {
-  const left = header.map((h) => h.startsWith('<'));
-  const head = header.map((h) => (h.startsWith('<') ? h.slice(1) : h));
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (left[i] ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
-  console.log(`\n${title}`);
-  console.log(line(head));
-  console.log(w.map((n) => '-'.repeat(n)).join('  '));
-  for (const r of rows) console.log(line(r));
-  for (const n of notes) console.log(`  ${n}`);
-}
 
 interface Dist { n: number; min: number; p1: number; p50: number; p99: number; max: number }
 function dist(values: number[]): Dist {

@@ -20,6 +20,7 @@ import { packageRoot } from '../core/paths.js';
 import { seededRandom } from '../core/random.js';
 import { computeRings, DEFAULT_RING_RADII_MM, ringName } from '../core/regions.js';
 import { PhantomScanner } from '../device/phantom.js';
+import { table } from './table.js';
 
 type RadiomicsModule = typeof import('../core/radiomics.js');
 type Settings = import('../core/radiomics.js').RadiomicsSettings;
@@ -76,18 +77,6 @@ async function measureAsync(fn: () => Promise<unknown>): Promise<Timing> {
 const ms = (v: number) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(3) : v.toFixed(1)) : '-');
 const int = (v: number) => String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
-/** Plain aligned table; columns whose header starts with '<' are left-aligned, the rest right-aligned. */
-function table(title: string, header: string[], rows: string[][], notes: string[] = []): void {
-  const left = header.map((h) => h.startsWith('<'));
-  const head = header.map((h) => (h.startsWith('<') ? h.slice(1) : h));
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (left[i] ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
-  console.log(`\n${title}`);
-  console.log(line(head));
-  console.log(w.map((n) => '-'.repeat(n)).join('  '));
-  for (const r of rows) console.log(line(r));
-  for (const n of notes) console.log(`  ${n}`);
-}
 
 // ---- inputs ----------------------------------------------------------------------------------
 

@@ -14,27 +14,13 @@ import { DicomFile } from '../device/dicom.js';
 import { probeMedia } from '../device/ffmpeg.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { openRecording } from '../device/recording.js';
-import { fromRoot, readPgm, sharedDir, sleep } from './helpers.js';
+import { fromRoot, gone, readPgm, sharedDir, sleep } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** Is the process gone (no such process, or a zombie)? */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
-}
 
 /** Live processes of process group `pgid` (ps), with their command names. */
 function groupMembers(pgid: number): Array<{ pid: number; comm: string }> {

@@ -82,3 +82,19 @@ export function runCli(args: string[], limitMs = 60000): Promise<{ code: number 
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
+
+/** Is the process gone (no such process, or a zombie nobody has reaped yet)? */
+export function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; Z = exited, waiting to be reaped by its (new) parent.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}

@@ -17,7 +17,7 @@ import { PhantomScanner } from '../device/phantom.js';
 import {
   exportRecording, frameRange, openRecording, RecordingError, ReplaySource, SessionRecorder, type Recording, type RecordedFrame,
 } from '../device/recording.js';
-import { fromRoot, sleep } from './helpers.js';
+import { fromRoot, gone, sleep } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -40,21 +40,6 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-/** Is the process gone (no such process, or a zombie nobody has reaped yet)? */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S ..."; Z = exited, waiting to be reaped by its (new) parent.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
-}
 
 function killIfAlive(pid: number | undefined): boolean {
   if (pid === undefined || gone(pid)) return false;
