@@ -128,8 +128,8 @@ function ratio(s: string | undefined): number | undefined {
   return Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
-/** Collects a child's output, bounded in size and time. */
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+/** Runs a command to its end and collects its output, bounded in size (and in time, when given). */
+export function run(cmd: string, args: string[], timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
@@ -138,16 +138,28 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
       reject(e);
       return;
     }
-    let stdout = '', stderr = '';
+    let stdout = '';
     child.stdout!.on('data', (d) => { if (stdout.length < 4e6) stdout += d; });
-    child.stderr!.on('data', (d) => { if (stderr.length < 64e3) stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const stderr = stderrTail(child, 64e3);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr: stderr() }); });
   });
 }
 
-function lastLines(s: string, n = 3): string {
+/** Keeps the last `max` characters a child writes on stderr (the reason when it fails); onText sees all of it. */
+export function stderrTail(child: ChildProcess, max = 4000, onText?: (s: string) => void): () => string {
+  let tail = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    tail = (tail + s).slice(-max);
+    onText?.(s);
+  });
+  return () => tail;
+}
+
+/** The last lines of a child's stderr, on one line. */
+export function lastLines(s: string, n = 3): string {
   return s.trim().split('\n').slice(-n).join(' | ');
 }
 
@@ -187,8 +199,9 @@ export async function probeMedia(i: FfmpegInput & { ffprobePath?: string; countF
 }
 
 /**
- * Events: 'frame' (Frame), 'signal' (SignalState, reason), 'end', 'error' (FfmpegError), and
- * 'stderr' (line) for ffmpeg's own diagnostics.
+ * Events: 'frame' (Frame), 'signal' (SignalState, reason), 'end' (a regular file is done), and
+ * 'stderr' (line) for ffmpeg's own diagnostics. It never emits 'error': every fault is a lost
+ * signal, retried; bad options throw FfmpegError from the constructor.
  */
 export class FfmpegSource extends EventEmitter implements FrameSource {
   readonly id: string;
@@ -209,7 +222,7 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
   private lastDataMs = 0;
   private delayMs: number;
   private restarts = 0;
-  private stderrTail = '';
+  private stderrTail: () => string = () => '';
   private state: SignalState = 'no signal';
 
   /** Probes the input (ffprobe) when its size or rate is not given, then builds the source. */
@@ -300,7 +313,6 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
   }
 
   private spawnFfmpeg(): void {
-    this.stderrTail = '';
     this.assembler.reset();
     let child: ChildProcess;
     try {
@@ -312,9 +324,7 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
     this.child = child;
     this.lastDataMs = performance.now();
     child.stdout!.on('data', (chunk: Buffer) => { if (this.child === child) this.onData(chunk); });
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => {
-      this.stderrTail = (this.stderrTail + s).slice(-4000);
+    this.stderrTail = stderrTail(child, 4000, (s) => {
       for (const line of s.split('\n')) if (line.trim()) this.emit('stderr', line.trim());
     });
     child.on('error', (e) => {
@@ -338,7 +348,7 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
         return;
       }
       const how = signal ? `was killed (${signal})` : code === 0 ? 'ended (end of input)' : `exited with code ${code}`;
-      const why = lastLines(this.stderrTail);
+      const why = lastLines(this.stderrTail());
       this.lost(`ffmpeg ${how}${why ? `: ${why}` : ''}`);
     });
     if (!this.stallTimer) {

@@ -19,7 +19,7 @@ import type { Frame } from '../core/frame.js';
 import { validateLayout, type Layout, type Pane } from '../core/layout.js';
 import { native } from '../core/native.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
-import { probeMedia, RawFrameAssembler } from './ffmpeg.js';
+import { lastLines, probeMedia, RawFrameAssembler, run, stderrTail } from './ffmpeg.js';
 import type { FrameSource, SourceStats } from './source.js';
 
 export const RECORDING_FORMAT = 'sonomics-recording';
@@ -108,7 +108,7 @@ export class SessionRecorder extends EventEmitter {
   private firstArrival: number | undefined;
   private failed = false;
   private closed = false;
-  private stderrTail = '';
+  private readonly stderrTail: () => string;
   private counts: RecorderStats = { written: 0, dropped: 0 };
 
   constructor(o: RecorderOptions) {
@@ -137,13 +137,12 @@ export class SessionRecorder extends EventEmitter {
       // NUT writes each packet as it comes; flushed at once, what was encoded is on disk.
       '-flush_packets', '1', '-f', 'nut', join(o.path, 'video.nut'),
     ], { stdio: ['pipe', 'ignore', 'pipe'] });
-    this.ffmpeg.stderr!.setEncoding('utf8');
-    this.ffmpeg.stderr!.on('data', (s: string) => { this.stderrTail = (this.stderrTail + s).slice(-2000); });
+    this.stderrTail = stderrTail(this.ffmpeg, 2000);
     this.ffmpeg.stdin!.on('error', () => { /* reported through 'close' */ });
     this.exited = new Promise((resolve) => {
       this.ffmpeg.on('error', (e) => { this.fail(`cannot start ffmpeg: ${e.message}`); resolve({ code: null, signal: null }); });
       this.ffmpeg.on('close', (code, signal) => {
-        if (!this.closed) this.fail(`ffmpeg stopped while recording (${signal ?? `exit ${code}`}): ${this.stderrTail.trim().split('\n').slice(-2).join(' | ')}`);
+        if (!this.closed) this.fail(`ffmpeg stopped while recording (${signal ?? `exit ${code}`}): ${lastLines(this.stderrTail(), 2)}`);
         resolve({ code, signal });
       });
     });
@@ -188,7 +187,7 @@ export class SessionRecorder extends EventEmitter {
       clearTimeout(timer);
       closeSync(this.indexFd);
       if (!this.failed && code !== 0)
-        throw new RecordingError(this.path, `ffmpeg could not finish the video (${signal ?? `exit ${code}`}): ${this.stderrTail.trim()}`);
+        throw new RecordingError(this.path, `ffmpeg could not finish the video (${signal ?? `exit ${code}`}): ${this.stderrTail().trim()}`);
     }
     return this.stats;
   }
@@ -362,9 +361,7 @@ export class ReplaySource extends EventEmitter implements FrameSource {
       '-pix_fmt', rgb ? 'rgb24' : 'gray', '-f', 'rawvideo', 'pipe:1',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => { stderr = (stderr + s).slice(-2000); });
+    const stderr = stderrTail(child, 2000);
     const assembler = new RawFrameAssembler(this.width * this.height * (rgb ? 3 : 1), (px) => {
       this.queue.push(px);
       // Decode ahead by at most two frames.
@@ -376,7 +373,7 @@ export class ReplaySource extends EventEmitter implements FrameSource {
     child.on('close', (code, signal) => {
       if (this.child !== child) return;
       this.decoderDone = true;
-      if (code !== 0 && this.running) this.fail(`video.nut could not be decoded (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      if (code !== 0 && this.running) this.fail(`video.nut could not be decoded (${signal ?? `exit ${code}`}): ${lastLines(stderr(), 2)}`);
       else this.pump();
     });
     if (this.recording.frames.length === 0) { this.decoderDone = true; this.pump(); }
@@ -447,15 +444,14 @@ export function frameRange(rec: Recording, fromS = 0, toS = Infinity): { first: 
   return { first, last };
 }
 
-function runFfmpeg(cmd: string, args: string[], what: string, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (s: string) => { stderr = (stderr + s).slice(-2000); });
-    child.on('error', (e) => reject(new RecordingError(path, `${what}: cannot start ffmpeg: ${e.message}`)));
-    child.on('close', (code, signal) => code === 0 ? resolve() : reject(new RecordingError(path, `${what} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`)));
-  });
+async function runFfmpeg(cmd: string, args: string[], what: string, path: string): Promise<void> {
+  let r;
+  try {
+    r = await run(cmd, args);
+  } catch (e) {
+    throw new RecordingError(path, `${what}: cannot start ffmpeg: ${(e as Error).message}`);
+  }
+  if (r.code !== 0) throw new RecordingError(path, `${what} failed (${r.signal ?? `exit ${r.code}`}): ${r.stderr.trim()}`);
 }
 
 /**
