@@ -164,9 +164,14 @@ export function lastLines(s: string, n = 3): string {
 }
 
 /** What an input holds (ffprobe): size, rate, pixel format, frame count when known. */
-export async function probeMedia(i: FfmpegInput & { ffprobePath?: string; countFrames?: boolean }): Promise<MediaInfo> {
+/**
+ * countFrames decodes the whole stream to count what decodes (exact, slow); countPackets only
+ * demuxes (fast, but a packet cut short by a crash still counts).
+ */
+export async function probeMedia(i: FfmpegInput & { ffprobePath?: string; countFrames?: boolean; countPackets?: boolean }): Promise<MediaInfo> {
   const args = ['-v', 'error', '-select_streams', 'v:0', '-show_streams', '-show_format', '-of', 'json'];
   if (i.countFrames) args.push('-count_frames');
+  else if (i.countPackets) args.push('-count_packets');
   args.push(...inputArgs(i, false, true).filter((x) => x !== '-i'));
   let r;
   try {
@@ -186,7 +191,7 @@ export async function probeMedia(i: FfmpegInput & { ffprobePath?: string; countF
   const width = Number(s.width), height = Number(s.height);
   if (!(width > 0 && height > 0)) throw new FfmpegError(`${i.input}: the video stream has no size`);
   const pix = String(s.pix_fmt ?? 'unknown');
-  const nb = Number(s.nb_read_frames ?? s.nb_frames);
+  const nb = Number(s.nb_read_frames ?? s.nb_read_packets ?? s.nb_frames);
   const dur = Number(s.duration ?? j.format?.duration);
   return {
     kind: 'media', input: i.input, format: String(j.format?.format_name ?? i.format ?? 'unknown'), codec: String(s.codec_name ?? 'unknown'),

@@ -11,7 +11,7 @@
 // back until the next arrives: NUT writes it at once.) See docs/capture.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FrameStamper } from '../core/arrival.js';
@@ -46,6 +46,11 @@ export interface RecordingHeader {
   video: { file: 'video.nut'; codec: 'ffv1' };
   /** Screen layout at recording time; the sector mask is deflated and base64-encoded. */
   layout?: { width: number; height: number; panes: { bmode: Pane; contrast: Pane }; sector?: string };
+  /**
+   * Frames in video.nut, written when the recording was closed cleanly. Opening then only counts
+   * packets to confirm it; a recording without it (a crash) is decoded to count its frames.
+   */
+  frames?: number;
   /** Set on a trimmed copy: the range of the original it holds. */
   trimmedFrom?: { recording: string; firstFrame: number; lastFrame: number };
 }
@@ -78,6 +83,13 @@ export interface RecorderStats {
   written: number;
   /** Frames not recorded because the encoder was still busy with the previous one. */
   dropped: number;
+}
+
+/** Writes session.json whole or not at all (a crash mid-write leaves the previous one). */
+function writeHeader(dir: string, h: RecordingHeader): void {
+  const tmp = join(dir, 'session.json.tmp');
+  writeFileSync(tmp, JSON.stringify(h, null, 2) + '\n');
+  renameSync(tmp, join(dir, 'session.json'));
 }
 
 function layoutToHeader(l: Layout): RecordingHeader['layout'] {
@@ -125,7 +137,7 @@ export class SessionRecorder extends EventEmitter {
       video: { file: 'video.nut', codec: 'ffv1' },
       ...(o.layout && { layout: layoutToHeader(o.layout) }),
     };
-    writeFileSync(join(o.path, 'session.json'), JSON.stringify(this.header, null, 2) + '\n');
+    writeHeader(o.path, this.header);
     this.indexFd = openSync(join(o.path, 'frames.jsonl'), 'a');
     this.frameBytes = o.width * o.height * (o.colour ? 3 : 1);
     this.ffmpeg = spawn(o.ffmpegPath ?? 'ffmpeg', [
@@ -188,6 +200,7 @@ export class SessionRecorder extends EventEmitter {
       closeSync(this.indexFd);
       if (!this.failed && code !== 0)
         throw new RecordingError(this.path, `ffmpeg could not finish the video (${signal ?? `exit ${code}`}): ${this.stderrTail().trim()}`);
+      if (!this.failed) writeHeader(this.path, { ...this.header, frames: this.counts.written });
     }
     return this.stats;
   }
@@ -227,6 +240,7 @@ function checkHeader(path: string, h: unknown): RecordingHeader {
   if (!v || v.file !== 'video.nut' || v.codec !== 'ffv1') throw bad('video', 'must be {"file": "video.nut", "codec": "ffv1"}');
   const s = o.source as Record<string, unknown> | undefined;
   if (!s || typeof s.id !== 'string') throw bad('source.id', 'must be a string');
+  if (o.frames !== undefined && !(Number.isInteger(o.frames) && (o.frames as number) >= 0)) throw bad('frames', 'must be a non-negative integer');
   return h as RecordingHeader;
 }
 
@@ -277,7 +291,10 @@ export async function openRecording(path: string, opts: { ffprobePath?: string }
   let videoFrames = 0;
   if (frames.length > 0) {
     try {
-      const info = await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countFrames: true });
+      // Decoding a long recording to count its frames takes minutes (FFV1 720p: ~20 ms a frame);
+      // a cleanly closed one says how many it holds, and counting packets confirms that.
+      let info = header.frames === undefined ? undefined : await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countPackets: true });
+      if (info === undefined || info.frames !== header.frames) info = await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countFrames: true });
       if (info.width !== header.width || info.height !== header.height)
         throw new RecordingError(path, `video.nut is ${info.width}x${info.height}, session.json says ${header.width}x${header.height}`);
       videoFrames = info.frames ?? 0;
@@ -471,8 +488,10 @@ export async function exportRecording(rec: Recording, out: string, o: ExportOpti
     const t0 = rec.frames[first].t;
     const lines = rec.frames.slice(first, last + 1).map((e, k) => JSON.stringify({ ...e, i: k, t: Math.round((e.t - t0) * 1000) / 1000 }) + '\n');
     writeFileSync(join(out, 'frames.jsonl'), lines.join(''));
-    const header: RecordingHeader = { ...rec.header, createdAt: new Date().toISOString(), trimmedFrom: { recording: basename(rec.path), firstFrame: first, lastFrame: last } };
-    writeFileSync(join(out, 'session.json'), JSON.stringify(header, null, 2) + '\n');
+    writeHeader(out, {
+      ...rec.header, createdAt: new Date().toISOString(), frames: last - first + 1,
+      trimmedFrom: { recording: basename(rec.path), firstFrame: first, lastFrame: last },
+    });
   } else {
     const ext = extname(out).toLowerCase();
     if (!['.mp4', '.mkv', '.mov', '.avi'].includes(ext)) throw new RecordingError(out, `unsupported export type "${ext}" (use .sonrec for a recording, or .mp4, .mkv, .mov, .avi for a video)`);

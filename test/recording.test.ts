@@ -498,7 +498,8 @@ t.test('export: trim to .sonrec (lossless, times rebased), to .mp4 (H.264); bad 
   t.same(tr.frames, rec.frames.slice(5, 13).map((e, k) => ({ ...e, i: k, t: Math.round((e.t - t0) * 1000) / 1000 })), 'times rebased to the first frame; seq, src, dup kept');
   t.equal(tr.frames[0].t, 0);
   t.same(tr.header.trimmedFrom, { recording: 'src.sonrec', firstFrame: 5, lastFrame: 12 });
-  t.same({ ...tr.header, createdAt: 0, trimmedFrom: 0 }, { ...rec.header, createdAt: 0, trimmedFrom: 0 }, 'otherwise the same header');
+  t.equal(tr.header.frames, 8, 'the trimmed header says how many frames it holds');
+  t.same({ ...tr.header, createdAt: 0, trimmedFrom: 0, frames: 0 }, { ...rec.header, createdAt: 0, trimmedFrom: 0, frames: 0 }, 'otherwise the same header');
   const { frames } = await replayAll(trimmed);
   t.same(frames.map((f) => sha(f.data)), inputs.slice(5, 13).map((i) => sha(i.data)), 'pixels identical to the original frames 5..12');
   t.same(frames.map((f) => Boolean(f.duplicate)), [true, true, false, false, false, false, false, false], 'duplicate flags kept');
