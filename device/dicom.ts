@@ -66,7 +66,7 @@ export interface DecodedFrame {
   raw: Uint8Array | Uint16Array;
   /** The 8-bit gray plane (width*height). */
   gray: Uint8Array;
-  /** Interleaved 8-bit RGB for the colour models (rgb, palette). */
+  /** Interleaved 8-bit RGB for the colour models (rgb, palette); for RGB files the same buffer as raw. */
   rgb?: Uint8Array;
 }
 
@@ -576,7 +576,8 @@ export class DicomFile {
       const decoded = await this.decodeEncapsulated(bytes!, fail);
       const expected = width * height * spp * (ba / 8);
       if (decoded.byteLength !== expected) fail(`the decoder returned ${decoded.byteLength} bytes, a ${width}x${height}x${spp} ${ba}-bit frame has ${expected}`);
-      raw = samples(decoded, ba, false);
+      // The decoders hand back fresh buffers: use them as they are.
+      raw = ba === 8 ? decoded : decoded.byteOffset % 2 === 0 ? new Uint16Array(decoded.buffer, decoded.byteOffset, decoded.byteLength / 2) : u16Words(decoded, false);
     }
     return this.convert(raw);
   }
@@ -642,16 +643,14 @@ export class DicomFile {
         native.applyPalette(raw, w, h, this.palette!, gray, rgb);
         return { raw, gray, rgb };
       }
-      case 'interleaved': {
-        const rgb = new Uint8Array(w * h * 3);
-        native.rgbToGray(raw as Uint8Array, w, h, 'interleaved', gray, rgb);
-        return { raw, gray, rgb };
-      }
+      case 'interleaved':
+        native.rgbToGray(raw as Uint8Array, w, h, 'interleaved', gray);
+        return { raw, gray, rgb: raw as Uint8Array };
       case 'planar': {
         // pydicom's pixel_array is (rows, cols, 3): the interleaved RGB is the raw array.
         const rgb = new Uint8Array(w * h * 3);
         native.rgbToGray(raw as Uint8Array, w, h, 'planar', gray, rgb);
-        return { raw: rgb, gray, rgb: rgb.slice() };
+        return { raw: rgb, gray, rgb };
       }
       case 'ybr_full':
       case 'ybr_full_planar': {

@@ -601,7 +601,8 @@ t.test('faults: truncated, non-DICOM and corrupted files fail with a DicomError 
   t.match((await decodeError(rleBad, 3)).message, /^bad-rle\.dcm: frame 4 of 10 \(index 3\) could not be decoded \(RLE Lossless\): the RLE header lists 7 segments, 1 expected$/);
   const rleOff = await DicomFile.open(corrupt('US-PAL-8-10x-echo.dcm', 'bad-rle-offset.dcm', (b, fr) => b.writeUInt32LE(999999, fr[5].position + 4)));
   t.match((await decodeError(rleOff, 5)).message, /^bad-rle-offset\.dcm: frame 6 of 10 \(index 5\) could not be decoded \(RLE Lossless\): RLE segment 1 starts at byte 999999/);
-  t.ok((await rleBad.decodeFrame(4)).gray.length > 0, 'the next frame of the same file still decodes');
+  const good = await DicomFile.open(join(m!.dir, 'US-PAL-8-10x-echo.dcm'));
+  t.equal(sha([(await rleBad.decodeFrame(4)).raw]), sha([(await good.decodeFrame(4)).raw]), 'the next frame of the same file still decodes, to the undamaged pixels');
   const j2kBad = await DicomFile.open(corrupt('US1_J2KI.dcm', 'bad-j2k.dcm', (b, fr) => { b.fill(0x33, fr[0].position, fr[0].position + 64); }));
   t.match((await decodeError(j2kBad, 0)).message, /^bad-j2k\.dcm: frame 1 of 1 \(index 0\) could not be decoded \(JPEG 2000 Image Compression\): \[ERROR\]/);
   const jplBad = await DicomFile.open(corrupt('JPGLosslessP14SV1_1s_1f_8b.dcm', 'bad-jpl.dcm', (b, fr) => { b.fill(0x33, fr[0].position, fr[0].position + 64); }));
@@ -680,7 +681,6 @@ t.test('DicomSource: realtime mode paces frames by the frame time', async (t) =>
   t.equal(r.frames.length, 10);
   const span = r.frames[9].timestampMs - r.frames[0].timestampMs;
   t.ok(span >= 0.8 * 9 * 76, `arrivals span ${span.toFixed(0)} ms for 9 intervals of 76 ms`);
-  t.ok(span < 20000, 'and finish in bounded time');
 });
 
 t.test('DicomSource: duplicates, loop, stop, open() and bad options', async (t) => {
@@ -731,7 +731,7 @@ t.test('DicomSource: duplicates, loop, stop, open() and bad options', async (t) 
   t.equal(got.length, n, 'stopped promptly during pacing');
   t.equal(new DicomSource({ path: join(m.dir, 'US1_UNCR.dcm') }).fps, 30, 'fpsFallback before opening');
   const u = await runSource({ path: join(m.dir, 'US1_UNCR.dcm'), fpsFallback: 50 }, 20000);
-  t.ok(u.ended && u.frames.length === 1 && u.source.fps === 50, 'no timing in the file: paced at fpsFallback');
+  t.ok(u.ended && u.frames.length === 1 && u.source.fps === 50, 'no timing in the file: the rate is fpsFallback');
 
   t.throws(() => new DicomSource({ path: '' }), /options\.path/);
   t.throws(() => new DicomSource({ path: 'x.dcm', fpsFallback: 0 }), /fpsFallback/);
