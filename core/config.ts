@@ -214,7 +214,7 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
   for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
   if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
   problems.push(...layoutsProblems(c.layouts));
-  if (c.source.layout !== undefined && !(c.source.layout in c.layouts))
+  if (c.source.layout !== undefined && !Object.hasOwn(c.layouts, c.source.layout))
     problems.push(`source.layout: no layout profile "${c.source.layout}" in layouts (${Object.keys(c.layouts).join(', ') || 'none defined'})`);
   if ((c.source.type === 'dicom' || c.source.type === 'replay') && !c.source[c.source.type].path) problems.push(`source.${c.source.type}.path: required when source.type is "${c.source.type}"`);
   if (c.source.capture.restartMaxMs < c.source.capture.restartInitialMs) problems.push('source.capture.restartMaxMs: must be >= restartInitialMs');

@@ -70,14 +70,9 @@ export async function openInput(input: string, o: OpenOptions = {}): Promise<Fra
  */
 export async function sourceFromConfig(cfg: SonomicsConfig, overrides: { frames?: number } = {}): Promise<FrameSource> {
   const s = cfg.source;
-  let rects: PixelRect[] | undefined;
-  if (s.layout && s.type === 'capture') {
-    const p = cfg.layouts[s.layout];
-    if (p && !('dicom' in p.calibration)) {
-      const l = resolveProfile(s.layout, p);
-      rects = [l.panes.bmode.rect, l.panes.contrast.rect];
-    }
-  }
+  // resolveConfig has checked the profile and its panes; the sector and spacing are not needed here.
+  const profile = s.layout !== undefined ? cfg.layouts[s.layout] : undefined;
+  const rects: PixelRect[] | undefined = profile && [profile.panes.bmode, profile.panes.contrast];
   const duplicates: DuplicateOptions | false = s.duplicates.enabled ? { threshold: s.duplicates.threshold, blockSize: s.duplicates.blockSize, rects } : false;
   switch (s.type) {
     case 'phantom':

@@ -64,3 +64,16 @@ t.test('model cards: the bundled card loads; invalid cards name every problem', 
   t.throws(() => loadModelCard('no-such-card.json'), /not found/);
   t.throws(() => loadModelCard(file('bad.json', '{')), /not readable JSON/);
 });
+
+t.test('source keys: the layout must be a profile of the config, paths and capture options come together', async (t) => {
+  const profile = { screen: { width: 640, height: 480 }, panes: { bmode: { x: 0, y: 0, width: 300, height: 400 }, contrast: { x: 320, y: 0, width: 300, height: 400 } }, calibration: { mmPerPixel: 0.1 } };
+  t.equal(resolveConfig({ source: { type: 'capture', layout: 'p' }, layouts: { p: profile } }).source.layout, 'p');
+  const bad = (obj: unknown, re: RegExp) => t.match(errorOf(() => resolveConfig(obj, 'test'))?.message, re);
+  bad({ source: { layout: 'nope' } }, /source\.layout: no layout profile "nope" in layouts \(none defined\)/);
+  bad({ source: { layout: 'constructor' }, layouts: { p: profile } }, /source\.layout: no layout profile "constructor" in layouts \(p\)/);
+  bad({ source: { type: 'dicom' } }, /source\.dicom\.path: required when source\.type is "dicom"/);
+  bad({ source: { type: 'replay' } }, /source\.replay\.path: required/);
+  bad({ source: { capture: { restartInitialMs: 500, restartMaxMs: 100 } } }, /source\.capture\.restartMaxMs: must be >= restartInitialMs/);
+  bad({ source: { capture: { width: 640 } } }, /source\.capture: give width and height together/);
+  bad({ source: { type: 'v4l2' } }, /source\.type: must be equal to one of the allowed values/);
+});
