@@ -62,7 +62,7 @@ export class FrameStamper {
   private lastT: number | undefined;
   private runFrames = 0;
   private droppedBefore = 0;
-  private counts = { delivered: 0, unique: 0, duplicates: 0, gaps: 0 };
+  private counts = { delivered: 0, duplicates: 0, gaps: 0 };
 
   constructor(o: ArrivalOptions) {
     if (!(Number.isInteger(o.width) && o.width > 0 && Number.isInteger(o.height) && o.height > 0))
@@ -103,13 +103,19 @@ export class FrameStamper {
     this.prev = data;
     this.counts.delivered++;
     if (duplicate) this.counts.duplicates++;
-    else this.counts.unique++;
     const t = extras.sourceTimeMs ?? arrival;
     if (this.fps !== undefined && this.lastT !== undefined && t - this.lastT > 1.5 * (1000 / this.fps)) this.counts.gaps++;
     this.firstT ??= t;
     this.lastT = t;
     this.runFrames++;
     return frame;
+  }
+
+  /** Makes the Frame for freshly arrived interleaved RGB: the gray plane is derived natively (BT.601). */
+  stampColour(rgb: Uint8Array, extras: { sourceTimeMs?: number; arrivalMs?: number; duplicate?: boolean } = {}): Frame {
+    const gray = new Uint8Array(this.width * this.height);
+    native.rgbToGray(rgb, this.width, this.height, 'interleaved', gray);
+    return this.stamp(gray, { ...extras, rgb });
   }
 
   /** Forget the previous frame (after a signal loss: the next frame starts afresh). Counters stay. */
@@ -127,6 +133,7 @@ export class FrameStamper {
   }
 
   get stats(): ArrivalStats {
-    return { ...this.counts, dropped: this.droppedBefore + this.runDropped() };
+    const c = this.counts;
+    return { ...c, unique: c.delivered - c.duplicates, dropped: this.droppedBefore + this.runDropped() };
   }
 }

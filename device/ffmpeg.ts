@@ -8,7 +8,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { FrameStamper, type DuplicateOptions } from '../core/arrival.js';
-import { native } from '../core/native.js';
 import type { FrameSource, SignalState, SourceStats } from './source.js';
 
 export class FfmpegError extends Error {
@@ -376,13 +375,7 @@ export class FfmpegSource extends EventEmitter implements FrameSource {
 
   private deliver(pixels: Uint8Array): void {
     const arrivalMs = performance.now();
-    let gray = pixels, rgb: Uint8Array | undefined;
-    if (this.o.colour) {
-      rgb = pixels;
-      gray = new Uint8Array(this.width * this.height);
-      native.rgbToGray(rgb, this.width, this.height, 'interleaved', gray);
-    }
-    const frame = this.stamper.stamp(gray, { rgb, arrivalMs });
+    const frame = this.o.colour ? this.stamper.stampColour(pixels, { arrivalMs }) : this.stamper.stamp(pixels, { arrivalMs });
     if (this.state !== 'live') {
       this.delayMs = this.backoff.initialMs;
       this.setState('live');

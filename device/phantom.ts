@@ -76,7 +76,7 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
   readonly layout: Layout;
   readonly fps: number;
   readonly seed: number;
-  readonly stats: SourceStats = { delivered: 0, unique: 0, duplicates: 0, gaps: 0, dropped: 0 };
+  private counts = { delivered: 0, gaps: 0, dropped: 0 };
   readonly width: number;
   readonly height: number;
   readonly lesionBolus: LognormalBolus;
@@ -165,6 +165,11 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     });
   }
 
+  /** Every rendered frame is a new image: the phantom has no repeats. */
+  get stats(): SourceStats {
+    return { ...this.counts, unique: this.counts.delivered, duplicates: 0 };
+  }
+
   /** Dynamic range (dB) and floor of the contrast pane's log compression, for linearisation. */
   get contrastCompression(): { dynamicRangeDb: number; dbMin: number; dbPerDecade: number } {
     return { dynamicRangeDb: this.renderer.contrastDynamicRangeDb, dbMin: this.renderer.contrastDbMin, dbPerDecade: 10 };
@@ -244,13 +249,12 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
       if (due >= this.nextIndex) {
         // Frames that came and went while we were busy: the card overwrote them.
         const target = Math.min(due, this.maxFrames);
-        if (target > this.nextIndex) { this.stats.dropped += target - this.nextIndex; this.stats.gaps++; this.nextIndex = target; }
+        if (target > this.nextIndex) { this.counts.dropped += target - this.nextIndex; this.counts.gaps++; this.nextIndex = target; }
         if (this.nextIndex >= this.maxFrames) { this.stop(); this.emit('end'); return; }
         const index = this.nextIndex++;
         const { data, truth } = this.render(index);
         const frame = createFrame(data, this.layout.width, this.layout.height, this.seq++, this.id, now);
-        this.stats.delivered++;
-        this.stats.unique++;
+        this.counts.delivered++;
         this.emit('frame', frame, truth);
         if (this.nextIndex >= this.maxFrames) { this.stop(); this.emit('end'); return; }
       }

@@ -17,7 +17,6 @@ import { deflateSync, inflateSync } from 'node:zlib';
 import { FrameStamper } from '../core/arrival.js';
 import type { Frame } from '../core/frame.js';
 import { validateLayout, type Layout, type Pane } from '../core/layout.js';
-import { native } from '../core/native.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { lastLines, probeMedia, RawFrameAssembler, run, stderrTail } from './ffmpeg.js';
 import type { FrameSource, SourceStats } from './source.js';
@@ -423,13 +422,8 @@ export class ReplaySource extends EventEmitter implements FrameSource {
       if (!this.running) return;
       const px = this.queue.shift()!;
       this.next++;
-      let gray = px, rgb: Uint8Array | undefined;
-      if (this.recording.header.pixelFormat === 'rgb24') {
-        rgb = px;
-        gray = new Uint8Array(this.width * this.height);
-        native.rgbToGray(rgb, this.width, this.height, 'interleaved', gray);
-      }
-      const frame = this.stamper.stamp(gray, { rgb, sourceTimeMs: entry.t, duplicate: entry.dup === 1 });
+      const extras = { sourceTimeMs: entry.t, duplicate: entry.dup === 1 };
+      const frame = this.recording.header.pixelFormat === 'rgb24' ? this.stamper.stampColour(px, extras) : this.stamper.stamp(px, extras);
       this.emit('frame', frame);
       if (this.queue.length < 2) this.child?.stdout?.resume();
       this.pump();
