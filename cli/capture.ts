@@ -15,6 +15,7 @@ import { inputKind, layoutFor, openInput } from '../device/open.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { exportRecording, openRecording, SessionRecorder } from '../device/recording.js';
 import type { FrameSource } from '../device/source.js';
+import { UsageError } from './errors.js';
 
 export interface InputOptions {
   input: string;
@@ -112,7 +113,7 @@ function endless(o: InputOptions): boolean {
 
 /** `sonomics frames INPUT --out DIR [--every N] [--max N]`: decoded frames as 8-bit PGM (gray) or PNG (colour). */
 export async function writeFrames(o: InputOptions & { out: string; every: number; max?: number }, signal?: AbortSignal): Promise<Record<string, unknown>> {
-  if (o.max === undefined && endless(o)) throw new UsageErrorLike(`frames: ${o.input} never ends: give --max N`);
+  if (o.max === undefined && endless(o)) throw new UsageError(`frames: ${o.input} never ends: give --max N`);
   const source = await openInput(o.input, { ffmpeg: o.ffmpeg, realtime: false, loop: false });
   mkdirSync(o.out, { recursive: true });
   const pending: Promise<unknown>[] = [];
@@ -203,12 +204,4 @@ export async function readLesion(path: string, layout: Layout): Promise<LesionMa
   for (let y = 0; y < r.height; y++) out.set(img.data.subarray((r.y + y) * img.width + r.x, (r.y + y) * img.width + r.x + r.width), y * r.width);
   if (!out.some((v) => v !== 0)) throw new Error(`--lesion ${path}: no lesion pixel inside the B-mode pane`);
   return createLesionMask(out, r.width, r.height);
-}
-
-/** An error the command line reports as a usage error (exit 2). */
-export class UsageErrorLike extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }

@@ -8,8 +8,9 @@ import { packageRoot } from '../core/paths.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { runDemo, type DemoSummary } from './demo.js';
 import type { FeaturesOptions } from './features.js';
+import { UsageError } from './errors.js';
 
-export class UsageError extends Error {}
+export { UsageError };
 
 const GLOBAL_HELP = `sonomics - live ultrasound radiomics at the bedside. ${DECISION_SUPPORT_NOTICE}
 
@@ -414,7 +415,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (e instanceof UsageError) { io.err(`sonomics: ${e.message}`); return 2; }
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
     // core/params.ts is loaded only by the features command, so its error is known by name.
-    if ((e as Error)?.name === 'ParamsError' || (e as Error)?.name === 'UsageError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
+    if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     io.err(`sonomics: ${(e as Error).message}`);
     return 1;
   }
