@@ -16,7 +16,7 @@ import { seededRandom } from '../core/random.js';
 import { FfmpegError, FfmpegSource, probeMedia, RawFrameAssembler, type FfmpegSourceOptions } from '../device/ffmpeg.js';
 import type { SignalState } from '../device/source.js';
 import { OverlayServer } from '../web-overlay/server.js';
-import { sleep } from './helpers.js';
+import { gone, sleep } from './helpers.js';
 
 
 
@@ -69,16 +69,6 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   while (!cond()) {
     if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
-  }
-}
-
-/** Is the process gone (and reaped)? */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 
