@@ -34,57 +34,6 @@ export interface SonomicsConfig {
   layouts: Record<string, LayoutProfile>;
 }
 
-// A layout profile (core/profile.ts). Ajv checks the shape; profileProblems() repeats it with
-// clearer messages than oneOf branches give and adds the geometric checks (panes on the screen,
-// same size, ruler points apart).
-const point = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 } as const;
-const pixelRect = (minSize: number) => ({
-  x: { type: 'integer', minimum: 0 }, y: { type: 'integer', minimum: 0 },
-  width: { type: 'integer', minimum: minSize }, height: { type: 'integer', minimum: minSize },
-}) as const;
-const paneSchema = { type: 'object', additionalProperties: false, required: ['x', 'y', 'width', 'height'], properties: pixelRect(8) } as const;
-const degrees = { type: 'number', minimum: -180, maximum: 180 } as const;
-const mmPerPx = { type: 'number', exclusiveMinimum: 0 } as const;
-const layoutProfileSchema = {
-  type: 'object', additionalProperties: false, required: ['screen', 'panes', 'calibration'],
-  properties: {
-    description: { type: 'string' },
-    screen: {
-      type: 'object', additionalProperties: false, required: ['width', 'height'],
-      properties: { width: { type: 'integer', minimum: 16, maximum: 8192 }, height: { type: 'integer', minimum: 16, maximum: 8192 } },
-    },
-    panes: { type: 'object', additionalProperties: false, required: ['bmode', 'contrast'], properties: { bmode: paneSchema, contrast: paneSchema } },
-    sector: {
-      oneOf: [
-        {
-          type: 'object', additionalProperties: false, required: ['type', 'apex', 'innerRadius', 'outerRadius', 'fromDeg', 'toDeg'],
-          properties: {
-            type: { const: 'fan' }, apex: point, innerRadius: { type: 'number', minimum: 0 }, outerRadius: { type: 'number', exclusiveMinimum: 0 },
-            fromDeg: degrees, toDeg: degrees,
-          },
-        },
-        { type: 'object', additionalProperties: false, required: ['type', 'x', 'y', 'width', 'height'], properties: { type: { const: 'rect' }, ...pixelRect(1) } },
-        { type: 'object', additionalProperties: false, required: ['type', 'points'], properties: { type: { const: 'polygon' }, points: { type: 'array', items: point, minItems: 3 } } },
-      ],
-    },
-    calibration: {
-      oneOf: [
-        {
-          type: 'object', additionalProperties: false, required: ['ruler'],
-          properties: { ruler: { type: 'object', additionalProperties: false, required: ['from', 'to', 'mm'], properties: { from: point, to: point, mm: mmPerPx } } },
-        },
-        {
-          type: 'object', additionalProperties: false, required: ['mmPerPixel'],
-          properties: {
-            mmPerPixel: { anyOf: [mmPerPx, { type: 'object', additionalProperties: false, required: ['x', 'y'], properties: { x: mmPerPx, y: mmPerPx } }] },
-          },
-        },
-        { type: 'object', additionalProperties: false, required: ['dicom'], properties: { dicom: { const: true } } },
-      ],
-    },
-  },
-} as const;
-
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -167,7 +116,9 @@ export const configSchema = {
         maxBufferedBytes: { type: 'integer', minimum: 65536, default: 4194304 },
       },
     },
-    layouts: { type: 'object', default: {}, propertyNames: { pattern: PROFILE_NAME_PATTERN }, additionalProperties: layoutProfileSchema },
+    // Each profile is checked by profileProblems (core/profile.ts): its messages name the key plainly,
+    // where a schema of alternatives (fan, rect or polygon; ruler, mmPerPixel or dicom) reports every branch.
+    layouts: { default: {} },
   },
 } as const;
 
@@ -185,7 +136,7 @@ function keyOf(path: string): string {
   return path.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
 }
 
-/** Every problem of the `layouts` key, from the TypeScript pass over each profile. */
+/** Every problem of the `layouts` key and its profiles. */
 function layoutsProblems(layouts: unknown): string[] {
   if (layouts === undefined) return [];
   if (typeof layouts !== 'object' || layouts === null || Array.isArray(layouts)) return ['layouts: must be an object mapping profile names to layout profiles'];
@@ -196,10 +147,8 @@ function layoutsProblems(layouts: unknown): string[] {
 export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsConfig {
   const cfg = input === undefined || input === null ? {} : structuredClone(input);
   if (!validate(cfg)) {
-    // Under `layouts`, the TypeScript pass's messages replace Ajv's (oneOf reports every branch).
     const layouts = layoutsProblems((cfg as { layouts?: unknown }).layouts);
-    const errors = (validate.errors ?? []).filter((e) => !(layouts.length && /^\/layouts(\/|$)/.test(e.instancePath)));
-    const problems = errors.map((e) => {
+    const problems = (validate.errors ?? []).map((e) => {
       if (e.keyword === 'additionalProperties') {
         const k = String((e.params as { additionalProperty: string }).additionalProperty);
         return `${keyOf(`${e.instancePath}/${k}`)}: unknown key`;
@@ -214,8 +163,9 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
   for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
   if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
   problems.push(...layoutsProblems(c.layouts));
-  if (c.source.layout !== undefined && !Object.hasOwn(c.layouts, c.source.layout))
-    problems.push(`source.layout: no layout profile "${c.source.layout}" in layouts (${Object.keys(c.layouts).join(', ') || 'none defined'})`);
+  const profiles = typeof c.layouts === 'object' && c.layouts !== null ? c.layouts : {};
+  if (c.source.layout !== undefined && !Object.hasOwn(profiles, c.source.layout))
+    problems.push(`source.layout: no layout profile "${c.source.layout}" in layouts (${Object.keys(profiles).join(', ') || 'none defined'})`);
   if ((c.source.type === 'dicom' || c.source.type === 'replay') && !c.source[c.source.type].path) problems.push(`source.${c.source.type}.path: required when source.type is "${c.source.type}"`);
   if (c.source.capture.restartMaxMs < c.source.capture.restartInitialMs) problems.push('source.capture.restartMaxMs: must be >= restartInitialMs');
   if ((c.source.capture.width === undefined) !== (c.source.capture.height === undefined)) problems.push('source.capture: give width and height together');

@@ -75,5 +75,6 @@ t.test('source keys: the layout must be a profile of the config, paths and captu
   bad({ source: { type: 'replay' } }, /source\.replay\.path: required/);
   bad({ source: { capture: { restartInitialMs: 500, restartMaxMs: 100 } } }, /source\.capture\.restartMaxMs: must be >= restartInitialMs/);
   bad({ source: { capture: { width: 640 } } }, /source\.capture: give width and height together/);
+  bad({ source: { layout: 'p' }, layouts: null }, /layouts: must be an object mapping profile names to layout profiles; source\.layout: no layout profile "p"/);
   bad({ source: { type: 'v4l2' } }, /source\.type: must be equal to one of the allowed values/);
 });
