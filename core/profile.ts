@@ -199,16 +199,6 @@ function regionSpacing(regions: UltrasoundRegion[], rect: PixelRect, key: string
   return s;
 }
 
-/** Converts validateLayout's RangeError to a ProfileError under `key` (its `layout.` prefix becomes `key.`). */
-function validated(layout: Layout, key: string): Layout {
-  try {
-    return validateLayout(layout);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    throw new ProfileError(e.message.split('; ').map((m) => (m.startsWith('layout.') ? `${key}.${m.slice(7).replace('.rect', '')}` : `${key}: ${m}`)));
-  }
-}
-
 /**
  * Resolves a profile to the pipeline's Layout: panes, pixel spacing (ruler, mmPerPixel, or the
  * DICOM region containing the B-mode pane, from `opts.regions`) and the rendered sector mask.
@@ -237,7 +227,8 @@ export function resolveProfile(name: string, profile: LayoutProfile, opts: { reg
     if (!sector.some((v) => v !== 0)) throw new ProfileError([`${key}.sector: covers no pixel of the ${panes.bmode.width}x${panes.bmode.height} pane`]);
   }
   const pane = (n: PaneName) => ({ name: n, rect: { ...panes[n] }, spacingX: spacing.x, spacingY: spacing.y });
-  return validated({ width: screen.width, height: screen.height, panes: { bmode: pane('bmode'), contrast: pane('contrast') }, sector }, key);
+  // checkProfile has put the panes on the screen, at one size, with spacing > 0 and a pane-sized sector.
+  return validateLayout({ width: screen.width, height: screen.height, panes: { bmode: pane('bmode'), contrast: pane('contrast') }, sector });
 }
 
 /**
@@ -307,13 +298,15 @@ export function layoutFromRegions(regions: UltrasoundRegion[], width: number, he
   if (ls.width !== rs.width || ls.height !== rs.height)
     throw new ProfileError([`${key}: the two 2D tissue regions are ${ls.width}x${ls.height} and ${rs.width}x${rs.height}; ${need}`]);
   if (left.x1 >= right.x0) throw new ProfileError([`${key}: the two 2D tissue regions are not side by side (${regionText(left)}; ${regionText(right)}); ${need}`]);
+  for (const r of [left, right])
+    if (r.x1 >= width || r.y1 >= height) throw new ProfileError([`${key}: the tissue region ${regionText(r)} lies outside the ${width}x${height} image`]);
   const pane = (n: PaneName, r: UltrasoundRegion, k: string) => {
     const s = regionSpacingMm(r);
     if (s.x === undefined || s.y === undefined)
       throw new ProfileError([`${key}.${k}: physical units ${unitName(r.unitsX)}/${unitName(r.unitsY)} (x/y) are not cm, so the region gives no pixel spacing`]);
     return { name: n, rect: { x: r.x0, y: r.y0, ...regionSize(r) }, spacingX: s.x, spacingY: s.y };
   };
-  return validated({ width, height, panes: { bmode: pane('bmode', left, 'left'), contrast: pane('contrast', right, 'right') } }, key);
+  return validateLayout({ width, height, panes: { bmode: pane('bmode', left, 'left'), contrast: pane('contrast', right, 'right') } });
 }
 
 export interface RenderedFrame { data: Uint8Array; width: number; height: number }

@@ -117,8 +117,8 @@ t.test('layoutFromRegions: two equal tissue regions side by side, else a clear e
   t.throws(() => layoutFromRegions([ALOKA[0], { ...ALOKA[1], x1: 600 }], 640, 480), /are 304x392 and 265x392; the pipeline needs two panes of equal size/);
   t.throws(() => layoutFromRegions([ALOKA[0], { ...ALOKA[0], y0: 420, y1: 811 }], 640, 900), /not side by side/);
   t.throws(() => layoutFromRegions(ALOKA.map((r) => ({ ...r, unitsY: 0 })), 640, 480), /dicom regions\.left: physical units cm\/none \(x\/y\) are not cm/);
-  // Regions beyond the given screen size are caught by the layout check.
-  t.throws(() => layoutFromRegions(ALOKA, 600, 480), /dicom regions\.panes\.contrast lies outside the 600x480 screen/);
+  // Regions beyond the image size are refused by name.
+  t.throws(() => layoutFromRegions(ALOKA, 600, 480), /dicom regions: the tissue region x 336\.\.639, y 24\.\.415 .*lies outside the 600x480 image/);
 });
 
 t.test('fan sector: radii and angles from straight down, positive towards +x', async (t) => {
