@@ -4,7 +4,6 @@
 // process is stopped by its PID if it outlives its limit, and so is any ffmpeg/ffprobe it
 // started that is still alive when it ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -14,12 +13,11 @@ import { DicomFile } from '../device/dicom.js';
 import { probeMedia } from '../device/ffmpeg.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { openRecording } from '../device/recording.js';
-import { fromRoot, gone, readPgm, sharedDir, sleep } from './helpers.js';
+import { fromRoot, gone, readPgm, sha, sharedDir, sleep } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 
 /** Live processes of process group `pgid` (ps), with their command names. */

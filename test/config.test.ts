@@ -5,11 +5,8 @@ import t from 'tap';
 import { ConfigError, loadConfig, resolveConfig } from '../core/config.js';
 import { parseModelCard } from '../core/risk.js';
 import { loadModelCard } from '../core/models.js';
+import { errorOf } from './helpers.js';
 
-function errorOf(f: () => unknown): Error | undefined {
-  try { f(); } catch (e) { return e as Error; }
-  return undefined;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'sonomics-config-'));
 const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };

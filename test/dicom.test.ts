@@ -3,7 +3,6 @@
 // files written here for the paths those eight do not cover (big endian, MONOCHROME1, YBR_FULL,
 // JPEG baseline, JPEG-LS, JPEG 2000 lossless, HTJ2K, segmented and 8-bit palettes), refusals,
 // truncated and corrupted files, and DicomSource delivery (fast, paced, looped, duplicates, errors).
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import t from 'tap';
 import type { Frame } from '../core/frame.js';
 import { DicomError, DicomFile, DicomSource, expandSegmentedLut, type DicomSourceOptions } from '../device/dicom.js';
 import type { Test } from 'tap';
-import { sharedDir } from './helpers.js';
+import { sha, sharedDir, within } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 
@@ -23,11 +22,6 @@ interface ManifestEntry {
   pixel_array_sha256: string; rendered_frames: string[];
 }
 
-const sha = (parts: Array<Uint8Array | Uint16Array>) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
-  return h.digest('hex');
-};
 
 function manifest(t: Test): { dir: string; entries: ManifestEntry[] } | undefined {
   const dir = sharedDir(t, 'data', 'dicom_us');
@@ -35,12 +29,6 @@ function manifest(t: Test): { dir: string; entries: ManifestEntry[] } | undefine
   return { dir, entries: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as ManifestEntry[] };
 }
 
-/** Rejects when `p` does not settle within ms (every wait in this file is bounded). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
 
 async function openError(path: string): Promise<DicomError> {
   try {

@@ -16,7 +16,7 @@ import { seededRandom } from '../core/random.js';
 import { FfmpegError, FfmpegSource, probeMedia, RawFrameAssembler, type FfmpegSourceOptions } from '../device/ffmpeg.js';
 import type { SignalState } from '../device/source.js';
 import { OverlayServer } from '../web-overlay/server.js';
-import { gone, sleep } from './helpers.js';
+import { gone, sleep, until } from './helpers.js';
 
 
 
@@ -64,13 +64,6 @@ function nextEvent<A extends unknown[]>(emitter: EventEmitter, event: string, ms
   });
 }
 
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 interface SignalEvent { state: SignalState; reason: string | undefined; at: number; restarts: number }
 

@@ -1,5 +1,6 @@
 // Shared test helpers.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { join, resolve } from 'node:path';
@@ -97,4 +98,39 @@ export function gone(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/** sha256 (hex) of the bytes of one typed array or several in order. */
+export function sha(parts: Uint8Array | Uint16Array | Array<Uint8Array | Uint16Array>): string {
+  const h = createHash('sha256');
+  for (const p of Array.isArray(parts) ? parts : [parts]) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+  return h.digest('hex');
+}
+
+/** Rejects when `p` does not settle within ms (every wait in the tests is bounded). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+/** Polls until cond() holds; false after ms. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+/** Polls until cond() holds; throws after ms, naming what it waited for. */
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  if (!(await waitFor(cond, ms))) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** The error f throws, or undefined. */
+export function errorOf(f: () => unknown): Error | undefined {
+  try { f(); } catch (e) { return e as Error; }
+  return undefined;
 }

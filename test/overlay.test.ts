@@ -6,7 +6,7 @@ import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { decodeFrameMessage, type OverlayHeader } from '../web-overlay/protocol.js';
 import { OverlayServer } from '../web-overlay/server.js';
-import { dice, fillPolygon, sleep } from './helpers.js';
+import { dice, fillPolygon, sleep, until } from './helpers.js';
 
 async function setup() {
   const phantom = new PhantomScanner({ seed: 5 });
@@ -26,13 +26,6 @@ function collect(ws: WebSocket) {
   return { text, frames };
 }
 
-async function until(cond: () => boolean, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 t.test('WebSocket overlay messages carry a contour that matches the ground truth', async (t) => {
   const { phantom, pipeline, server, url } = await setup();

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import t from 'tap';
 import { native } from '../core/native.js';
 import { extractRegions } from '../core/radiomics.js';
 import { lognormalBolus, PhantomScanner } from '../device/phantom.js';
+import { sha } from './helpers.js';
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 // Mean of pane pixels for region codes (1 = lesion, 2 = ring) through the native first-order kernel.
 function regionMeans(p: PhantomScanner, data: Uint8Array, mask: Uint8Array, ringMm: number) {

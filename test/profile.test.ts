@@ -12,14 +12,10 @@ import {
 import { seededRandom } from '../core/random.js';
 import { DicomFile } from '../device/dicom.js';
 import { PhantomScanner } from '../device/phantom.js';
-import { fromRoot, sharedDir } from './helpers.js';
+import { errorOf, fromRoot, sharedDir } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sonomics-profile-'));
 
-function errorOf(f: () => unknown): Error | undefined {
-  try { f(); } catch (e) { return e as Error; }
-  return undefined;
-}
 
 const base: LayoutProfile = {
   screen: { width: 1280, height: 720 },

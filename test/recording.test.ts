@@ -4,7 +4,6 @@
 // recordings refused with a RecordingError naming the problem, and export (trim to .sonrec,
 // H.264 video). Every process started here is stopped by its PID; every wait is bounded.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -17,28 +16,14 @@ import { PhantomScanner } from '../device/phantom.js';
 import {
   exportRecording, frameRange, openRecording, RecordingError, ReplaySource, SessionRecorder, type Recording, type RecordedFrame,
 } from '../device/recording.js';
-import { fromRoot, gone, sleep } from './helpers.js';
+import { fromRoot, gone, sha, sleep, waitFor, within } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Rejects when `p` does not settle within ms. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) return false;
-    await sleep(5);
-  }
-  return true;
-}
 
 
 function killIfAlive(pid: number | undefined): boolean {
@@ -62,7 +47,7 @@ function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
 /** After each test: no ffmpeg/ffprobe child of this process may be left running (killed by PID if so). */
 t.afterEach(async (t) => {
   // A child killed a moment ago may still be on its way out.
-  await until(() => childrenOf(process.pid).every((c) => !/^ff(mpeg|probe)$/.test(c.comm)), 3000);
+  await waitFor(() => childrenOf(process.pid).every((c) => !/^ff(mpeg|probe)$/.test(c.comm)), 3000);
   for (const c of childrenOf(process.pid)) {
     if (!/^ff(mpeg|probe)$/.test(c.comm)) continue;
     killIfAlive(c.pid);
@@ -293,7 +278,7 @@ async function crashRecord(t: Test, both: boolean, minLines = 20): Promise<Crash
   const closed = new Promise<void>((resolve) => node.on('close', () => resolve()));
   let ffmpegPid: number | undefined;
   try {
-    const started = await until(() => indexLines(path) >= minLines, 30000);
+    const started = await waitFor(() => indexLines(path) >= minLines, 30000);
     if (!t.ok(started, `frames.jsonl reached ${minLines} lines (has ${indexLines(path)}); stderr: ${stderr}`)) return undefined;
     const ff = childrenOf(node.pid!).filter((c) => c.comm === 'ffmpeg');
     if (!t.equal(ff.length, 1, 'one ffmpeg child of the recording node')) return undefined;
@@ -301,7 +286,7 @@ async function crashRecord(t: Test, both: boolean, minLines = 20): Promise<Crash
     if (both) {
       // Kill right after a new frame was indexed: the encoder most likely still has it in hand.
       const n = indexLines(path);
-      await until(() => indexLines(path) > n, 2000);
+      await waitFor(() => indexLines(path) > n, 2000);
       process.kill(node.pid!, 'SIGKILL');
       process.kill(ffmpegPid, 'SIGKILL');
     } else {
@@ -311,10 +296,10 @@ async function crashRecord(t: Test, both: boolean, minLines = 20): Promise<Crash
     const lines = indexLines(path);
     if (!both) {
       // ffmpeg sees the end of its input and closes the file by itself.
-      const ended = await until(() => gone(ffmpegPid!), 15000);
+      const ended = await waitFor(() => gone(ffmpegPid!), 15000);
       t.ok(ended, 'ffmpeg ends by itself after node is killed');
     } else {
-      t.ok(await until(() => gone(ffmpegPid!), 5000), 'ffmpeg killed');
+      t.ok(await waitFor(() => gone(ffmpegPid!), 5000), 'ffmpeg killed');
     }
     return { dir, path, lines, ffmpegPid };
   } finally {
@@ -552,7 +537,7 @@ t.test('write() keeps at most one frame in its own buffer: a burst is dropped, n
   t.same(rec.stats, { written: 1, dropped: 9 });
   t.equal(readFileSync(join(path, 'frames.jsonl'), 'utf8'), '{"i":0,"seq":0,"t":0,"src":null,"dup":0}\n', 'only the frame handed over is indexed');
   // Once ffmpeg has taken it, the next frame goes in.
-  t.ok(await until(() => rec.write(frames[9]), 10000), 'a later frame is taken once the encoder is free');
+  t.ok(await waitFor(() => rec.write(frames[9]), 10000), 'a later frame is taken once the encoder is free');
   const st = await within(rec.close(), 20000, 'close');
   t.equal(st.written, 2);
   t.ok(st.dropped >= 9, 'drops counted (retries while the encoder was busy included)');
