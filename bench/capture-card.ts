@@ -131,8 +131,8 @@ export function grayToUyvy(gray: Uint8Array, width: number, y0: number, y1: numb
 
 /** The STAMP_ROWS x width UYVY band carrying a counter and a time. */
 export function stampBand(width: number, counter: number, timeNs: bigint): Buffer {
-  const band = Buffer.allocUnsafe(STAMP_ROWS * width * 2);
-  for (let i = 0; i < band.length; i += 2) { band[i] = 128; band[i + 1] = Y_BLACK; }
+  // Black UYVY (U/V 128, Y black), filled natively from the two-byte pattern.
+  const band = Buffer.alloc(STAMP_ROWS * width * 2, Buffer.from([128, Y_BLACK]));
   const bits = stampBits(counter, timeNs);
   for (let i = 0; i < bits.length; i++) {
     for (let cellRow = 0; cellRow < 2; cellRow++) {
