@@ -290,7 +290,7 @@ export async function openRecording(path: string, opts: { ffprobePath?: string }
   let videoFrames = 0;
   if (frames.length > 0) {
     try {
-      // Decoding a long recording to count its frames takes minutes (FFV1 720p: ~20 ms a frame);
+      // Decoding a long recording to count its frames would take minutes;
       // a cleanly closed one says how many it holds, and counting packets confirms that.
       let info = header.frames === undefined ? undefined : await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countPackets: true });
       if (info === undefined || info.frames !== header.frames) info = await probeMedia({ input: video, ffprobePath: opts.ffprobePath, countFrames: true });
