@@ -29,22 +29,56 @@ export interface PhantomOptions {
   /** Stop after this many frames (live mode); default: run until stop(). */
   frames?: number;
   lesion?: { radiusMm?: number; aspect?: number; irregularity?: number; depthFraction?: number };
-  motion?: {
-    breathingAmplitudeMm?: [number, number];
-    breathingPeriodS?: number;
-    driftAmplitudeMm?: [number, number];
-    driftPeriodS?: [number, number];
-    scaleAmplitude?: number;
-    scalePeriodS?: number;
-  };
+  motion?: PhantomMotion;
   contrast?: { lesion?: Partial<LognormalBolus>; tissue?: Partial<LognormalBolus> };
+}
+
+/**
+ * How the probe and the patient move. In-plane: breathing, a slow drift and the hand's sway
+ * (mm, [lateral, axial]) and compression (scale). Out of plane: elevation motion decorrelates the
+ * speckle (one correlation length = fully new speckle). The sonographer changes the gain.
+ * Excursions move the view away from the lesion and back (e.g. to test the lost state).
+ */
+export interface PhantomMotion {
+  breathingAmplitudeMm?: [number, number];
+  breathingPeriodS?: number;
+  driftAmplitudeMm?: [number, number];
+  driftPeriodS?: [number, number];
+  swayAmplitudeMm?: [number, number];
+  swayPeriodS?: [number, number];
+  scaleAmplitude?: number;
+  scalePeriodS?: number;
+  /** Out-of-plane motion: with breathing (mm), slow drift (mm) over its period (s). */
+  elevationBreathingMm?: number;
+  elevationDriftMm?: number;
+  elevationDriftPeriodS?: number;
+  /** Elevation over which the speckle decorrelates (mm). */
+  speckleCorrelationMm?: number;
+  /** Gain: a slow swing (dB) over its period, and steps [time s, dB] ramped in over 0.5 s. */
+  gainAmplitudeDb?: number;
+  gainPeriodS?: number;
+  gainSteps?: Array<[number, number]>;
+  /** Excursions: the view moves by (dxMm, dyMm) and back: out over 20 %, held 60 %, back over 20 %. */
+  excursions?: Array<{ startS: number; durationS: number; dxMm: number; dyMm: number }>;
+}
+
+export interface PhantomMotionState {
+  /** In-plane displacement of the tissue (pane pixels) and scale about the pane centre. */
+  dx: number;
+  dy: number;
+  scale: number;
+  /** Out-of-plane position in speckle correlation lengths. */
+  elevation: number;
+  gainDb: number;
 }
 
 export interface PhantomTruth {
   frameIndex: number;
   timeS: number;
   /** Probe motion applied to the tissue: pane-pixel displacement and scale about the pane centre. */
-  motion: { dx: number; dy: number; scale: number };
+  motion: PhantomMotionState;
+  /** Fraction of the lesion's area inside the pane (1 = fully in view, 0 = out of view). */
+  inView: number;
   /** Lesion centroid in pane coordinates (same in both panes). */
   center: { x: number; y: number };
   /** Lesion centroid in frame coordinates, per pane. */
@@ -86,7 +120,9 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
   private readonly renderer: NativePhantomRenderer;
   private readonly lesionCenter: { x: number; y: number };
   private readonly centroidOffset: { x: number; y: number };
-  private readonly motionOpts: Required<NonNullable<PhantomOptions['motion']>>;
+  private readonly motionOpts: Required<PhantomMotion>;
+  /** Lesion area (pane pixels) at scale 1. */
+  private readonly lesionAreaPx: number;
   private readonly maxFrames: number;
   private timer: NodeJS.Timeout | undefined;
   private startMs = 0;
@@ -123,16 +159,31 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     };
     const m = opts.motion ?? {};
     this.motionOpts = {
-      breathingAmplitudeMm: m.breathingAmplitudeMm ?? [1.0, 1.8],
+      breathingAmplitudeMm: m.breathingAmplitudeMm ?? [1.5, 2.5],
       breathingPeriodS: m.breathingPeriodS ?? 4.2,
-      driftAmplitudeMm: m.driftAmplitudeMm ?? [3.0, 1.5],
+      driftAmplitudeMm: m.driftAmplitudeMm ?? [4.0, 2.0],
       driftPeriodS: m.driftPeriodS ?? [95, 130],
-      scaleAmplitude: m.scaleAmplitude ?? 0.03,
+      swayAmplitudeMm: m.swayAmplitudeMm ?? [1.2, 0.8],
+      swayPeriodS: m.swayPeriodS ?? [9.7, 7.3],
+      scaleAmplitude: m.scaleAmplitude ?? 0.05,
       scalePeriodS: m.scalePeriodS ?? 17,
+      elevationBreathingMm: m.elevationBreathingMm ?? 0.5,
+      elevationDriftMm: m.elevationDriftMm ?? 3,
+      elevationDriftPeriodS: m.elevationDriftPeriodS ?? 150,
+      speckleCorrelationMm: m.speckleCorrelationMm ?? 0.6,
+      gainAmplitudeDb: m.gainAmplitudeDb ?? 1.5,
+      gainPeriodS: m.gainPeriodS ?? 23,
+      gainSteps: m.gainSteps ?? [[50, 4], [110, -3]],
+      excursions: m.excursions ?? [],
     };
-    must(this.motionOpts.breathingPeriodS > 0 && this.motionOpts.scalePeriodS > 0 && this.motionOpts.driftPeriodS.every((p) => p > 0),
+    const mo = this.motionOpts;
+    must([mo.breathingPeriodS, mo.scalePeriodS, mo.elevationDriftPeriodS, mo.gainPeriodS, ...mo.driftPeriodS, ...mo.swayPeriodS].every((p) => p > 0),
       'motion periods must be > 0');
-    must(Math.abs(this.motionOpts.scaleAmplitude) < 0.3, 'motion.scaleAmplitude must be below 0.3');
+    must(Math.abs(mo.scaleAmplitude) < 0.3, 'motion.scaleAmplitude must be below 0.3');
+    must(mo.speckleCorrelationMm > 0, 'motion.speckleCorrelationMm must be > 0');
+    must(mo.gainSteps.every(([t, db]) => Number.isFinite(t) && Math.abs(db) <= 20), 'motion.gainSteps: [time s, dB] with |dB| <= 20');
+    must(mo.excursions.every((e) => e.durationS > 0 && Number.isFinite(e.startS) && Math.abs(e.dxMm) <= 200 && Math.abs(e.dyMm) <= 200),
+      'motion.excursions: durationS > 0, finite startS, |dxMm| and |dyMm| <= 200');
     this.lesionBolus = { ...DEFAULT_LESION_BOLUS, ...opts.contrast?.lesion };
     this.tissueBolus = { ...DEFAULT_TISSUE_BOLUS, ...opts.contrast?.tissue };
     for (const [k, b] of [['lesion', this.lesionBolus], ['tissue', this.tissueBolus]] as const)
@@ -157,10 +208,14 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     }
     const depthFraction = L.depthFraction ?? 0.45;
     this.lesionCenter = { x: pw * 0.5, y: ph * depthFraction };
-    this.centroidOffset = polarCentroid(radii);
+    const shape = polarShape(radii);
+    this.centroidOffset = shape.centroid;
+    this.lesionAreaPx = shape.area;
+    // World margins: room for the motion, and for excursions beyond the pane.
     const margin = Math.ceil(Math.max(pw, ph) * 0.25);
+    const extra = (k: 'dxMm' | 'dyMm') => Math.ceil(Math.max(0, ...mo.excursions.map((e) => Math.abs(e[k]))) / mm);
     this.renderer = new native.PhantomRenderer({
-      seed, width, height, bmode, contrast, mmPerPixel: mm, margin,
+      seed, width, height, bmode, contrast, mmPerPixel: mm, margin: margin + extra('dyMm'), marginX: margin + extra('dxMm'),
       lesion: { cx: this.lesionCenter.x, cy: this.lesionCenter.y, radii },
     });
   }
@@ -175,12 +230,22 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     return { dynamicRangeDb: this.renderer.contrastDynamicRangeDb, dbMin: this.renderer.contrastDbMin, dbPerDecade: 10 };
   }
 
-  motionAt(t: number): { dx: number; dy: number; scale: number } {
+  motionAt(t: number): PhantomMotionState {
     const m = this.motionOpts, mm = this.mmPerPixel, w = 2 * Math.PI;
-    const dx = (m.breathingAmplitudeMm[0] * Math.sin((w * t) / m.breathingPeriodS) + m.driftAmplitudeMm[0] * Math.sin((w * t) / m.driftPeriodS[0])) / mm;
-    const dy = (m.breathingAmplitudeMm[1] * Math.sin((w * t) / m.breathingPeriodS + 0.6) + m.driftAmplitudeMm[1] * Math.sin((w * t) / m.driftPeriodS[1])) / mm;
+    const breath = Math.sin((w * t) / m.breathingPeriodS);
+    let dxMm = m.breathingAmplitudeMm[0] * breath + m.driftAmplitudeMm[0] * Math.sin((w * t) / m.driftPeriodS[0]) + m.swayAmplitudeMm[0] * Math.sin((w * t) / m.swayPeriodS[0] + 1.1);
+    let dyMm = m.breathingAmplitudeMm[1] * Math.sin((w * t) / m.breathingPeriodS + 0.6) + m.driftAmplitudeMm[1] * Math.sin((w * t) / m.driftPeriodS[1]) +
+      m.swayAmplitudeMm[1] * Math.sin((w * t) / m.swayPeriodS[1] + 2.3);
+    for (const e of m.excursions) {
+      const f = excursionProfile((t - e.startS) / e.durationS);
+      dxMm += f * e.dxMm;
+      dyMm += f * e.dyMm;
+    }
     const scale = 1 + m.scaleAmplitude * Math.sin((w * t) / m.scalePeriodS);
-    return { dx, dy, scale };
+    const elevationMm = m.elevationBreathingMm * breath + m.elevationDriftMm * Math.sin((w * t) / m.elevationDriftPeriodS);
+    let gainDb = m.gainAmplitudeDb * Math.sin((w * t) / m.gainPeriodS);
+    for (const [at, db] of m.gainSteps) gainDb += db * Math.min(1, Math.max(0, (t - at) / 0.5));
+    return { dx: dxMm / mm, dy: dyMm / mm, scale, elevation: elevationMm / m.speckleCorrelationMm, gainDb };
   }
 
   /** Lesion centroid (pane coordinates) under a motion. */
@@ -204,7 +269,8 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
     const t = index / this.fps;
     const motion = this.motionAt(t);
     const tic = this.ticAt(t);
-    this.renderer.render(index, motion, tic, this.chromeText(index, t), data, mask);
+    const inside = this.renderer.render(index, motion, tic, this.chromeText(index, t), data, mask);
+    const inView = Math.min(1, inside / (this.lesionAreaPx * motion.scale * motion.scale));
     const center = this.centerFor(motion);
     const b = panes.bmode.rect, c = panes.contrast.rect;
     return {
@@ -212,7 +278,7 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
       truth: {
         frameIndex: index, timeS: t, motion, center,
         frameCenters: { bmode: { x: b.x + center.x, y: b.y + center.y }, contrast: { x: c.x + center.x, y: c.y + center.y } },
-        lesionMask: mask, tic,
+        lesionMask: mask, tic, inView,
       },
     };
   }
@@ -270,8 +336,15 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
   }
 }
 
-/** Area centroid of a star-shaped outline given by radii sampled uniformly in angle. */
-function polarCentroid(radii: Float64Array): { x: number; y: number } {
+/** Raised-cosine out (first 20 %), hold, back (last 20 %); 0 outside [0, 1]. */
+function excursionProfile(u: number): number {
+  if (u <= 0 || u >= 1) return 0;
+  const ramp = (v: number) => 0.5 - 0.5 * Math.cos(Math.PI * Math.min(1, v / 0.2));
+  return u < 0.5 ? ramp(u) : ramp(1 - u);
+}
+
+/** Area and area centroid of a star-shaped outline given by radii sampled uniformly in angle. */
+function polarShape(radii: Float64Array): { area: number; centroid: { x: number; y: number } } {
   const n = radii.length, steps = n * 10;
   let area = 0, mx = 0, my = 0;
   for (let s = 0; s < steps; s++) {
@@ -282,5 +355,5 @@ function polarCentroid(radii: Float64Array): { x: number; y: number } {
     mx += (r ** 3 / 3) * Math.cos(th) * dth;
     my += (r ** 3 / 3) * Math.sin(th) * dth;
   }
-  return { x: mx / area, y: my / area };
+  return { area, centroid: { x: mx / area, y: my / area } };
 }

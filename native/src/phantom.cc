@@ -84,23 +84,6 @@ struct LogLut {
   }
 };
 
-inline float bilinear(const std::vector<float>& f, int W, int H, float x, float y) {
-  x = std::clamp(x, 0.0f, W - 1.001f);
-  y = std::clamp(y, 0.0f, H - 1.001f);
-  int ix = (int)x, iy = (int)y;
-  float fx = x - ix, fy = y - iy;
-  const float* p = &f[(size_t)iy * W + ix];
-  float a = p[0] + fx * (p[1] - p[0]);
-  float b = p[W] + fx * (p[W + 1] - p[W]);
-  return a + fy * (b - a);
-}
-
-inline float nearest(const std::vector<float>& f, int W, int H, float x, float y) {
-  int ix = (int)(x + 0.5f), iy = (int)(y + 0.5f);
-  ix = std::clamp(ix, 0, W - 1); iy = std::clamp(iy, 0, H - 1);
-  return f[(size_t)iy * W + ix];
-}
-
 inline float smoothstep(float a, float b, float x) {
   float t = std::clamp((x - a) / (b - a), 0.0f, 1.0f);
   return t * t * (3 - 2 * t);
@@ -133,6 +116,7 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     mmPerPx_ = getNumber(env, o, "mmPerPixel", "phantom");
     if (mmPerPx_ <= 0) throwRange(env, "phantom.mmPerPixel must be > 0");
     margin_ = getInt(env, o, "margin", "phantom", 0, 4096);
+    marginX_ = o.Get("marginX").IsUndefined() ? margin_ : getInt(env, o, "marginX", "phantom", 0, 8192);
     auto lesion = o.Get("lesion");
     if (!lesion.IsObject()) throwType(env, "phantom.lesion must be an object");
     auto lo = lesion.As<Napi::Object>();
@@ -151,15 +135,21 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
 
  private:
   uint64_t seed_;
-  int W_, H_, margin_;
+  int W_, H_, margin_, marginX_;
   Rect bmode_, contrast_;
   double mmPerPx_, lcx_, lcy_, rmax_;
   std::vector<double> radii_;
   int WW_ = 0, WH_ = 0;  // world size
-  std::vector<float> bField_, perfLesion_, perfTissue_;
+  std::vector<float> echo_, perfLesion_, perfTissue_;
+  // Tissue speckle as complex fields (I, Q interleaved) at successive elevations: out-of-plane
+  // motion mixes neighbouring fields, so the speckle decorrelates as a real beam's does.
+  static constexpr int kSpeckleFields = 6;
+  std::vector<float> iq_[kSpeckleFields];
   static constexpr int kBubbleFields = 6;
   std::vector<float> bubbles_[kBubbleFields];
   double lesionPerfMean_ = 0;
+  // B-mode echo of the contrast agent per unit concentration (low-MI fundamental: weak).
+  static constexpr float kBubbleEcho = 0.05f;
   const double contrastDr_ = 40.0, contrastDbMin_ = -34.0;
   LogLut bLut_{20.0, -30.0, 42.0};
   LogLut cLut_{10.0, -34.0, 40.0};
@@ -175,7 +165,7 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
   }
   // Normalised radial position (<1 inside) of a world point relative to the lesion.
   inline double lesionRho(double wx, double wy) const {
-    double dx = wx - (lcx_ + margin_), dy = wy - (lcy_ + margin_);
+    double dx = wx - (lcx_ + marginX_), dy = wy - (lcy_ + margin_);
     double r = std::sqrt(dx * dx + dy * dy);
     if (r > rmax_ * 1.01) return r / rmax_;
     return r / lesionRadius(std::atan2(dy, dx));
@@ -208,15 +198,20 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
   }
 
   void build() {
-    WW_ = bmode_.w + 2 * margin_;
+    WW_ = bmode_.w + 2 * marginX_;
     WH_ = bmode_.h + 2 * margin_;
     Rng rng(seed_ * 0x2545F4914F6CDD1DULL + 17);
     const double mm = mmPerPx_;
     const double pxPerMm = 1.0 / mm;
     // Speckle: lateral PSF wider than axial, in pixels of ~0.08 mm (default); scale with spacing.
     double sLat = std::clamp(0.25 * pxPerMm, 0.8, 6.0), sAx = std::clamp(0.11 * pxPerMm, 0.5, 3.0);
-    auto env = speckle(rng, sLat, sAx, false);
-    gaussianBlur(env, WW_, WH_, 0.6, 0.5);  // the scanner's scan conversion / display smoothing
+    // The scanner's scan conversion / display smoothing widens the speckle a little.
+    const double sLatD = std::hypot(sLat, 0.6), sAxD = std::hypot(sAx, 0.5);
+    for (int k = 0; k < kSpeckleFields; k++) {
+      auto i = noiseField(rng, sLatD, sAxD), q = noiseField(rng, sLatD, sAxD);
+      iq_[k].resize(2 * i.size());
+      for (size_t n = 0; n < i.size(); n++) { iq_[k][2 * n] = i[n]; iq_[k][2 * n + 1] = q[n]; }
+    }
     auto hetero = noiseField(rng, 2.2 * pxPerMm, 1.5 * pxPerMm);  // mm-scale tissue heterogeneity
     auto fine = noiseField(rng, 0.35 * pxPerMm, 0.2 * pxPerMm);
     // Layer boundaries (mm), wavy across the width.
@@ -237,7 +232,7 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     for (int y = 0; y < WH_; y++) {
       double ymm = (y - margin_) * mm;
       for (int x = 0; x < WW_; x++) {
-        double xmm = (x - margin_) * mm;
+        double xmm = (x - marginX_) * mm;
         size_t k = (size_t)y * WW_ + x;
         double h = 1.0 + 0.22 * std::clamp((double)hetero[k], -2.0, 2.0);
         double e, perf;
@@ -293,8 +288,7 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
         echo[(size_t)y * WW_ + x] *= (float)(1.0 - 0.4 * shadow[x] * fade);
       }
     }
-    bField_.resize(echo.size());
-    for (size_t k = 0; k < echo.size(); k++) bField_[k] = echo[k] * env[k];
+    echo_ = std::move(echo);
     perfTissue_ = std::move(pT);
     perfLesion_ = std::move(pL);
     double s = 0; size_t n = 0;
@@ -308,7 +302,8 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
   Napi::Value ContrastDr(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDr_); }
   Napi::Value ContrastDbMin(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDbMin_); }
 
-  // render(frameIndex, {dx, dy, scale}, {lesion, tissue}, texts[], out[, bmodeMask, contrastMask])
+  // render(frameIndex, {dx, dy, scale, elevation?, gainDb?}, {lesion, tissue}, texts[], out[, mask])
+  //   -> number of lesion pixels inside the pane (when mask is given)
   Napi::Value Render(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5) throwType(env, "render(frameIndex, motion, tic, texts, out[, maskOut])");
@@ -318,6 +313,10 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     double dx = getNumber(env, motion, "dx", "motion"), dy = getNumber(env, motion, "dy", "motion");
     double scale = getNumber(env, motion, "scale", "motion");
     if (scale < 0.5 || scale > 2) throwRange(env, "motion.scale must be in [0.5, 2]");
+    double elevation = getNumberOr(env, motion, "elevation", "motion", 0.0);
+    double gainDb = getNumberOr(env, motion, "gainDb", "motion", 0.0);
+    if (!std::isfinite(elevation) || std::fabs(elevation) > 1e6) throwRange(env, "motion.elevation must be finite");
+    if (!(gainDb >= -40 && gainDb <= 40)) throwRange(env, "motion.gainDb must be in [-40, 40]");
     auto tic = argObject(info, 2, "render: tic");
     double ticL = getNumber(env, tic, "lesion", "tic"), ticT = getNumber(env, tic, "tissue", "tic");
     if (!info[3].IsArray()) throwType(env, "render: texts must be an array");
@@ -335,49 +334,82 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     const int pw = bmode_.w, ph = bmode_.h;
     const float cx = pw * 0.5f, cy = ph * 0.5f;
     const float inv = (float)(1.0 / scale);
-    const float offX = (float)(cx - dx + margin_), offY = (float)(cy - dy + margin_);
+    const float offX = (float)(cx - dx + marginX_), offY = (float)(cy - dy + margin_);
+    const double zf = std::floor(elevation);
+    const int fa = (int)(((int64_t)zf % kSpeckleFields + kSpeckleFields) % kSpeckleFields), fb = (fa + 1) % kSpeckleFields;
+    const float ca = (float)std::cos((elevation - zf) * M_PI / 2), cb = (float)std::sin((elevation - zf) * M_PI / 2);
+    const float gain = (float)std::pow(10.0, gainDb / 20);
     Rng rng(mix64(seed_ ^ (uint64_t)(frame * 0x9E3779B97F4A7C15ULL)));
     uint64_t pick = mix64(seed_ + (uint64_t)frame * 7919);
     const std::vector<float>& bub = bubbles_[pick % kBubbleFields];
-    int box = (int)((pick >> 8) % 997) % std::max(1, margin_), boy = (int)((pick >> 24) % 991) % std::max(1, margin_);
+    int box = (int)((pick >> 8) % 997) % std::max(1, marginX_), boy = (int)((pick >> 24) % 991) % std::max(1, margin_);
     const float floorP = 6.0e-4f;
+    // No rotation: a pane row samples one world row (wy), so the vertical interpolation is done
+    // once per row for the fields sampled bilinearly (echo, and the two speckle fields' I and Q).
+    std::vector<float> vE((size_t)WW_), vA(2 * (size_t)WW_), vB(2 * (size_t)WW_);
+    const std::vector<float>& fA = iq_[fa];
+    const std::vector<float>& fB = iq_[fb];
+    const float wx0 = (0 - cx) * inv + offX, wx1 = (pw - 1 - cx) * inv + offX;
+    const int ix0 = std::clamp((int)std::floor(wx0) - 1, 0, WW_ - 2), ix1 = std::clamp((int)std::floor(wx1) + 2, 0, WW_ - 1);
     for (int y = 0; y < ph; y++) {
       uint8_t* rowB = out + (size_t)(bmode_.y + y) * W_ + bmode_.x;
       uint8_t* rowC = out + (size_t)(contrast_.y + y) * W_ + contrast_.x;
-      float wy = (y - cy) * inv + offY;
+      const float wy = std::clamp((y - cy) * inv + offY, 0.0f, WH_ - 1.001f);
+      const int iy = (int)wy;
+      const float fy = wy - iy;
+      const size_t r0 = (size_t)iy * WW_, r1 = r0 + WW_;
+      for (int ix = ix0; ix <= ix1; ix++) {
+        vE[ix] = echo_[r0 + ix] + fy * (echo_[r1 + ix] - echo_[r0 + ix]);
+        for (int c = 0; c < 2; c++) {
+          vA[2 * ix + c] = fA[2 * (r0 + ix) + c] + fy * (fA[2 * (r1 + ix) + c] - fA[2 * (r0 + ix) + c]);
+          vB[2 * ix + c] = fB[2 * (r0 + ix) + c] + fy * (fB[2 * (r1 + ix) + c] - fB[2 * (r0 + ix) + c]);
+        }
+      }
+      const int iyn = std::clamp((int)(wy + 0.5f), 0, WH_ - 1);
+      const float* pL = &perfLesion_[(size_t)iyn * WW_];
+      const float* pT = &perfTissue_[(size_t)iyn * WW_];
+      int by = ((int)(wy + 0.5f) + boy) % WH_;
+      const float* bubRow = &bub[(size_t)by * WW_];
       for (int x = 0; x < pw; x++) {
-        float wx = (x - cx) * inv + offX;
-        // B-mode: moving speckle x echogenicity, a little per-frame electronic noise.
-        float v = bilinear(bField_, WW_, WH_, wx, wy);
+        const float wx = std::clamp((x - cx) * inv + offX, 0.0f, WW_ - 1.001f);
+        const int ix = (int)wx;
+        const float fx = wx - ix;
+        const int ixn = std::min((int)(wx + 0.5f), WW_ - 1);
+        // Contrast: concentration x microbubble speckle (fresh each frame) + noise floor.
+        const float conc = pL[ixn] * (float)ticL + pT[ixn] * (float)ticT;
+        const float b = bubRow[(ixn + box) % WW_];
+        // B-mode: echogenicity x speckle (decorrelating with elevation), the bubbles' weak
+        // fundamental echo during wash-in, the gain setting, a little electronic noise.
+        const float e = vE[ix] + fx * (vE[ix + 1] - vE[ix]);
+        const float* a = &vA[2 * ix];
+        const float* bb = &vB[2 * ix];
+        const float i = ca * (a[0] + fx * (a[2] - a[0])) + cb * (bb[0] + fx * (bb[2] - bb[0]));
+        const float q = ca * (a[1] + fx * (a[3] - a[1])) + cb * (bb[1] + fx * (bb[3] - bb[1]));
+        float v = e * std::sqrt(i * i + q * q) * 0.7978846f + kBubbleEcho * conc * b;  // 1 / E|Z| = sqrt(2 / pi)
         float u = (float)((rng.next() >> 40) * (1.0 / 16777216.0));
-        v *= 0.9f + 0.2f * u;
+        v *= gain * (0.9f + 0.2f * u);
         v += 0.004f * u;
         rowB[x] = bLut_(v);
-        // Contrast: concentration x microbubble speckle (fresh each frame) + noise floor.
-        float conc = (float)(nearest(perfLesion_, WW_, WH_, wx, wy) * ticL + nearest(perfTissue_, WW_, WH_, wx, wy) * ticT);
-        int bx = ((int)(wx + 0.5f) + box) % WW_, by = ((int)(wy + 0.5f) + boy) % WH_;
-        if (bx < 0) bx += WW_;
-        if (by < 0) by += WH_;
-        float b = bub[(size_t)by * WW_ + bx];
         float noise = floorP * (0.3f + 1.4f * (float)((rng.next() >> 40) * (1.0 / 16777216.0)));
         rowC[x] = cLut_(conc * b + noise);
       }
     }
+    size_t inside = 0;
     if (mask) {
       std::memset(mask, 0, (size_t)pw * ph);
       // Lesion bounding box in pane coordinates under the motion.
-      double wcx = lcx_ + margin_, wcy = lcy_ + margin_;
+      double wcx = lcx_ + marginX_, wcy = lcy_ + margin_;
       double pcx = (wcx - offX) * scale + cx, pcy = (wcy - offY) * scale + cy, pr = rmax_ * scale + 2;
       int x0 = std::max(0, (int)(pcx - pr)), x1 = std::min(pw - 1, (int)(pcx + pr) + 1);
       int y0 = std::max(0, (int)(pcy - pr)), y1 = std::min(ph - 1, (int)(pcy + pr) + 1);
       for (int y = y0; y <= y1; y++)
         for (int x = x0; x <= x1; x++) {
           double wx = (x - cx) / scale + offX, wy = (y - cy) / scale + offY;
-          if (lesionRho(wx, wy) < 1.0) mask[(size_t)y * pw + x] = 255;
+          if (lesionRho(wx, wy) < 1.0) { mask[(size_t)y * pw + x] = 255; inside++; }
         }
     }
     drawChrome(out, texts, env);
-    return info.Env().Undefined();
+    return Napi::Number::New(env, (double)inside);
   }
 
   void drawChrome(uint8_t* img, const Napi::Array& texts, Napi::Env env) {
