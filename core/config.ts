@@ -5,6 +5,7 @@ import { extname } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { PROFILE_NAME_PATTERN, profileProblems, type LayoutProfile } from './profile.js';
+import { TRACKER_DEFAULTS, type TrackerOptions } from './tracking.js';
 
 export interface SonomicsConfig {
   source: {
@@ -24,7 +25,8 @@ export interface SonomicsConfig {
     ringsMm: number[];
     binWidth: number;
     featureThreads: number;
-    tracker: { searchRadiusPx: number; uncertainBelow: number; lostBelow: number; marginFraction: number };
+    /** Tracker settings; what is left out takes the defaults of core/tracking.ts (docs/tracking.md). */
+    tracker: TrackerOptions;
     scoreWindow: number;
   };
   /** Model card files: a path that exists (absolute or from the current folder), else a card in the package's models/ folder. */
@@ -97,10 +99,17 @@ export const configSchema = {
         tracker: {
           type: 'object', additionalProperties: false, default: {},
           properties: {
-            searchRadiusPx: { type: 'integer', minimum: 2, maximum: 256, default: 12 },
-            uncertainBelow: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
-            lostBelow: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
-            marginFraction: { type: 'number', minimum: 0, maximum: 2, default: 0.25 },
+            searchRadiusPx: { type: 'number', minimum: 1, maximum: 1024 },
+            uncertainBelow: { type: 'number', minimum: 0, maximum: 1 },
+            lostBelow: { type: 'number', minimum: 0, maximum: 1 },
+            resumeMargin: { type: 'number', minimum: 0, maximum: 1 },
+            followBelow: { type: 'number', minimum: 0, maximum: 1 },
+            lostAfterFrames: { type: 'integer', minimum: 1, maximum: 1000 },
+            resumeFrames: { type: 'integer', minimum: 1, maximum: 1000 },
+            minInView: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+            lostSearchRadiusPx: { type: 'number', minimum: 4, maximum: 4096 },
+            maxTemplateSide: { type: 'integer', minimum: 16, maximum: 512 },
+            marginFraction: { type: 'number', minimum: 0, maximum: 2 },
           },
         },
         scoreWindow: { type: 'integer', minimum: 1, maximum: 600, default: 15 },
@@ -161,7 +170,8 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
   const problems: string[] = [];
   const r = c.pipeline.ringsMm;
   for (let i = 1; i < r.length; i++) if (r[i] <= r[i - 1]) problems.push('pipeline.ringsMm: distances must increase');
-  if (c.pipeline.tracker.lostBelow > c.pipeline.tracker.uncertainBelow) problems.push('pipeline.tracker.lostBelow: must be <= uncertainBelow');
+  const tr = { ...TRACKER_DEFAULTS, ...c.pipeline.tracker };
+  if (tr.lostBelow > tr.uncertainBelow) problems.push(`pipeline.tracker.lostBelow: must be <= uncertainBelow (${tr.uncertainBelow})`);
   problems.push(...layoutsProblems(c.layouts));
   const profiles = typeof c.layouts === 'object' && c.layouts !== null ? c.layouts : {};
   if (c.source.layout !== undefined && !Object.hasOwn(profiles, c.source.layout))

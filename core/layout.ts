@@ -48,6 +48,14 @@ export function validateLayout(l: Layout): Layout {
   return l;
 }
 
+/**
+ * A point in one pane's coordinates (pixel indices) shown in another pane of the same image
+ * plane: through millimetres from the pane origin, so panes of different spacing map too.
+ */
+export function paneToPane(p: { x: number; y: number }, from: Pane, to: Pane): { x: number; y: number } {
+  return { x: (p.x * from.spacingX) / to.spacingX, y: (p.y * from.spacingY) / to.spacingY };
+}
+
 /** The layout stage: check the frame fits the calibrated screen and attach the layout. */
 export function applyLayout(frame: Frame, layout: Layout): LaidOutFrame {
   if (frame.width !== layout.width || frame.height !== layout.height)

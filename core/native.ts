@@ -8,19 +8,60 @@ import { packageRoot } from './paths.js';
 export interface PixelRect { x: number; y: number; width: number; height: number }
 
 export interface NativePhantomRenderer {
-  render(frameIndex: number, motion: { dx: number; dy: number; scale: number }, tic: { lesion: number; tissue: number },
-    texts: Array<{ x: number; y: number; text: string; scale?: number; gray?: number }>, out: Uint8Array, maskOut?: Uint8Array): void;
+  /** Renders a screen; returns the number of lesion pixels in the pane (0 without maskOut). */
+  render(frameIndex: number, motion: { dx: number; dy: number; scale: number; elevation?: number; gainDb?: number }, tic: { lesion: number; tissue: number },
+    texts: Array<{ x: number; y: number; text: string; scale?: number; gray?: number }>, out: Uint8Array, maskOut?: Uint8Array): number;
   readonly lesionPerfusionMean: number;
   readonly contrastDynamicRangeDb: number;
   readonly contrastDbMin: number;
 }
 
+/** A template pose: centre (pixel indices, frame coordinates) and scale relative to the lock. */
+export interface TemplatePose { x: number; y: number; scale: number }
+
+export interface NativeTrackOptions {
+  /** Search radius around the prediction (frame pixels, default 16). */
+  searchRadius?: number;
+  /** Drift control: the initial template is matched within anchorRadius working samples of the
+   * frame-to-frame result and wins when within anchorTolerance and scoring minAnchorScore. */
+  anchorRadius?: number;
+  anchorTolerance?: number;
+  minAnchorScore?: number;
+  /** Refresh the previous-frame template from this frame when the initial template scores at
+   * least updateMinScore, or the frame-to-frame match at least updateMinPrevious. */
+  update?: boolean;
+  updateMinScore?: number;
+  updateMinPrevious?: number;
+}
+
+export interface NativeTrackStep extends TemplatePose {
+  /** NCC of the initial template at the result. */
+  score: number;
+  /** NCC of the previous-frame template at its best match. */
+  scorePrevious: number;
+  /** Peak-to-sidelobe ratio of the coarse correlation map. */
+  psr: number;
+  /** True when the initial template confirmed the frame-to-frame result (drift corrected). */
+  anchored: boolean;
+}
+
 export interface NativeTemplateTracker {
-  track(frame: Uint8Array, width: number, height: number, bounds: PixelRect, prediction: { x: number; y: number; scale: number },
-    searchRadius?: number): { x: number; y: number; scale: number; score: number; psr: number };
-  score(frame: Uint8Array, width: number, height: number, bounds: PixelRect, pose: { x: number; y: number; scale: number }): number;
+  track(frame: Uint8Array, width: number, height: number, bounds: PixelRect, prediction: TemplatePose, options?: NativeTrackOptions): NativeTrackStep;
+  /**
+   * Lost-lesion search: the initial template over +-radius frame pixels at the given scale;
+   * candidates within +-excludeRadius of `around` are skipped.
+   */
+  search(frame: Uint8Array, width: number, height: number, bounds: PixelRect, around: TemplatePose, options?: { radius?: number; excludeRadius?: number }):
+    TemplatePose & { score: number; psr: number };
+  score(frame: Uint8Array, width: number, height: number, bounds: PixelRect, pose: TemplatePose): number;
+  /** The previous-frame template becomes the initial one again. */
+  resetPrevious(): void;
   readonly centerX: number;
   readonly centerY: number;
+  /** Frame pixels per template sample at scale 1. */
+  readonly step: number;
+  readonly templateWidth: number;
+  readonly templateHeight: number;
 }
 
 export interface NativeRadiomicsSettings {
@@ -33,10 +74,10 @@ export interface NativeRadiomicsResult { values: Float64Array; errors: Array<str
 export interface NativeAddon {
   version: string;
   PhantomRenderer: new (opts: {
-    seed: number; width: number; height: number; bmode: PixelRect; contrast: PixelRect; mmPerPixel: number; margin: number;
+    seed: number; width: number; height: number; bmode: PixelRect; contrast: PixelRect; mmPerPixel: number; margin: number; marginX?: number;
     lesion: { cx: number; cy: number; radii: Float64Array };
   }) => NativePhantomRenderer;
-  TemplateTracker: new (frame: Uint8Array, width: number, height: number, templateRect: PixelRect) => NativeTemplateTracker;
+  TemplateTracker: new (frame: Uint8Array, width: number, height: number, templateRect: PixelRect, options?: { maxSide?: number }) => NativeTemplateTracker;
   warpMask(src: Uint8Array, width: number, height: number,
     t: { fromX: number; fromY: number; toX: number; toY: number; scale: number }, dst: Uint8Array): number;
   ringCodes(mask: Uint8Array, width: number, height: number, opts: { spacingX: number; spacingY: number; radiiMm: number[] },

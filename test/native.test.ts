@@ -14,8 +14,8 @@ t.test('bad input throws errors that name the problem', async (t) => {
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 1, spacingY: 1, radiiMm: [3, 2] }, new Uint8Array(256)), /strictly increasing/);
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 0, spacingY: 1, radiiMm: [3] }, new Uint8Array(256)), /spacing/);
   t.throws(() => native.ringCodes(img, 16, 16, { spacingX: 1, spacingY: 1, radiiMm: [3] }, new Uint8Array(255)), /out must hold/);
-  t.throws(() => new native.TemplateTracker(img, 16, 16, { x: 0, y: 0, width: 4, height: 4 }), /at least 8x8/);
-  t.throws(() => new native.TemplateTracker(img, 16, 16, { x: 0, y: 0, width: 12, height: 12 }), /flat/);
+  t.throws(() => new native.TemplateTracker(img, 16, 16, { x: 0, y: 0, width: 4, height: 4 }), /at least 16x16/);
+  t.throws(() => new native.TemplateTracker(img, 16, 16, { x: 0, y: 0, width: 16, height: 16 }), /flat/);
   t.throws(() => native.warpMask(img, 16, 16, { fromX: 0, fromY: 0, toX: 0, toY: 0, scale: 0 }, new Uint8Array(256)), /scale/);
   t.throws(() => native.contour(img, 16, 16, 0, 1), /minCode/);
   t.throws(() => (native.radiomics as unknown as () => void)(), /radiomics\(image, width, height, panes, codes, nRings, settings\): expected 7 arguments/);
@@ -85,8 +85,17 @@ t.test('template tracker finds a known sub-pixel shift', async (t) => {
   const render = (dx: number, dy: number) => { const f = new Uint8Array(w * h); for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) f[y * w + x] = Math.round(255 * tex(x - dx, y - dy)); return f; };
   const f0 = render(0, 0), f1 = render(3.4, -2.3);
   const k = new native.TemplateTracker(f0, w, h, { x: 70, y: 50, width: 60, height: 60 });
-  const r = k.track(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: k.centerX, y: k.centerY, scale: 1 }, 8);
+  const r = k.track(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: k.centerX, y: k.centerY, scale: 1 }, { searchRadius: 8 });
   t.ok(Math.abs(r.x - k.centerX - 3.4) < 0.25 && Math.abs(r.y - k.centerY + 2.3) < 0.25, `shift (${(r.x - k.centerX).toFixed(2)}, ${(r.y - k.centerY).toFixed(2)})`);
   t.ok(r.score > 0.9, 'high correlation');
+  t.ok(r.anchored, 'the initial template confirmed the frame-to-frame result');
   t.ok(Math.abs(r.scale - 1) < 0.02, 'no scale change');
+  // The lost-lesion search finds the shifted texture from far away, and skips an excluded zone.
+  const found = k.search(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: 40, y: 40, scale: 1 }, { radius: 150 });
+  t.ok(Math.hypot(found.x - k.centerX - 3.4, found.y - k.centerY + 2.3) < 0.5, `search found (${found.x.toFixed(2)}, ${found.y.toFixed(2)})`);
+  const away = k.search(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: r.x, y: r.y, scale: 1 }, { radius: 150, excludeRadius: 45 });
+  t.ok(Math.hypot(away.x - r.x, away.y - r.y) > 45 && away.score < found.score - 0.2, `excluded: best elsewhere ${away.score.toFixed(2)}`);
+  t.throws(() => k.track(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: NaN, y: 0, scale: 1 }), /finite/);
+  t.throws(() => k.track(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: 0, y: 0, scale: 9 }), /scale/);
+  t.throws(() => k.track(f1, w, h, { x: 0, y: 0, width: w, height: h }, { x: 0, y: 0, scale: 1 }, { searchRadius: 0 }), /searchRadius/);
 });
