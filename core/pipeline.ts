@@ -14,7 +14,7 @@ import type { LesionMask } from './mask.js';
 import { computeRings, DEFAULT_RING_RADII_MM, regionContours, type RegionContours, type RingSet } from './regions.js';
 import { RiskAggregator, scoreFeatures, type ModelCard, type RiskScore } from './risk.js';
 import { LatestSlot } from './slot.js';
-import { LesionTracker, type TrackerOptions, type TrackResult } from './tracking.js';
+import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } from './tracking.js';
 
 export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -55,7 +55,8 @@ export interface ScoreUpdate {
   readonly reason?: string;
   readonly trackingState: TrackResult['state'];
   readonly scores: RiskScore[];
-  readonly features: FeatureSet;
+  /** The features scored (absent when no lesion region was placed: tracking lost). */
+  readonly features?: FeatureSet;
 }
 
 export interface PipelineStats {
@@ -76,7 +77,7 @@ interface RiskJob extends ScoringJob { features: FeatureSet }
 
 /**
  * Events: 'display' (DisplayFrame), 'scores' (ScoreUpdate), 'frameError' (Error, Frame),
- * 'lock' (seq) when tracking (re)starts.
+ * 'lock' (seq) when tracking (re)starts, 'lockError' (TrackingError, seq) when an outline is refused.
  */
 export class Pipeline extends EventEmitter {
   readonly layout: Layout;
@@ -93,7 +94,8 @@ export class Pipeline extends EventEmitter {
   private readonly latency = Object.fromEntries(STAGES.map((s) => [s, new LatencyRecorder()])) as Record<StageName, LatencyRecorder>;
   private readonly e2eDisplay = new LatencyRecorder();
   private readonly e2eScores = new LatencyRecorder();
-  private pendingLock: LesionMask | undefined;
+  private lastNotice = '';
+  private pendingLock: { mask: LesionMask; settle: (err: Error | undefined, seq: number) => void } | undefined;
   private loops: Promise<void>[] = [];
   private running = false;
   private counters = { received: 0, duplicates: 0, displayed: 0, scored: 0, errors: 0 };
@@ -126,12 +128,19 @@ export class Pipeline extends EventEmitter {
     this.input.put({ frame, arrivalMs: performance.now(), truth });
   }
 
-  /** (Re)start tracking from this outline (pane coordinates) on the next frame processed. */
-  lockLesion(mask: LesionMask): void {
+  /**
+   * (Re)start tracking from this outline (B-mode pane coordinates) on the next frame processed.
+   * Resolves with that frame's seq; rejects with a TrackingError naming what is wrong with the
+   * outline (the previous lock, if any, then stays). A newer lock supersedes a pending one.
+   */
+  lockLesion(mask: LesionMask): Promise<number> {
     const r = this.layout.panes.bmode.rect;
     if (mask.width !== r.width || mask.height !== r.height)
-      throw new RangeError(`lockLesion: the mask is ${mask.width}x${mask.height}, the B-mode pane is ${r.width}x${r.height}`);
-    this.pendingLock = mask;
+      return Promise.reject(new TrackingError(`the mask is ${mask.width}x${mask.height}, the B-mode pane is ${r.width}x${r.height}`));
+    this.pendingLock?.settle(new TrackingError('superseded by a newer lock'), -1);
+    return new Promise<number>((resolve, reject) => {
+      this.pendingLock = { mask, settle: (err, seq) => (err ? reject(err) : resolve(seq)) };
+    });
   }
 
   start(): this {
@@ -204,11 +213,18 @@ export class Pipeline extends EventEmitter {
     const lf = applyLayout(job.frame, this.layout);
     t = this.mark('layout', t);
     if (this.pendingLock) {
-      const mask = this.pendingLock;
+      const { mask, settle } = this.pendingLock;
       this.pendingLock = undefined;
-      this.tracker.lock(lf, mask);
-      for (const a of this.aggregators) a.reset();
-      this.emit('lock', lf.frame.seq);
+      try {
+        this.tracker.lock(lf, mask);
+        for (const a of this.aggregators) a.reset();
+        this.emit('lock', lf.frame.seq);
+        settle(undefined, lf.frame.seq);
+      } catch (e) {
+        // A bad outline costs neither the frame nor the current lock.
+        settle(e as Error, lf.frame.seq);
+        this.emit('lockError', e, lf.frame.seq);
+      }
     }
     const track = this.tracker.track(lf);
     t = this.mark('track', t);
@@ -223,6 +239,7 @@ export class Pipeline extends EventEmitter {
     this.mark('publish', t);
     this.e2eDisplay.record(performance.now() - job.arrivalMs);
     if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs: job.arrivalMs });
+    else if (track.state === 'lost') this.noticeNotLive(track);
   }
 
   private async riskStep(job: RiskJob): Promise<void> {
@@ -239,13 +256,29 @@ export class Pipeline extends EventEmitter {
     }
     t = this.mark('risk', t);
     this.counters.scored++;
+    this.lastNotice = '';
     const update: ScoreUpdate = {
       seq, live, trackingState: job.track.state, scores, features: job.features,
-      reason: live ? undefined : `tracking is ${job.track.state}: no live score`,
+      reason: live ? undefined : `tracking is ${job.track.state}${job.track.reason ? ` (${job.track.reason})` : ''}: no live score`,
     };
     this.emit('scores', update);
     this.mark('publish', t);
     this.e2eScores.record(performance.now() - job.arrivalMs);
+  }
+
+  /**
+   * Lost frames carry no lesion region to score: say so on the scores channel (when the reason
+   * changes, not every frame), and forget the live window.
+   */
+  private noticeNotLive(track: TrackResult): void {
+    const key = `${track.state}:${track.reason ?? ''}`;
+    if (key === this.lastNotice) return;
+    this.lastNotice = key;
+    for (const a of this.aggregators) a.reset();
+    this.emit('scores', {
+      seq: track.seq, live: false, trackingState: track.state, scores: [],
+      reason: `tracking is ${track.state}${track.reason ? ` (${track.reason})` : ''}: no live score`,
+    } satisfies ScoreUpdate);
   }
 
   private mark(stage: StageName, since: number): number {

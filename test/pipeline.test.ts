@@ -55,7 +55,7 @@ t.test('the tracked centre stays within 2 px of the truth over 300 frames', asyn
   t.equal(s.status, 'ok');
   t.ok(s.value >= 0 && s.value <= 1 && s.band[0] <= s.value && s.value <= s.band[1], 'probability inside its band');
   t.match(s.notice, /not for diagnosis/);
-  t.ok(Object.keys(scores!.features).some((k) => k === 'contrast.ring8mm.firstorder_Mean'), 'features for every pane and ring');
+  t.ok(Object.keys(scores!.features ?? {}).some((k) => k === 'contrast.ring8mm.firstorder_Mean'), 'features for every pane and ring');
   const st = p.stats();
   t.equal(st.displayed, 300);
   t.equal(st.errors, 0);
@@ -97,7 +97,7 @@ t.test('a slow stage drops frames (counted) and never holds up the display path'
 t.test('bad frames and masks give clear errors and the pipeline carries on', async (t) => {
   const phantom = new PhantomScanner({ seed: 2, width: 640, height: 360 });
   const p = new Pipeline({ layout: phantom.layout }).start();
-  t.throws(() => p.lockLesion(createLesionMask(new Uint8Array(100), 10, 10)), /mask is 10x10/);
+  await t.rejects(p.lockLesion(createLesionMask(new Uint8Array(100), 10, 10)), /mask is 10x10/);
   const errors: Error[] = [];
   p.on('frameError', (e: Error) => errors.push(e));
   const { frame } = new PhantomScanner({ seed: 2, width: 320, height: 240 }).frameAt(0);
@@ -109,7 +109,41 @@ t.test('bad frames and masks give clear errors and the pipeline carries on', asy
   const shown = nextEvent<DisplayFrame>(p, 'display', () => true);
   p.push(ok.frame);
   t.equal((await shown).track.state, 'idle', 'still running; idle until a lesion is locked');
+  // An outline too small to track is refused on the next frame; that frame is still shown.
+  const r = phantom.layout.panes.bmode.rect;
+  const dot = new Uint8Array(r.width * r.height);
+  dot[50 * r.width + 50] = 255;
+  const refused = t.rejects(p.lockLesion(createLesionMask(dot, r.width, r.height)), /too small to track/);
+  const next = nextEvent<DisplayFrame>(p, 'display', () => true);
+  p.push(phantom.frameAt(2, 2).frame);
+  await refused;
+  t.equal((await next).frame.seq, 2, 'the frame carrying the refused lock is displayed');
   await p.stop();
+});
+
+t.test('scores are not live while the lesion is out of view, and the update says why', async (t) => {
+  const phantom = new PhantomScanner({ seed: 3, width: 640, height: 480, fps: 10, motion: { excursions: [{ startS: 1, durationS: 4, dxMm: 35, dyMm: 0 }] } });
+  const p = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
+  const r = phantom.layout.panes.bmode.rect;
+  const updates: ScoreUpdate[] = [];
+  p.on('scores', (u: ScoreUpdate) => updates.push(u));
+  let lostShown: DisplayFrame | undefined;
+  for (let i = 0; i < 45; i++) {
+    const { frame, truth } = phantom.frameAt(i);
+    if (i === 0) void p.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+    const shown = nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === i);
+    p.push(frame, truth);
+    const d = await shown;
+    if (d.track.state === 'lost') lostShown ??= d;
+    if (d.rings) await nextEvent<ScoreUpdate>(p, 'scores', (u) => u.seq === i, 5000).catch(() => undefined);
+  }
+  await p.stop();
+  t.ok(lostShown, 'the lesion was lost while out of view');
+  t.equal(lostShown!.rings, undefined, 'no lesion regions drawn while lost');
+  t.ok(updates.some((u) => u.live), 'live scores while tracking');
+  const notLive = updates.filter((u) => !u.live);
+  t.ok(notLive.length > 0 && notLive.every((u) => u.scores.length === 0 && /no live score/.test(u.reason ?? '')), 'no scores published while not tracking, with a reason');
+  t.ok(notLive.some((u) => /left the view/.test(u.reason ?? '')), 'the reason names the lesion leaving the view');
 });
 
 t.test('layout validation names the problem', async (t) => {
