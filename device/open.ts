@@ -1,6 +1,7 @@
-// One way in for every kind of input: `phantom`, a recording (.sonrec folder), a DICOM file, or
-// anything ffmpeg reads (capture card /dev/videoN, file, URL, lavfi pattern). Used by the
-// commands (probe, frames, record, replay, run) and by the config's `source` section.
+// One way in for every kind of input: `phantom`, a recording (.sonrec folder), a folder of
+// PGM/PNG frames, a DICOM file, or anything ffmpeg reads (capture card /dev/videoN, file, URL,
+// lavfi pattern). Used by the commands (probe, frames, record, replay, run) and by the config's
+// `source` section.
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuplicateOptions } from '../core/arrival.js';
@@ -10,19 +11,25 @@ import type { PixelRect } from '../core/native.js';
 import { layoutFromRegions, resolveProfile, type LayoutProfile } from '../core/profile.js';
 import { DicomSource } from './dicom.js';
 import { FfmpegSource, type FfmpegSourceOptions } from './ffmpeg.js';
+import { hasFrameFiles, ImageFolderSource } from './images.js';
 import { PhantomScanner } from './phantom.js';
 import { ReplaySource } from './recording.js';
 import type { FrameSource } from './source.js';
 
-export type InputKind = 'phantom' | 'recording' | 'dicom' | 'media';
+export type InputKind = 'phantom' | 'recording' | 'images' | 'dicom' | 'media';
 
 /** What kind of input a path or name is, by looking at it (not at its name alone). */
 export function inputKind(input: string, format?: string): InputKind {
   if (format) return 'media';
   if (input === 'phantom' || /^phantom:\d+$/.test(input)) return 'phantom';
-  // Any folder: ffmpeg reads none, and a damaged recording (no session.json) then gets the
-  // recording's own error ("cannot read session.json: missing") instead of ffprobe's.
-  if (existsSync(input) && statSync(input).isDirectory()) return 'recording';
+  // A folder: a recording when it holds session.json; else a folder of frames when it holds a
+  // .pgm/.png file; any other folder is a recording too: ffmpeg reads none, and a damaged
+  // recording (no session.json) then gets the recording's own error ("cannot read
+  // session.json: missing") instead of ffprobe's.
+  if (existsSync(input) && statSync(input).isDirectory()) {
+    if (existsSync(join(input, 'session.json'))) return 'recording';
+    return hasFrameFiles(input) ? 'images' : 'recording';
+  }
   if (existsSync(input) && statSync(input).isFile()) {
     // DICOM Part 10: "DICM" after a 128-byte preamble.
     const fd = openSync(input, 'r');
@@ -57,6 +64,9 @@ export async function openInput(input: string, o: OpenOptions = {}): Promise<Fra
     }
     case 'recording':
       return ReplaySource.open({ path: input, realtime: o.realtime, speed: o.speed });
+    case 'images':
+      // --fps (an input option) sets the nominal rate of a bare frame sequence; default 30.
+      return ImageFolderSource.open({ path: input, realtime: o.realtime, fps: o.ffmpeg?.fps, duplicates: o.duplicates });
     case 'dicom':
       return DicomSource.open({ path: input, realtime: o.realtime, loop: o.loop, duplicates: o.duplicates });
     case 'media':
