@@ -11,6 +11,7 @@ import { renderProfilePng, type LayoutProfile } from '../core/profile.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { DicomFile } from '../device/dicom.js';
 import { probeMedia, type FfmpegSourceOptions } from '../device/ffmpeg.js';
+import { ImageFolderSource } from '../device/images.js';
 import { inputKind, layoutFor, openInput } from '../device/open.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { exportRecording, openRecording, SessionRecorder } from '../device/recording.js';
@@ -53,6 +54,15 @@ export async function probe(o: InputOptions): Promise<Record<string, unknown>> {
       ...(r.header.trimmedFrom && { trimmedFrom: r.header.trimmedFrom }), notes: r.notes,
     };
   }
+  if (kind === 'images') {
+    // The size is the first frame's; the other files are counted, not decoded (frames does that).
+    const s = await ImageFolderSource.open({ path: o.input, fps: o.ffmpeg.fps });
+    const files = s.files;
+    return {
+      kind, input: o.input, width: s.width, height: s.height, frames: files.length, fps: s.fps, durationS: files.length / s.fps,
+      pixelSpacingMm: null, colourModel: 'gray', firstFile: files[0], lastFile: files[files.length - 1],
+    };
+  }
   if (kind === 'phantom') {
     const p = (await openInput(o.input)) as PhantomScanner;
     return {
@@ -78,7 +88,7 @@ function isRegularFile(input: string, format?: string): boolean {
 }
 
 /** Runs a source until it ends, `max` frames arrived, or `signal` aborts; calls onFrame for each. */
-async function drive(source: FrameSource, onFrame: (f: Frame) => void, o: { max?: number; seconds?: number; signal?: AbortSignal }): Promise<void> {
+export async function drive(source: FrameSource, onFrame: (f: Frame) => void, o: { max?: number; seconds?: number; signal?: AbortSignal }): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let count = 0;
   try {
@@ -106,7 +116,7 @@ async function drive(source: FrameSource, onFrame: (f: Frame) => void, o: { max?
   }
 }
 
-function endless(o: InputOptions): boolean {
+export function endless(o: InputOptions): boolean {
   const k = inputKind(o.input, o.ffmpeg.format);
   return k === 'phantom' || (k === 'media' && !isRegularFile(o.input, o.ffmpeg.format));
 }

@@ -26,9 +26,11 @@ Commands:
   replay      Feed a recording through the pipeline and serve the overlay
   export      Trim a recording, or export it as a video file
   layout      Draw a layout profile over a captured frame (PNG), to check it
+  track       Track a lesion through any input from an initial mask; CSV per frame
 
 Inputs: "phantom" (or phantom:SEED), a recording (NAME.sonrec), a DICOM file, or anything ffmpeg
 reads: a capture card (/dev/video0), a file, a stream URL, a test pattern (--format lavfi).
+A folder of PGM/PNG frames (no session.json) plays them in natural name order (--fps, default 30).
 
 Options:
   sonomics --version          print the version
@@ -142,6 +144,21 @@ OUT ending in .sonrec: a trimmed recording (lossless, times rebased to its first
 OUT ending in .mp4, .mkv, .mov or .avi: a video for viewing (H.264, the recording's frame rate).
 --from and --to are seconds from the recording's first frame.
 `;
+
+const TRACK_HELP = `Usage: sonomics track --input SRC --init MASK.png [--layout NAME --config FILE] [--max N] [input options]
+
+Tracks the lesion outlined by MASK.png (the screen's size, or the B-mode pane's; every non-zero
+pixel is lesion) through the input from its first frame, and writes CSV to stdout:
+  frame,x,y,scale,confidence,state
+frame: position in the input; x, y: lesion centroid on the B-mode pane in frame pixels; scale:
+relative to the mask; confidence: correlation with the locked lesion (0..1); state: tracking,
+uncertain or lost (docs/tracking.md). A JSON summary (states, time per frame) goes to stderr.
+Inputs without a layout (a folder of PGM/PNG frames, a video) are one B-mode pane.
+  --max N          stop after N frames (required for endless inputs: phantom, devices, streams)
+  --layout NAME    the screen's layout profile (needs --config)
+  --config FILE    configuration file (layout profiles, pipeline.tracker settings)
+
+${INPUT_OPTIONS_HELP}`;
 
 const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
 
@@ -383,6 +400,23 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         input: onePositional('layout', positionals, 'INPUT'), ffmpeg: ffmpegOptionsOf(v), out: v.out, frame: intOption('frame', v.frame, 0, 1e9) ?? 0,
         layout: namedLayout(v.layout, v.config),
       })));
+      return 0;
+    }
+    if (cmd === 'track') {
+      const { values: v } = parse(rest, {
+        ...inputOptions, input: { type: 'string' }, init: { type: 'string' }, layout: { type: 'string' }, config: { type: 'string' }, max: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(TRACK_HELP); return 0; }
+      if (!v.input) throw new UsageError('track: --input SRC is required');
+      if (!v.init) throw new UsageError('track: --init MASK.png is required');
+      const config = v.config ? loadConfig(v.config) : undefined;
+      const { trackCommand } = await import('./track.js');
+      const summary = await withInterrupt((signal) => trackCommand({
+        input: v.input!, init: v.init!, ffmpeg: ffmpegOptionsOf(v), layout: namedLayout(v.layout, v.config), tracker: config?.pipeline.tracker,
+        max: intOption('max', v.max, 1, 1e9),
+      }, io.out, io.err, signal));
+      io.err(JSON.stringify(summary));
       return 0;
     }
     if (cmd === 'replay' || cmd === 'run') {

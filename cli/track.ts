@@ -1,0 +1,103 @@
+// `sonomics track --input SRC --init MASK.png`: the lesion tracker over any input, one CSV row
+// per input frame on stdout (frame, x, y, scale, confidence, state); a JSON summary on stderr.
+// The benchmarks run it; researchers use it to check tracking on their own recordings.
+import type { Frame } from '../core/frame.js';
+import { applyLayout, type Layout } from '../core/layout.js';
+import type { LayoutProfile } from '../core/profile.js';
+import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
+import { LesionTracker, type TrackerOptions, type TrackResult } from '../core/tracking.js';
+import { layoutFor, openInput } from '../device/open.js';
+import { drive, endless, readLesion, type InputOptions } from './capture.js';
+import { UsageError } from './errors.js';
+
+export interface TrackCommandOptions extends InputOptions {
+  init: string;
+  layout?: { name: string; profile: LayoutProfile };
+  tracker?: TrackerOptions;
+  max?: number;
+}
+
+export interface TrackSummary {
+  input: string;
+  frames: number;
+  duplicates: number;
+  /** Frames that could not be tracked (wrong size, ...), each reported on stderr. */
+  rejected: number;
+  states: Record<string, number>;
+  /** Time of the tracker's step per (non-repeated) frame, ms. */
+  trackMs: { median: number; p95: number; mean: number; max: number };
+  pane: { width: number; height: number };
+  template: { width: number; height: number; step: number };
+  falseMatch: number;
+  resumeAbove: number;
+  notice: string;
+}
+
+export const CSV_HEADER = 'frame,x,y,scale,confidence,state';
+
+/** A CSV row: frame index, B-mode centre in frame pixels, scale, confidence, state. */
+export function csvRow(index: number, r: TrackResult): string {
+  const c = r.frameCenters?.bmode ?? { x: NaN, y: NaN };
+  return `${index},${c.x.toFixed(3)},${c.y.toFixed(3)},${r.scale.toFixed(5)},${r.confidence.toFixed(4)},${r.state}`;
+}
+
+/**
+ * The whole frame as the B-mode pane: a bare frame sequence (images, a video) shows one image
+ * and knows no calibration (1 pixel per "mm"). Tracking needs no more.
+ */
+export function wholeFrameLayout(width: number, height: number): Layout {
+  const pane = { rect: { x: 0, y: 0, width, height }, spacingX: 1, spacingY: 1 };
+  return { width, height, panes: { bmode: { name: 'bmode', ...pane }, contrast: { name: 'contrast', ...pane } } };
+}
+
+export async function trackCommand(o: TrackCommandOptions, out: (line: string) => void, err: (line: string) => void,
+  signal?: AbortSignal): Promise<TrackSummary> {
+  if (o.max === undefined && endless(o)) throw new UsageError(`track: ${o.input} never ends: give --max N`);
+  const source = await openInput(o.input, { ffmpeg: o.ffmpeg, realtime: false, loop: false });
+  let layout: Layout;
+  try {
+    layout = layoutFor(source, o.layout);
+  } catch (e) {
+    if (o.layout) throw e;
+    layout = wholeFrameLayout(source.width, source.height);
+  }
+  const lesion = await readLesion(o.init, layout);
+  const tracker = new LesionTracker(o.tracker);
+  const states: Record<string, number> = {};
+  const times: number[] = [];
+  let index = 0, duplicates = 0, rejected = 0, locked = false;
+  out(CSV_HEADER);
+  const onFrame = (f: Frame) => {
+    const i = index++;
+    if (f.duplicate) duplicates++;
+    let lf;
+    try {
+      lf = applyLayout(f, layout);
+    } catch (e) {
+      rejected++;
+      err(`track: frame ${i}: ${(e as Error).message}; skipped`);
+      return;
+    }
+    if (!locked) {
+      tracker.lock(lf, lesion);   // a bad outline ends the command: nothing can be tracked
+      locked = true;
+    }
+    const t = performance.now();
+    const r = tracker.track(lf);
+    if (!f.duplicate) times.push(performance.now() - t);
+    states[r.state] = (states[r.state] ?? 0) + 1;
+    out(csvRow(i, r));
+  };
+  await drive(source, onFrame, { max: o.max, signal });
+  if (!locked) throw new Error(`track: ${o.input} delivered no frame that fits the layout`);
+  const sorted = [...times].sort((a, b) => a - b);
+  const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
+  const r = layout.panes.bmode.rect;
+  const k = tracker.kernelInfo!;
+  return {
+    input: o.input, frames: index, duplicates, rejected, states,
+    trackMs: { median: pick(0.5), p95: pick(0.95), mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length), max: sorted.at(-1) ?? NaN },
+    pane: { width: r.width, height: r.height }, template: k, falseMatch: tracker.falseMatch, resumeAbove: tracker.resumeAbove,
+    notice: DECISION_SUPPORT_NOTICE,
+  };
+}
