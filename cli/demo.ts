@@ -73,8 +73,8 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   source.on('frame', (frame, truth?: PhantomTruth) => {
     if (!locked) {
       const r = layout.panes.bmode.rect;
-      if (o.lesion) pipeline.lockLesion(o.lesion);
-      else if (truth?.lesionMask) pipeline.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+      const mask = o.lesion ?? (truth?.lesionMask && createLesionMask(truth.lesionMask.slice(), r.width, r.height));
+      if (mask) pipeline.lockLesion(mask).catch((e: Error) => o.log(`lesion outline refused: ${e.message}`));
       locked = true;
     }
     pipeline.push(frame, truth);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import WebSocket from 'ws';
-import { createLesionMask } from '../core/mask.js';
+import { createLesionMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
 import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
@@ -86,6 +86,156 @@ t.test('malformed messages get an error reply and the connection carries on', as
   const errors = got.text.filter((m) => m.type === 'error').map((m) => m.error);
   t.same(errors, ['message is not valid JSON', 'unknown message type "launch-missiles"', 'message must be an object with a string "type"', 'binary messages are not accepted from the page']);
   t.equal(ws.readyState, WebSocket.OPEN);
+  ws.close();
+});
+
+/** Records the masks handed to pipeline.lockLesion and the pipeline's 'lock' events. */
+function spyLocks(pipeline: Pipeline) {
+  const masks: LesionMask[] = [];
+  const events: number[] = [];
+  const lockLesion = pipeline.lockLesion.bind(pipeline);
+  pipeline.lockLesion = (m: LesionMask) => { masks.push(m); return lockLesion(m); };
+  pipeline.on('lock', (seq: number) => events.push(seq));
+  return { masks, events };
+}
+
+/** Feeds phantom frames (bounded) until cond() holds or the frames run out. */
+async function feed(phantom: PhantomScanner, pipeline: Pipeline, from: number, frames: number, cond: () => boolean): Promise<number> {
+  let i = from;
+  for (; i < from + frames && !cond(); i++) {
+    const { frame, truth } = phantom.frameAt(i);
+    pipeline.push(frame, truth);
+    await sleep(15);
+  }
+  return i;
+}
+
+async function openSocket(url: string) {
+  const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
+  const got = collect(ws);
+  await new Promise((r) => ws.once('open', r));
+  await until(() => got.text.some((m) => m.type === 'hello'), 2000, 'hello');
+  return { ws, got };
+}
+
+t.test('lock with a polygon: the server builds the mask and tracking restarts from it', async (t) => {
+  const { phantom, pipeline, server, url } = await setup();
+  t.teardown(async () => { await server.close(); await pipeline.stop(); });
+  const spy = spyLocks(pipeline);
+  const { ws, got } = await openSocket(url);
+  const r = phantom.layout.panes.bmode.rect;
+  // An octagon around the phantom's lesion, as a sonographer would click it (fractional pane pixels).
+  const c = phantom.frameAt(0).truth.center, rad = Math.sqrt(maskStats(createLesionMask(phantom.frameAt(0).truth.lesionMask, r.width, r.height)).area / Math.PI) + 3;
+  const polygon: number[] = [];
+  for (let k = 0; k < 8; k++) polygon.push(Math.round((c.x + rad * Math.cos((k * Math.PI) / 4)) * 100) / 100, Math.round((c.y + rad * Math.sin((k * Math.PI) / 4)) * 100) / 100);
+  let i = await feed(phantom, pipeline, 0, 5, () => false);
+  t.equal(pipeline.trackingState, 'idle', 'idle before the lock');
+  ws.send(JSON.stringify({ type: 'lock', polygon }));
+  // The lock is taken on the next frame; the reply follows it.
+  const replied = () => got.text.some((m) => m.type === 'locked' || m.type === 'error');
+  await until(() => spy.masks.length > 0, 2000, 'mask handed over');
+  i = await feed(phantom, pipeline, i, 50, replied);
+  await until(replied, 2000, 'lock reply');
+  const reply = got.text.find((m) => m.type === 'locked' || m.type === 'error')!;
+  const expected = polygonMask(r.width, r.height, polygon);
+  t.same(reply, { v: 1, type: 'locked', shape: 'polygon', points: 8, area: maskStats(expected).area, seq: spy.events[0] }, 'locked reply, with the seq of the frame it was taken on');
+  t.equal(spy.masks.length, 1, 'one mask handed to pipeline.lockLesion');
+  t.same([spy.masks[0].width, spy.masks[0].height], [r.width, r.height], 'B-mode pane sized');
+  t.ok(Buffer.from(spy.masks[0].data).equals(Buffer.from(expected.data)), 'the mask is polygonMask of the outline');
+  const before = got.frames.length;
+  i = await feed(phantom, pipeline, i, 100, () => spy.events.length > 0 && got.frames.slice(before).some((f) => f.header.tracking.state !== 'idle'));
+  t.equal(spy.events.length, 1, "the pipeline emitted 'lock'");
+  t.not(pipeline.trackingState, 'idle', `tracking left idle (${pipeline.trackingState})`);
+  t.ok(got.frames.slice(before).some((f) => f.header.tracking.state !== 'idle' && f.header.lesion !== null), 'frames after the lock carry a tracking state and a contour');
+  ws.send(JSON.stringify({ type: 'ping' }));
+  await until(() => got.text.some((m) => m.type === 'pong'), 2000, 'pong');
+  t.equal(ws.readyState, WebSocket.OPEN);
+  ws.close();
+});
+
+t.test('lock with an ellipse: the same, from a centred ellipse', async (t) => {
+  const { phantom, pipeline, server, url } = await setup();
+  t.teardown(async () => { await server.close(); await pipeline.stop(); });
+  const spy = spyLocks(pipeline);
+  const { ws, got } = await openSocket(url);
+  const pane = phantom.layout.panes.bmode, r = pane.rect;
+  const ellipse = { cx: (r.width - 1) / 2, cy: (r.height - 1) / 2, rx: 5 / pane.spacingX, ry: 4 / pane.spacingY };
+  ws.send(JSON.stringify({ type: 'lock', ellipse }));
+  const replied = () => got.text.some((m) => m.type === 'locked' || m.type === 'error');
+  await until(() => spy.masks.length > 0, 2000, 'mask handed over');
+  await feed(phantom, pipeline, 0, 50, replied);
+  await until(replied, 2000, 'lock reply');
+  const reply = got.text.find((m) => m.type === 'locked' || m.type === 'error')! as { type: string; shape: string; area: number };
+  t.equal(reply.type, 'locked', JSON.stringify(reply));
+  t.equal(reply.shape, 'ellipse');
+  t.ok(Math.abs(reply.area - Math.PI * ellipse.rx * ellipse.ry) < Math.PI * (ellipse.rx + ellipse.ry) / 2, `area ${reply.area} px ~ pi*rx*ry`);
+  t.equal(spy.masks.length, 1);
+  const s = maskStats(spy.masks[0]);
+  t.ok(Math.hypot(s.cx - ellipse.cx, s.cy - ellipse.cy) < 0.5, 'mask centred on the pane');
+  await feed(phantom, pipeline, 50, 100, () => spy.events.length > 0 && got.frames.some((f) => f.header.tracking.state !== 'idle'));
+  t.equal(spy.events.length, 1, "the pipeline emitted 'lock'");
+  t.not(pipeline.trackingState, 'idle', `tracking left idle (${pipeline.trackingState})`);
+  ws.close();
+});
+
+t.test('bad lock messages: an error naming the field and problem, nothing changes, the connection carries on', async (t) => {
+  const { phantom, pipeline, server, url } = await setup();
+  t.teardown(async () => { await server.close(); await pipeline.stop(); });
+  const spy = spyLocks(pipeline);
+  const { ws, got } = await openSocket(url);
+  const tooMany = Array.from({ length: 2 * 1025 }, (_, k) => 100 + (k % 50));
+  const cases: Array<[string, string, RegExp]> = [
+    ['neither shape', JSON.stringify({ type: 'lock' }), /^lock needs a "polygon" or an "ellipse"$/],
+    ['both shapes', JSON.stringify({ type: 'lock', polygon: [1, 2, 3, 4, 5, 6], ellipse: { cx: 1, cy: 1, rx: 1, ry: 1 } }), /^lock takes "polygon" or "ellipse", not both$/],
+    ['polygon not an array', JSON.stringify({ type: 'lock', polygon: '10,10,20,20' }), /^lock\.polygon must be an array \[x0, y0, x1, y1, \.\.\.\] \(got string\)$/],
+    ['polygon an object', JSON.stringify({ type: 'lock', polygon: { x: 1 } }), /^lock\.polygon must be an array .*\(got object\)$/],
+    ['polygon null', JSON.stringify({ type: 'lock', polygon: null }), /^lock\.polygon must be an array .*\(got null\)$/],
+    ['odd length', JSON.stringify({ type: 'lock', polygon: [100, 100, 200, 100, 200, 200, 100] }), /^lock\.polygon: odd length 7: points must be x,y pairs/],
+    ['a string among the numbers', JSON.stringify({ type: 'lock', polygon: [100, 100, '200', 100, 200, 200] }), /^lock\.polygon\[2\] must be a number \(got string\)$/],
+    ['a null among the numbers', JSON.stringify({ type: 'lock', polygon: [100, 100, 200, 100, 200, null] }), /^lock\.polygon\[5\] must be a number \(got null\)$/],
+    ['a nested array', JSON.stringify({ type: 'lock', polygon: [[100, 100], [200, 100], [200, 200]] }), /^lock\.polygon\[0\] must be a number \(got array\)$/],
+    ['a non-finite number', '{"type":"lock","polygon":[100,100,1e999,100,200,200]}', /^lock\.polygon: value 2 \(x of point 1\) is not a finite number/],
+    ['too few points', JSON.stringify({ type: 'lock', polygon: [100, 100, 200, 200] }), /^lock\.polygon: 2 points: at least 3 are needed$/],
+    ['too many points', JSON.stringify({ type: 'lock', polygon: tooMany }), /^lock\.polygon: 1025 points: at most 1024 are accepted$/],
+    ['outside the pane', JSON.stringify({ type: 'lock', polygon: [-50, -50, -10, -50, -10, -10] }), /^lock\.polygon: the outline covers no pixel centre of the 576x561 pane/],
+    ['no area', JSON.stringify({ type: 'lock', polygon: [10, 10, 20, 20, 30, 30] }), /^lock\.polygon: the outline covers no pixel centre/],
+    ['ellipse not an object', JSON.stringify({ type: 'lock', ellipse: 'big' }), /^lock\.ellipse must be an object \{cx, cy, rx, ry\} \(got string\)$/],
+    ['ellipse an array', JSON.stringify({ type: 'lock', ellipse: [1, 2, 3, 4] }), /^lock\.ellipse must be an object .*\(got array\)$/],
+    ['ellipse missing ry', JSON.stringify({ type: 'lock', ellipse: { cx: 100, cy: 100, rx: 20 } }), /^lock\.ellipse\.ry must be a number \(got undefined\)$/],
+    ['ellipse cx a string', JSON.stringify({ type: 'lock', ellipse: { cx: '100', cy: 100, rx: 20, ry: 20 } }), /^lock\.ellipse\.cx must be a number \(got string\)$/],
+    ['ellipse rx 0', JSON.stringify({ type: 'lock', ellipse: { cx: 100, cy: 100, rx: 0, ry: 20 } }), /^lock\.ellipse: rx must be a finite number > 0 \(got 0\)$/],
+    ['ellipse ry negative', JSON.stringify({ type: 'lock', ellipse: { cx: 100, cy: 100, rx: 20, ry: -3 } }), /^lock\.ellipse: ry must be a finite number > 0 \(got -3\)$/],
+    ['ellipse outside the pane', JSON.stringify({ type: 'lock', ellipse: { cx: 5000, cy: 100, rx: 20, ry: 20 } }), /^lock\.ellipse: no pixel centre of the 576x561 pane falls inside the ellipse$/],
+  ];
+  let i = await feed(phantom, pipeline, 0, 3, () => false);
+  for (const [what, text, re] of cases) {
+    const n = got.text.length;
+    ws.send(text);
+    await until(() => got.text.length > n && got.text.slice(n).some((m) => m.type !== 'status' && m.type !== 'scores'), 2000, `reply to ${what}`);
+    const reply = got.text.slice(n).find((m) => m.type !== 'status' && m.type !== 'scores')!;
+    t.equal(reply.type, 'error', `${what}: error reply`);
+    t.equal(reply.v, 1);
+    t.match(reply.error, re, `${what}: ${reply.error}`);
+  }
+  i = await feed(phantom, pipeline, i, 10, () => false);
+  t.equal(spy.masks.length, 0, 'no mask reached the pipeline');
+  t.same(spy.events, [], "no 'lock' event");
+  t.equal(pipeline.trackingState, 'idle', 'tracking still idle');
+  ws.send(JSON.stringify({ type: 'ping' }));
+  await until(() => got.text.some((m) => m.type === 'pong'), 2000, 'pong');
+  t.equal(ws.readyState, WebSocket.OPEN, 'connection still open');
+  // An outline too small to track is refused by the tracker on the next frame, by name.
+  ws.send(JSON.stringify({ type: 'lock', polygon: [100, 100, 104, 100, 104, 104] }));
+  await until(() => spy.masks.length === 1, 2000, 'tiny mask handed over');
+  i = await feed(phantom, pipeline, i, 50, () => got.text.some((m) => m.type === 'error' && /too small/.test(String(m.error))));
+  t.ok(got.text.some((m) => m.type === 'error' && /^lock: the lesion outline is too small to track/.test(String(m.error))), 'too small: refused by name');
+  t.equal(pipeline.trackingState, 'idle', 'still idle');
+  // And a good lock still works afterwards.
+  ws.send(JSON.stringify({ type: 'lock', polygon: [100, 100, 200, 100, 200, 200, 100, 200] }));
+  await until(() => spy.masks.length === 2, 2000, 'mask handed over');
+  await feed(phantom, pipeline, i, 50, () => got.text.some((m) => m.type === 'locked'));
+  await until(() => got.text.some((m) => m.type === 'locked'), 2000, 'locked');
+  t.equal(spy.masks.length, 2);
   ws.close();
 });
 

@@ -6,7 +6,17 @@
 //   text  {type:'scores', v, seq, live, reason?, trackingState, scores}
 //   text  {type:'status', v, stats}
 //   text  {type:'error', v, error}
-// Page -> server: {type:'ping'} -> {type:'pong'}; anything else gets an 'error' reply.
+// Page -> server (text JSON; each gets one reply to the sender, and the connection stays open):
+//   {type:'ping'}                          -> {type:'pong', v}
+//   {type:'lock', polygon:[x0,y0,x1,y1,...]} -> {type:'locked', v, shape:'polygon', points:N, area}
+//          outline in B-mode pane pixel coordinates (an integer names a pixel centre), 3..1024
+//          points, closed implicitly; filled by core/mask.ts polygonMask, then pipeline.lockLesion:
+//          tracking (re)starts from it on the next frame processed
+//   {type:'lock', ellipse:{cx,cy,rx,ry}}     -> {type:'locked', v, shape:'ellipse', area}
+//          axis-aligned ellipse, pixels, same coordinates (core/mask.ts ellipseMask)
+//   bad input (a lock with a wrong field, unknown type, non-JSON, binary)
+//                                          -> {type:'error', v, error} naming the field and the
+//          problem; nothing changes (server.ts checkLockMessage and the mask builders)
 import type { DisplayFrame, ScoreUpdate } from '../core/pipeline.js';
 import type { Layout } from '../core/layout.js';
 import { DECISION_SUPPORT_NOTICE, type ModelCard } from '../core/risk.js';
@@ -20,7 +30,8 @@ export interface OverlayHeader {
   width: number;
   height: number;
   captureMs: number;
-  tracking: { state: string; confidence: number; center: { x: number; y: number } | null; scale: number };
+  /** reason: why the state is not 'tracking' (null when tracking or idle). */
+  tracking: { state: string; reason: string | null; confidence: number; center: { x: number; y: number } | null; scale: number };
   /** Contours in pane coordinates: [x0, y0, x1, y1, ...]. Drawn on both panes. */
   lesion: number[] | null;
   rings: Array<{ mm: number; contour: number[] }>;
@@ -39,7 +50,7 @@ export function overlayHeader(d: DisplayFrame): OverlayHeader {
   const ok = t.state !== 'idle';
   return {
     type: 'frame', v: PROTOCOL_VERSION, seq: d.frame.seq, width: d.frame.width, height: d.frame.height, captureMs: d.frame.timestampMs,
-    tracking: { state: t.state, confidence: round(t.confidence, 4), center: ok ? { x: round(t.center.x, 2), y: round(t.center.y, 2) } : null, scale: round(t.scale, 4) },
+    tracking: { state: t.state, reason: t.reason ?? null, confidence: round(t.confidence, 4), center: ok ? { x: round(t.center.x, 2), y: round(t.center.y, 2) } : null, scale: round(t.scale, 4) },
     lesion: d.contours ? Array.from(d.contours.lesion) : null,
     rings: d.contours && d.rings ? d.rings.radiiMm.map((mm, k) => ({ mm, contour: Array.from(d.contours!.rings[k]) })) : [],
   };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
+import { ellipseMask, maskStats, polygonMask, type EllipseSpec, type LesionMask } from '../core/mask.js';
 import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
 import { encodeFrameMessage, helloMessage, overlayHeader, PROTOCOL_VERSION, scoresMessage } from './protocol.js';
@@ -52,6 +53,36 @@ function sameHost(origin: string, host: string | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** A page's request to (re)start tracking from an outline in B-mode pane pixel coordinates. */
+export type LockRequest = { polygon: number[] } | { ellipse: EllipseSpec };
+
+function jsonKind(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * Checks the JSON shape of a 'lock' message: exactly one of `polygon` (an array of numbers) or
+ * `ellipse` (an object with numeric cx, cy, rx, ry). Returns the request, or the problem naming
+ * the field. Counts, finiteness, radii and the pane are checked by the mask builders. (A JSON
+ * schema for the whole protocol will replace this function.)
+ */
+export function checkLockMessage(msg: Record<string, unknown>): LockRequest | string {
+  const hasPolygon = msg.polygon !== undefined, hasEllipse = msg.ellipse !== undefined;
+  if (hasPolygon === hasEllipse) return hasPolygon ? 'lock takes "polygon" or "ellipse", not both' : 'lock needs a "polygon" or an "ellipse"';
+  if (hasPolygon) {
+    const p = msg.polygon;
+    if (!Array.isArray(p)) return `lock.polygon must be an array [x0, y0, x1, y1, ...] (got ${jsonKind(p)})`;
+    const bad = p.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0) return `lock.polygon[${bad}] must be a number (got ${jsonKind(p[bad])})`;
+    return { polygon: p as number[] };
+  }
+  const e = msg.ellipse;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return `lock.ellipse must be an object {cx, cy, rx, ry} (got ${jsonKind(e)})`;
+  const o = e as Record<string, unknown>;
+  for (const k of ['cx', 'cy', 'rx', 'ry']) if (typeof o[k] !== 'number') return `lock.ellipse.${k} must be a number (got ${jsonKind(o[k])})`;
+  return { ellipse: { cx: o.cx as number, cy: o.cy as number, rx: o.rx as number, ry: o.ry as number } };
 }
 
 export interface OverlayStats {
@@ -178,7 +209,33 @@ export class OverlayServer extends EventEmitter {
     }
     const type = (msg as { type: string }).type;
     if (type === 'ping') reply({ type: 'pong' });
+    else if (type === 'lock') void this.lock(msg as Record<string, unknown>).then(reply);
     else reply({ type: 'error', error: `unknown message type "${type.slice(0, 40)}"` });
+  }
+
+  /**
+   * 'lock': builds the mask and hands it to the pipeline; replies once the tracker has taken it
+   * (on the next frame) or refused it (too small, no texture). On any problem nothing changes.
+   */
+  private async lock(msg: Record<string, unknown>): Promise<object> {
+    const req = checkLockMessage(msg);
+    if (typeof req === 'string') return { type: 'error', error: req };
+    const { width, height } = this.opts.pipeline.layout.panes.bmode.rect;
+    let mask: LesionMask;
+    try {
+      mask = 'polygon' in req ? polygonMask(width, height, req.polygon) : ellipseMask(width, height, req.ellipse);
+    } catch (e) {
+      const field = 'polygon' in req ? 'polygon' : 'ellipse';
+      return { type: 'error', error: `lock.${field}: ${(e as Error).message.replace(/^(polygon|ellipse)Mask: /, '')}` };
+    }
+    let seq: number;
+    try {
+      seq = await this.opts.pipeline.lockLesion(mask);
+    } catch (e) {
+      return { type: 'error', error: `lock: ${(e as Error).message}` };
+    }
+    const area = maskStats(mask).area;
+    return 'polygon' in req ? { type: 'locked', shape: 'polygon', points: req.polygon.length / 2, area, seq } : { type: 'locked', shape: 'ellipse', area, seq };
   }
 
   private display(d: DisplayFrame): void {
