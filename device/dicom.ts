@@ -4,7 +4,7 @@
 // initialised here with print/printErr sinks so their log lines never reach stdout. Colour,
 // palette and >8-bit conversion to the 8-bit gray plane run in the native addon. Every failure
 // is a DicomError that names the file and the problem.
-import { EventEmitter } from 'node:events';
+import { FileSequenceSource } from './file-source.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename } from 'node:path';
@@ -748,7 +748,7 @@ export interface DicomSourceOptions {
  * (DicomSource.open, or after start() has opened it); before that they are 0 and fpsFallback.
  * Frames are delivered in order, none skipped: a frame that decodes late is late, not dropped.
  */
-export class DicomSource extends EventEmitter implements FrameSource {
+export class DicomSource extends FileSequenceSource implements FrameSource {
   readonly id: string;
   readonly path: string;
   private readonly realtime: boolean;
@@ -757,10 +757,6 @@ export class DicomSource extends EventEmitter implements FrameSource {
   private readonly duplicates: DuplicateOptions | false | undefined;
   private file: DicomFile | undefined;
   private stamper: FrameStamper | undefined;
-  private gen = 0;
-  private running = false;
-  private timer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(opts: DicomSourceOptions) {
     super();
@@ -799,69 +795,37 @@ export class DicomSource extends EventEmitter implements FrameSource {
     return this.file;
   }
 
-  /** Starts delivering from the first frame; failures arrive as 'error' events, never as throws. */
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    const gen = ++this.gen;
-    void this.run(gen);
+  protected wrapError(e: unknown): Error {
+    return new DicomError(this.path, libMessage(e), { cause: e });
   }
 
-  stop(): void {
-    this.gen++;
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(() => { this.timer = undefined; this.wake = undefined; resolve(); }, Math.max(0, ms));
-    });
-  }
-
-  private async run(gen: number): Promise<void> {
-    try {
-      const file = await this.ensureOpen();
-      const stamper = this.stamper!;
-      const { frames, frameTimesMs } = file.info;
-      const period = 1000 / this.fps;
-      const timeOf = (i: number) => frameTimesMs ? frameTimesMs[i] : i * period;
-      const span = timeOf(frames - 1) + period;
-      const t0 = performance.now();
-      let index = 0, loopOffset = 0;
-      stamper.resetSignal();
-      while (gen === this.gen) {
-        if (index >= frames) {
-          if (!this.loop) {
-            this.running = false;
-            this.emit('end');
-            return;
-          }
-          index = 0;
-          loopOffset += span;
+  protected async play(gen: number): Promise<void> {
+    const file = await this.ensureOpen();
+    const stamper = this.stamper!;
+    const { frames, frameTimesMs } = file.info;
+    const period = 1000 / this.fps;
+    const timeOf = (i: number) => frameTimesMs ? frameTimesMs[i] : i * period;
+    const span = timeOf(frames - 1) + period;
+    const t0 = performance.now();
+    let index = 0, loopOffset = 0;
+    stamper.resetSignal();
+    while (this.current(gen)) {
+      if (index >= frames) {
+        if (!this.loop) {
+          this.finish();
+          return;
         }
-        const due = loopOffset + timeOf(index);
-        if (this.realtime) await this.sleep(t0 + due - performance.now());
-        else await new Promise((r) => setImmediate(r));
-        if (gen !== this.gen) return;
-        const { gray, rgb } = await file.decodeFrame(index);
-        if (gen !== this.gen) return;
-        const frame = stamper.stamp(gray, { sourceTimeMs: frameTimesMs ? due : undefined, rgb });
-        this.emit('frame', frame);
-        index++;
+        index = 0;
+        loopOffset += span;
       }
-    } catch (e) {
-      if (gen !== this.gen) return;
-      this.running = false;
-      const err = e instanceof Error ? e : new DicomError(this.path, libMessage(e), { cause: e });
-      // An 'error' event nobody listens to would throw; report it as a warning instead.
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      else process.emitWarning(err);
+      const due = loopOffset + timeOf(index);
+      await this.pace(this.realtime, t0 + due);
+      if (!this.current(gen)) return;
+      const { gray, rgb } = await file.decodeFrame(index);
+      if (!this.current(gen)) return;
+      const frame = stamper.stamp(gray, { sourceTimeMs: frameTimesMs ? due : undefined, rgb });
+      this.emit('frame', frame);
+      index++;
     }
   }
 }

@@ -15,7 +15,7 @@
 //   'end'). It is not skipped: a silent hole would shift every later frame in time and hide a
 //   damaged export. Without an 'error' listener the error becomes a process warning, never an
 //   exception, so the process keeps running.
-import { EventEmitter } from 'node:events';
+import { FileSequenceSource } from './file-source.js';
 import { opendirSync, statSync, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -112,9 +112,10 @@ export interface ImageFolderSourceOptions {
  * A folder of PGM/PNG frames replayed as a frame source. Width, height and the file list are
  * known once the folder is open (ImageFolderSource.open, or after start() has opened it); before
  * that width and height are 0. Frames are delivered in order, none skipped; only the frame being
- * delivered is in memory. Frames carry no source time: a bare frame sequence has no clock.
+ * delivered is in memory. A bare frame sequence has no clock of its own: frames carry the
+ * nominal one (index * 1000 / fps) as sourceTimeMs.
  */
-export class ImageFolderSource extends EventEmitter implements FrameSource {
+export class ImageFolderSource extends FileSequenceSource implements FrameSource {
   readonly id: string;
   readonly path: string;
   readonly fps: number;
@@ -125,10 +126,6 @@ export class ImageFolderSource extends EventEmitter implements FrameSource {
   /** The first frame, decoded by open() to learn the size; handed over once, then dropped. */
   private firstGray: Uint8Array | undefined;
   private stamper: FrameStamper | undefined;
-  private gen = 0;
-  private running = false;
-  private timer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(opts: ImageFolderSourceOptions) {
     super();
@@ -182,69 +179,35 @@ export class ImageFolderSource extends EventEmitter implements FrameSource {
     }
   }
 
-  /** Starts delivering from the first frame; failures arrive as 'error' events, never as throws. */
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    const gen = ++this.gen;
-    void this.run(gen);
+  protected wrapError(e: unknown): Error {
+    return new ImageFolderError(this.path, String(e), { cause: e });
   }
 
-  stop(): void {
-    this.gen++;
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(() => { this.timer = undefined; this.wake = undefined; resolve(); }, Math.max(0, ms));
-    });
-  }
-
-  private async run(gen: number): Promise<void> {
-    try {
-      await this.ensureOpen();
-      if (gen !== this.gen) return;
-      const names = this.names!, { width, height } = this.size!, stamper = this.stamper!;
-      const period = 1000 / this.fps;
-      const t0 = performance.now();
-      stamper.resetSignal();
-      for (let index = 0; index < names.length; index++) {
-        // Realtime: wait until the frame is due. Fast: still yield to the event loop between
-        // frames, so a long folder never holds it (a PGM decodes synchronously).
-        if (this.realtime) await this.sleep(t0 + index * period - performance.now());
-        else await new Promise((r) => setImmediate(r));
-        if (gen !== this.gen) return;
-        let data: Uint8Array;
-        if (index === 0 && this.firstGray) {
-          data = this.firstGray;
-          this.firstGray = undefined;
-        } else {
-          const img = await this.decode(names, index);
-          if (gen !== this.gen) return;
-          if (img.width !== width || img.height !== height)
-            throw new ImageFolderError(join(this.path, names[index]),
-              `frame ${index + 1} of ${names.length} is ${img.width}x${img.height}, the first frame (${names[0]}) is ${width}x${height}: every frame must have the first frame's size`);
-          data = img.data;
-        }
-        this.emit('frame', stamper.stamp(data));
+  protected async play(gen: number): Promise<void> {
+    await this.ensureOpen();
+    if (!this.current(gen)) return;
+    const names = this.names!, { width, height } = this.size!, stamper = this.stamper!;
+    const period = 1000 / this.fps;
+    const t0 = performance.now();
+    stamper.resetSignal();
+    for (let index = 0; index < names.length; index++) {
+      await this.pace(this.realtime, t0 + index * period);
+      if (!this.current(gen)) return;
+      let data: Uint8Array;
+      if (index === 0 && this.firstGray) {
+        data = this.firstGray;
+        this.firstGray = undefined;
+      } else {
+        const img = await this.decode(names, index);
+        if (!this.current(gen)) return;
+        if (img.width !== width || img.height !== height)
+          throw new ImageFolderError(join(this.path, names[index]),
+            `frame ${index + 1} of ${names.length} is ${img.width}x${img.height}, the first frame (${names[0]}) is ${width}x${height}: every frame must have the first frame's size`);
+        data = img.data;
       }
-      if (gen !== this.gen) return;
-      this.running = false;
-      this.emit('end');
-    } catch (e) {
-      if (gen !== this.gen) return;
-      this.running = false;
-      const err = e instanceof Error ? e : new ImageFolderError(this.path, String(e), { cause: e });
-      // An 'error' event nobody listens to would throw; report it as a warning instead.
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      else process.emitWarning(err);
+      // The folder's nominal clock (frame index at fps): what the tracker's motion model uses.
+      this.emit('frame', stamper.stamp(data, { sourceTimeMs: index * period }));
     }
+    if (this.current(gen)) this.finish();
   }
 }

@@ -153,7 +153,7 @@ t.test('colour PNGs become gray; colour and gray PNGs and PGMs mix in one folder
   t.ok(r.frames[3].data.every((v) => Math.abs(v - 200) <= 1), 'RGBA PNG: gray, alpha dropped');
 });
 
-t.test('stamping: seq, source id, stats, no source time; frame count and end; restart after end', async (t) => {
+t.test('stamping: seq, source id, stats, nominal source time; frame count and end; restart after end', async (t) => {
   const dir = tempDir(t);
   for (let k = 0; k < 12; k++) writePgm(join(dir, `f${k}.pgm`), picture(W, H, k), W, H);
   const source = await ImageFolderSource.open({ path: dir, fps: 25 });
@@ -161,7 +161,7 @@ t.test('stamping: seq, source id, stats, no source time; frame count and end; re
   const r = await runSource(source, 20000);
   t.ok(r.ended);
   t.same(r.frames.map((f) => f.seq), [...Array(12).keys()], 'seq 0..11');
-  t.ok(r.frames.every((f) => f.sourceId === 'images:' + basename(dir) && f.sourceTimeMs === undefined && !f.duplicate), 'source id; no source clock; no repeats');
+  t.ok(r.frames.every((f, i) => f.sourceId === 'images:' + basename(dir) && f.sourceTimeMs === i * 40 && !f.duplicate), 'source id; the nominal clock (index at 25 fps); no repeats');
   t.ok(r.frames.every((f, i) => i === 0 || f.timestampMs >= r.frames[i - 1].timestampMs), 'arrival stamps increase');
   t.match(source.stats, { delivered: 12, unique: 12, duplicates: 0, dropped: 0 }, 'stats');
   t.equal(source.fps, 25);
