@@ -1,19 +1,16 @@
 // The sonographer outlines the lesion on the overlay page (Debian chromium driven by
 // playwright-core); the server (re)starts tracking from that outline.
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { createFrame } from '../core/frame.js';
 import { maskStats, type LesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
 import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { OverlayServer } from '../web-overlay/server.js';
-import { CI, sleep, until } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { launchChromium, sleep, until } from './helpers.js';
 
 interface PageState {
   framesDrawn: number;
@@ -28,12 +25,8 @@ const pageState = (page: Page) => page.evaluate(() => {
 });
 
 t.test('outline the lesion on the page: the server locks onto the clicked outline and the page shows the tracking state', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the browser test`;
-    if (CI) t.fail(why);
-    else t.comment(`SKIP: ${why}`);
-    return;
-  }
+  const browser = await launchChromium(t);
+  if (!browser) return;
   // A live phantom, not locked: tracking starts only when the page sends an outline.
   const phantom = new PhantomScanner({ seed: 5 });
   const pipeline = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
@@ -48,10 +41,6 @@ t.test('outline the lesion on the page: the server locks onto the clicked outlin
   let lastTruth: PhantomTruth | undefined;
   phantom.on('frame', (frame, truth: PhantomTruth) => { lastTruth = truth; pipeline.push(frame, truth); });
   phantom.start();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
   let serverOpen = true;
   t.teardown(async () => { await browser.close(); phantom.stop(); if (serverOpen) await server.close(); await pipeline.stop(); });
 

@@ -1,32 +1,20 @@
 // The overlay page in a real browser (Debian chromium driven by playwright-core).
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { chromium } from 'playwright-core';
 import { runDemo } from '../cli/demo.js';
 import { resolveConfig } from '../core/config.js';
-import { CI } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { launchChromium } from './helpers.js';
 
 t.test('the page draws the video with the lesion contour on it and shows the live score', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the browser test`;
-    if (CI) t.fail(why);
-    else t.comment(`SKIP: ${why}`);
-    return;
-  }
+  const browser = await launchChromium(t);
+  if (!browser) return;
   const ac = new AbortController();
   let url = '';
   const demo = runDemo({ config: resolveConfig({ overlay: { port: 0 } }), headless: true, frames: 3000, log: (l) => { const m = /(http:\/\/\S+)/.exec(l); if (m) url = m[1]; } }, ac.signal);
   const end = Date.now() + 10000;
   while (!url && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   t.ok(url, 'demo serving');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
   t.teardown(async () => { await browser.close(); ac.abort(); await demo; });
   const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
   const pageErrors: string[] = [];

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../core/paths.js';
+import { chromium, type Browser } from 'playwright-core';
 
 export const CI = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -133,4 +134,23 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
 export function errorOf(f: () => unknown): Error | undefined {
   try { f(); } catch (e) { return e as Error; }
   return undefined;
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Debian's chromium through playwright-core, headless and offline; undefined (after failing the
+ * test under CI, or a SKIP comment elsewhere) when it is not installed. The caller closes it.
+ */
+export async function launchChromium(t: Test): Promise<Browser | undefined> {
+  if (!existsSync(CHROMIUM)) {
+    const why = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the browser test`;
+    if (CI) t.fail(why);
+    else t.comment(`SKIP: ${why}`);
+    return undefined;
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
 }
