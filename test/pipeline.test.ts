@@ -151,4 +151,6 @@ t.test('layout validation names the problem', async (t) => {
   const l = phantom.layout;
   t.throws(() => new Pipeline({ layout: { ...l, panes: { ...l.panes, contrast: { ...l.panes.contrast, spacingX: 0.2 } } } }), /same pixel spacing/);
   t.throws(() => new Pipeline({ layout: { ...l, panes: { ...l.panes, bmode: { ...l.panes.bmode, rect: { ...l.panes.bmode.rect, x: 600 } } } } }), /bmode.rect lies outside/);
+  const zero = { ...l.panes.bmode.rect, width: 0, height: 0 };
+  t.throws(() => new Pipeline({ layout: { ...l, panes: { bmode: { ...l.panes.bmode, rect: zero }, contrast: { ...l.panes.contrast, rect: zero } } } }), /layout\.panes\.bmode\.rect must be integers with x,y >= 0 and size >= 8/);
 });
