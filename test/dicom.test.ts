@@ -12,7 +12,7 @@ import t from 'tap';
 import type { Frame } from '../core/frame.js';
 import { DicomError, DicomFile, DicomSource, expandSegmentedLut, type DicomSourceOptions } from '../device/dicom.js';
 import type { Test } from 'tap';
-import { sha, sharedDir, within } from './helpers.js';
+import { runSource, sha, sharedDir, within, type Run } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 
@@ -623,31 +623,16 @@ t.test('decoding JPEG 2000 prints nothing on stdout (the codec log is captured)'
 
 // ---- the source -------------------------------------------------------------------------------
 
-interface Run { frames: Frame[]; ended: boolean; errors: Error[]; elapsedMs: number }
-
-/** Runs a source until 'end', 'error' or `count` frames, within `limitMs`; always stops it. */
-async function runSource(opts: DicomSourceOptions, limitMs: number, count = Infinity): Promise<Run & { source: DicomSource }> {
+/** Runs a DICOM source (see runSource in helpers). */
+async function runDicom(opts: DicomSourceOptions, limitMs: number, count = Infinity): Promise<Run & { source: DicomSource }> {
   const source = new DicomSource(opts);
-  const out: Run = { frames: [], ended: false, errors: [], elapsedMs: 0 };
-  const t0 = performance.now();
-  try {
-    await within(new Promise<void>((resolve) => {
-      source.on('frame', (f: Frame) => { out.frames.push(f); if (out.frames.length >= count) resolve(); });
-      source.on('end', () => { out.ended = true; resolve(); });
-      source.on('error', (e: Error) => { out.errors.push(e); resolve(); });
-      source.start();
-    }), limitMs, `${source.id} to finish`);
-  } finally {
-    source.stop();
-  }
-  out.elapsedMs = performance.now() - t0;
-  return { ...out, source };
+  return { ...(await runSource(source, limitMs, count)), source };
 }
 
 t.test('DicomSource: all frames in fast mode, with seq, source times, stats and end', async (t) => {
   const m = manifest(t);
   if (!m) return;
-  const r = await runSource({ path: join(m.dir, 'US-PAL-8-10x-echo.dcm'), realtime: false }, 20000);
+  const r = await runDicom({ path: join(m.dir, 'US-PAL-8-10x-echo.dcm'), realtime: false }, 20000);
   t.ok(r.ended, "'end' after the last frame");
   t.same(r.errors, []);
   t.same(r.frames.map((f) => f.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'seq 0..9');
@@ -664,7 +649,7 @@ t.test('DicomSource: all frames in fast mode, with seq, source times, stats and 
 t.test('DicomSource: realtime mode paces frames by the frame time', async (t) => {
   const m = manifest(t);
   if (!m) return;
-  const r = await runSource({ path: join(m.dir, 'US-PAL-8-10x-echo.dcm') }, 20000);
+  const r = await runDicom({ path: join(m.dir, 'US-PAL-8-10x-echo.dcm') }, 20000);
   t.ok(r.ended);
   t.equal(r.frames.length, 10);
   const span = r.frames[9].timestampMs - r.frames[0].timestampMs;
@@ -674,7 +659,7 @@ t.test('DicomSource: realtime mode paces frames by the frame time', async (t) =>
 t.test('DicomSource: duplicates, loop, stop, open() and bad options', async (t) => {
   const m = manifest(t);
   if (!m) return;
-  const ob = await runSource({ path: join(m.dir, 'OBXXXX1A_2frame.dcm'), realtime: false }, 20000);
+  const ob = await runDicom({ path: join(m.dir, 'OBXXXX1A_2frame.dcm'), realtime: false }, 20000);
   t.same(ob.frames.map((f) => !!f.duplicate), [false, false], 'OBXXXX1A: two different frames, no duplicates');
   t.match(ob.source.stats, { delivered: 2, unique: 2, duplicates: 0 });
   t.equal(ob.frames[0].sourceTimeMs, undefined, 'no frame timing in the file: no source time');
@@ -686,14 +671,14 @@ t.test('DicomSource: duplicates, loop, stop, open() and bad options', async (t) 
     ts: '1.2.840.10008.1.2.1', native: Buffer.concat([a, a, b].map((x) => Buffer.from(x))), nativeVr: 'OB',
     elements: [...imageElements({ rows: 48, cols: 64, frames: 3, photometric: 'MONOCHROME2' }), el(0x00181063, 'DS', '20')],
   });
-  const dup = await runSource({ path: rep, realtime: false }, 20000);
+  const dup = await runDicom({ path: rep, realtime: false }, 20000);
   t.same(dup.frames.map((f) => !!f.duplicate), [false, true, false], 'the repeated image is marked duplicate');
   t.match(dup.source.stats, { delivered: 3, unique: 2, duplicates: 1 });
-  const noDup = await runSource({ path: rep, realtime: false, duplicates: false }, 20000);
+  const noDup = await runDicom({ path: rep, realtime: false, duplicates: false }, 20000);
   t.same(noDup.frames.map((f) => !!f.duplicate), [false, false, false], 'duplicates: false turns detection off');
 
   // Loop: source time keeps increasing across the wrap; stop() stops for good.
-  const loop = await runSource({ path: rep, realtime: false, loop: true }, 20000, 8);
+  const loop = await runDicom({ path: rep, realtime: false, loop: true }, 20000, 8);
   t.same(loop.frames.map((f) => f.seq), [0, 1, 2, 3, 4, 5, 6, 7], 'seq continues across loops');
   t.same(loop.frames.map((f) => f.sourceTimeMs), [0, 20, 40, 60, 80, 100, 120, 140], 'source time continues across loops');
   t.notOk(loop.ended, 'a looping source does not end');
@@ -718,7 +703,7 @@ t.test('DicomSource: duplicates, loop, stop, open() and bad options', async (t) 
   await new Promise((r) => setTimeout(r, 250));
   t.equal(got.length, n, 'stopped promptly during pacing');
   t.equal(new DicomSource({ path: join(m.dir, 'US1_UNCR.dcm') }).fps, 30, 'fpsFallback before opening');
-  const u = await runSource({ path: join(m.dir, 'US1_UNCR.dcm'), fpsFallback: 50 }, 20000);
+  const u = await runDicom({ path: join(m.dir, 'US1_UNCR.dcm'), fpsFallback: 50 }, 20000);
   t.ok(u.ended && u.frames.length === 1 && u.source.fps === 50, 'no timing in the file: the rate is fpsFallback');
 
   t.throws(() => new DicomSource({ path: '' }), /options\.path/);
@@ -731,7 +716,7 @@ t.test('DicomSource: a bad file is an error event, never a throw or a crash', as
   const dir = t.testdir({});
   const text = join(dir, 'not-dicom.dcm');
   writeFileSync(text, 'nope\n'.repeat(50));
-  const bad = await runSource({ path: text, realtime: false }, 20000);
+  const bad = await runDicom({ path: text, realtime: false }, 20000);
   t.equal(bad.frames.length, 0);
   t.equal(bad.errors.length, 1, "one 'error' event");
   t.ok(bad.errors[0] instanceof DicomError, 'a DicomError');
@@ -743,7 +728,7 @@ t.test('DicomSource: a bad file is an error event, never a throw or a crash', as
   const dicomParser = require('dicom-parser') as typeof import('dicom-parser');
   b.writeUInt32LE(9, dicomParser.parseDicom(b).elements.x7fe00010.fragments![3].position);
   writeFileSync(join(dir, 'bad-frame.dcm'), b);
-  const mid = await runSource({ path: join(dir, 'bad-frame.dcm'), realtime: false }, 20000);
+  const mid = await runDicom({ path: join(dir, 'bad-frame.dcm'), realtime: false }, 20000);
   t.same(mid.frames.map((f) => f.seq), [0, 1, 2], 'frames before the bad one delivered');
   t.match(mid.errors[0]?.message, /bad-frame\.dcm: frame 4 of 10 \(index 3\) could not be decoded \(RLE Lossless\)/);
   t.notOk(mid.ended, 'no end after an error');
@@ -757,6 +742,6 @@ t.test('DicomSource: a bad file is an error event, never a throw or a crash', as
   t.match(w.message, /not-dicom\.dcm: not a DICOM file/, 'reported as a warning');
 
   // And the process carries on: a good file still plays.
-  const good = await runSource({ path: join(m.dir, 'OBXXXX1A_rle_2frame.dcm'), realtime: false }, 20000);
+  const good = await runDicom({ path: join(m.dir, 'OBXXXX1A_rle_2frame.dcm'), realtime: false }, 20000);
   t.ok(good.ended && good.frames.length === 2, 'a good file plays after the failures');
 });

@@ -6,6 +6,8 @@ import type { Test } from 'tap';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../core/paths.js';
 import { chromium, type Browser } from 'playwright-core';
+import type { Frame } from '../core/frame.js';
+import type { FrameSource } from '../device/source.js';
 
 export const CI = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -153,4 +155,24 @@ export async function launchChromium(t: Test): Promise<Browser | undefined> {
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
   });
+}
+
+export interface Run { frames: Frame[]; ended: boolean; errors: Error[]; elapsedMs: number }
+
+/** Runs a source until 'end', 'error' or `count` frames, within `limitMs`; always stops it. */
+export async function runSource(source: FrameSource, limitMs: number, count = Infinity): Promise<Run> {
+  const out: Run = { frames: [], ended: false, errors: [], elapsedMs: 0 };
+  const t0 = performance.now();
+  try {
+    await within(new Promise<void>((resolve) => {
+      source.on('frame', (f: Frame) => { out.frames.push(f); if (out.frames.length >= count) resolve(); });
+      source.on('end', () => { out.ended = true; resolve(); });
+      source.on('error', (e: Error) => { out.errors.push(e); resolve(); });
+      source.start();
+    }), limitMs, `${source.id} to finish`);
+  } finally {
+    source.stop();
+  }
+  out.elapsedMs = performance.now() - t0;
+  return out;
 }

@@ -16,7 +16,7 @@ import { ImageFolderError, ImageFolderSource, naturalCompare, type ImageFolderSo
 import { inputKind, layoutFor, openInput } from '../device/open.js';
 import { RecordingError } from '../device/recording.js';
 import type { FrameSource } from '../device/source.js';
-import { readPgm, runCli, sha, sleep, within } from './helpers.js';
+import { readPgm, runCli, runSource, sha, sleep, within } from './helpers.js';
 
 // ---- fixtures -----------------------------------------------------------------------------------
 
@@ -48,25 +48,6 @@ const W = 48, H = 32;
 
 // ---- running a source -----------------------------------------------------------------------------
 
-interface Run { frames: Frame[]; ended: boolean; errors: Error[]; elapsedMs: number }
-
-/** Runs a source until 'end', 'error' or `count` frames, within `limitMs`; always stops it. */
-async function runSource(source: FrameSource, limitMs: number, count = Infinity): Promise<Run> {
-  const out: Run = { frames: [], ended: false, errors: [], elapsedMs: 0 };
-  const t0 = performance.now();
-  try {
-    await within(new Promise<void>((resolve) => {
-      source.on('frame', (f: Frame) => { out.frames.push(f); if (out.frames.length >= count) resolve(); });
-      source.on('end', () => { out.ended = true; resolve(); });
-      source.on('error', (e: Error) => { out.errors.push(e); resolve(); });
-      source.start();
-    }), limitMs, `${source.id} to finish`);
-  } finally {
-    source.stop();
-  }
-  out.elapsedMs = performance.now() - t0;
-  return out;
-}
 
 const play = async (opts: ImageFolderSourceOptions, limitMs = 20000) => {
   const source = await ImageFolderSource.open(opts);
