@@ -259,7 +259,7 @@ export class Pipeline extends EventEmitter {
     this.lastNotice = '';
     const update: ScoreUpdate = {
       seq, live, trackingState: job.track.state, scores, features: job.features,
-      reason: live ? undefined : `tracking is ${job.track.state}${job.track.reason ? ` (${job.track.reason})` : ''}: no live score`,
+      reason: live ? undefined : notLiveReason(job.track),
     };
     this.emit('scores', update);
     this.mark('publish', t);
@@ -277,7 +277,7 @@ export class Pipeline extends EventEmitter {
     for (const a of this.aggregators) a.reset();
     this.emit('scores', {
       seq: track.seq, live: false, trackingState: track.state, scores: [],
-      reason: `tracking is ${track.state}${track.reason ? ` (${track.reason})` : ''}: no live score`,
+      reason: notLiveReason(track),
     } satisfies ScoreUpdate);
   }
 
@@ -286,4 +286,9 @@ export class Pipeline extends EventEmitter {
     this.latency[stage].record(now - since);
     return now;
   }
+}
+
+/** Why a score update is not live, from the tracking result. */
+function notLiveReason(track: TrackResult): string {
+  return `tracking is ${track.state}${track.reason ? ` (${track.reason})` : ''}: no live score`;
 }

@@ -82,7 +82,8 @@ export class LesionTracker {
   private templateCenter = { x: 0, y: 0 };   // pane coords at lock (pixel indices)
   private centroidOffset = { x: 0, y: 0 };   // centroid - template centre, at lock
   private pose: TemplatePose = { x: 0, y: 0, scale: 1 };   // template centre (frame coords) and scale
-  private velocity = { x: 0, y: 0, atMs: NaN, dtMs: NaN };   // px per ms, from the last two tracked frames
+  // Pixels per ms from the last two tracked frames (known: false until there were two).
+  private velocity = { x: 0, y: 0, atMs: NaN, known: false };
   private misses = 0;
   private finds = 0;
   private lastFind: TemplatePose | undefined;
@@ -131,7 +132,7 @@ export class LesionTracker {
     this.pose = { x: this.kernel.centerX, y: this.kernel.centerY, scale: 1 };
     this.templateCenter = { x: this.pose.x - pane.rect.x, y: this.pose.y - pane.rect.y };
     this.centroidOffset = { x: s.cx - this.templateCenter.x, y: s.cy - this.templateCenter.y };
-    this.velocity = { x: 0, y: 0, atMs: frameTimeMs(lf), dtMs: NaN };
+    this.velocity = { x: 0, y: 0, atMs: frameTimeMs(lf), known: false };
     const size = Math.max(this.kernel.templateWidth, this.kernel.templateHeight) * this.kernel.step;
     const away = this.kernel.search(lf.frame.data, lf.frame.width, lf.frame.height, pane.rect, this.pose, {
       radius: this.searchRadiusFor(pane), excludeRadius: 0.75 * size,
@@ -171,9 +172,9 @@ export class LesionTracker {
     const prev = this.pose;
     this.pose = { x: step.x, y: step.y, scale: Math.min(2, Math.max(0.5, step.scale)) };
     const dt = now - this.velocity.atMs;
-    if (dt > 0) this.velocity = { x: (this.pose.x - prev.x) / dt, y: (this.pose.y - prev.y) / dt, atMs: now, dtMs: dt };
+    if (dt > 0) this.velocity = { x: (this.pose.x - prev.x) / dt, y: (this.pose.y - prev.y) / dt, atMs: now, known: true };
     const confidence = Math.max(0, step.score);
-    const { mask, inView } = this.placeMask(pane);
+    const { mask, inView } = this.placeMask(pane, this.pose);
     // The frame-to-frame match carries the lesion through changes of its look (out-of-plane
     // motion, wash-in) while the initial template scores low; both failing is a miss.
     const miss = confidence < o.lostBelow && step.scorePrevious < o.followBelow;
@@ -202,26 +203,25 @@ export class LesionTracker {
     const around = { x: this.pose.x, y: this.pose.y, scale: this.pose.scale };
     const found = this.kernel!.search(f.data, f.width, f.height, pane.rect, around, { radius });
     const confidence = Math.max(0, found.score);
-    const saved = this.pose;
-    this.pose = { x: found.x, y: found.y, scale: saved.scale };
-    const { mask, inView } = this.placeMask(pane);
+    const candidate = { x: found.x, y: found.y, scale: this.pose.scale };
+    const { mask, inView } = this.placeMask(pane, candidate);
     // A find counts when it matches well, lies in view, and agrees with the previous find.
     const good = confidence >= this.resumeAbove && inView >= o.minInView;
-    const tol = 4 * this.kernel!.step * saved.scale;
+    const tol = 4 * this.kernel!.step * candidate.scale;
     const consistent = this.lastFind === undefined || Math.hypot(found.x - this.lastFind.x, found.y - this.lastFind.y) <= tol;
     this.finds = good ? (consistent ? this.finds + 1 : 1) : 0;
-    this.lastFind = good ? { ...this.pose } : undefined;
+    this.lastFind = good ? candidate : undefined;
     if (this.finds >= o.resumeFrames) {
+      this.pose = candidate;
       this.state = 'uncertain';   // confirmed on the next frame by the frame-to-frame tracker
       this.misses = 0;
       this.finds = 0;
       this.lastFind = undefined;
       this.kernel!.resetPrevious();
-      this.velocity = { x: 0, y: 0, atMs: frameTimeMs(lf), dtMs: NaN };
+      this.velocity = { x: 0, y: 0, atMs: frameTimeMs(lf), known: false };
       return this.result(lf, confidence, found.psr, 'lesion found again: confirming', inView, mask);
     }
-    // Not yet: keep searching around the last good position.
-    this.pose = saved;
+    // Not yet: keep searching around the last good position (this.pose).
     const reason = good ? `lesion found again (${this.finds}/${o.resumeFrames} frames)` : 'searching for the lesion';
     return this.result(lf, confidence, found.psr, `lost: ${reason}`, inView, undefined);
   }
@@ -242,7 +242,7 @@ export class LesionTracker {
 
   private enterLost(): void {
     this.kernel!.resetPrevious();
-    this.velocity = { x: 0, y: 0, atMs: this.velocity.atMs, dtMs: NaN };
+    this.velocity = { ...this.velocity, x: 0, y: 0, known: false };
     this.finds = 0;
     this.lastFind = undefined;
   }
@@ -251,7 +251,7 @@ export class LesionTracker {
   private predict(now: number, bounds: PixelRect): TemplatePose {
     const v = this.velocity;
     const dt = now - v.atMs;
-    const k = dt > 0 && Number.isFinite(v.dtMs) && dt < 500 ? 0.8 * dt : 0;
+    const k = v.known && dt > 0 && dt < 500 ? 0.8 * dt : 0;
     const clamp = (a: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, a));
     return {
       x: clamp(this.pose.x + v.x * k, bounds.x, bounds.x + bounds.width - 1),
@@ -260,14 +260,14 @@ export class LesionTracker {
     };
   }
 
-  /** The initial outline moved to the current pose, and the fraction of it inside the pane. */
-  private placeMask(pane: Pane): { mask: LesionMask; inView: number } {
+  /** The initial outline moved to `pose`, and the fraction of it inside the pane. */
+  private placeMask(pane: Pane, pose: TemplatePose): { mask: LesionMask; inView: number } {
     const m = this.initMask!;
-    const out = new Uint8Array(m.data.length);
-    const to = { x: this.pose.x - pane.rect.x, y: this.pose.y - pane.rect.y };
+    const out = new Uint8Array(m.data.length);   // handed out with the result: a new buffer each frame
+    const to = { x: pose.x - pane.rect.x, y: pose.y - pane.rect.y };
     const n = native.warpMask(m.data, m.width, m.height,
-      { fromX: this.templateCenter.x, fromY: this.templateCenter.y, toX: to.x, toY: to.y, scale: this.pose.scale }, out);
-    const inView = Math.min(1, n / (this.initArea * this.pose.scale * this.pose.scale));
+      { fromX: this.templateCenter.x, fromY: this.templateCenter.y, toX: to.x, toY: to.y, scale: pose.scale }, out);
+    const inView = Math.min(1, n / (this.initArea * pose.scale * pose.scale));
     return { mask: createLesionMask(out, m.width, m.height), inView };
   }
 
