@@ -145,6 +145,8 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
   // motion mixes neighbouring fields, so the speckle decorrelates as a real beam's does.
   static constexpr int kSpeckleFields = 6;
   std::vector<float> iq_[kSpeckleFields];
+  // Per-row scratch of render() (vertically interpolated echo and speckle rows), kept between frames.
+  std::vector<float> rowE_, rowA_, rowB_;
   static constexpr int kBubbleFields = 6;
   std::vector<float> bubbles_[kBubbleFields];
   double lesionPerfMean_ = 0;
@@ -346,7 +348,10 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     const float floorP = 6.0e-4f;
     // No rotation: a pane row samples one world row (wy), so the vertical interpolation is done
     // once per row for the fields sampled bilinearly (echo, and the two speckle fields' I and Q).
-    std::vector<float> vE((size_t)WW_), vA(2 * (size_t)WW_), vB(2 * (size_t)WW_);
+    std::vector<float>& vE = rowE_;
+    std::vector<float>& vA = rowA_;
+    std::vector<float>& vB = rowB_;
+    vE.resize((size_t)WW_); vA.resize(2 * (size_t)WW_); vB.resize(2 * (size_t)WW_);
     const std::vector<float>& fA = iq_[fa];
     const std::vector<float>& fB = iq_[fb];
     const float wx0 = (0 - cx) * inv + offX, wx1 = (pw - 1 - cx) * inv + offX;

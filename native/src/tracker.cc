@@ -98,8 +98,10 @@ bool normalise(std::vector<float>& t) {
   return true;
 }
 
-// NCC of a normalised template with samples of the same size (normalised here, in a copy).
-double nccSame(const std::vector<float>& t, std::vector<float> s) {
+// NCC of a normalised template with samples of the same size (normalised in a reused copy).
+double nccSame(const std::vector<float>& t, const std::vector<float>& samples) {
+  thread_local std::vector<float> s;
+  s.assign(samples.begin(), samples.end());
   if (!normalise(s)) return 0;
   double d = 0;
   for (size_t i = 0; i < t.size(); i++) d += (double)t[i] * s[i];
@@ -109,11 +111,11 @@ double nccSame(const std::vector<float>& t, std::vector<float> s) {
 // A template at three resolutions (full, half, quarter), each zero-mean and unit-norm.
 struct Pyramid {
   std::vector<float> full, half, quarter;
+  // Reuses its vectors' storage; false (contents then undefined) when any level is flat.
   bool set(const std::vector<float>& raw, int w, int h) {
-    std::vector<float> h2, q;
-    downsample2(raw, w, h, h2);
-    downsample2(h2, w / 2, h / 2, q);
-    full = raw; half = std::move(h2); quarter = std::move(q);
+    full.assign(raw.begin(), raw.end());
+    downsample2(full, w, h, half);
+    downsample2(half, w / 2, h / 2, quarter);
     return normalise(full) && normalise(half) && normalise(quarter);
   }
 };
@@ -135,7 +137,10 @@ void nccMap(const std::vector<float>& t, int tw, int th, const std::vector<float
   const int ax0 = std::max(0, bx0), ay0 = std::max(0, by0);
   const int ax1 = std::min(pw, bx0 + n - 1 + tw), ay1 = std::min(ph, by0 + n - 1 + th);
   const int iw = std::max(0, ax1 - ax0), ih = std::max(0, ay1 - ay0);
-  std::vector<double> I((size_t)(iw + 1) * (ih + 1), 0.0), I2((size_t)(iw + 1) * (ih + 1), 0.0);
+  // Scratch kept between calls: several maps a frame, no allocation once warmed up.
+  thread_local std::vector<double> I, I2;
+  I.assign((size_t)(iw + 1) * (ih + 1), 0.0);
+  I2.assign((size_t)(iw + 1) * (ih + 1), 0.0);
   for (int j = 0; j < ih; j++) {
     double rs = 0, rs2 = 0;
     const float* row = &p[(size_t)(ay0 + j) * pw + ax0];
@@ -259,7 +264,7 @@ class TemplateTracker : public Napi::ObjectWrap<TemplateTracker> {
   }
 
  private:
-  Pyramid t0_, tp_;
+  Pyramid t0_, tp_, spare_;
   int tw_ = 0, th_ = 0;
   double step_ = 1, cx_ = 0, cy_ = 0;
   AreaSampler area_;
@@ -388,11 +393,10 @@ class TemplateTracker : public Napi::ObjectWrap<TemplateTracker> {
       ns = std::clamp(c.s * (1 + d * parabolaPeak(a, b, e) * 2), 0.25, 4.0);
     }
     area_.grid(nx, ny, step_ * ns, tw_, th_, probe_);
-    std::vector<float> raw = probe_;
     const double score = nccSame(t0_.full, probe_);
     if (update && (score >= updateMin || pf.score >= updateMinPrev)) {
-      Pyramid next;
-      if (next.set(raw, tw_, th_)) tp_ = std::move(next);
+      // Built in the spare, swapped in only when valid: no allocation per frame once warm.
+      if (spare_.set(probe_, tw_, th_)) std::swap(tp_, spare_);
     }
     Napi::Object r = Napi::Object::New(env);
     r.Set("x", nx); r.Set("y", ny); r.Set("scale", ns);
