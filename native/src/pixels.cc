@@ -179,19 +179,14 @@ static Napi::Value ApplyPalette(const Napi::CallbackInfo& info) {
     t3[3 * v] = (uint8_t)r; t3[3 * v + 1] = (uint8_t)g; t3[3 * v + 2] = (uint8_t)b;
     tg[v] = luma(r, g, b);
   }
-  if (wide) {
-    const uint16_t* idx = info[0].As<Napi::Uint16Array>().Data();
+  auto map = [&](const auto* idx) {
     for (size_t i = 0; i < n; i++) {
       gray[i] = tg[idx[i]];
       if (rgb) { rgb[3 * i] = t3[3 * idx[i]]; rgb[3 * i + 1] = t3[3 * idx[i] + 1]; rgb[3 * i + 2] = t3[3 * idx[i] + 2]; }
     }
-  } else {
-    const uint8_t* idx = info[0].As<Napi::Uint8Array>().Data();
-    for (size_t i = 0; i < n; i++) {
-      gray[i] = tg[idx[i]];
-      if (rgb) { rgb[3 * i] = t3[3 * idx[i]]; rgb[3 * i + 1] = t3[3 * idx[i] + 1]; rgb[3 * i + 2] = t3[3 * idx[i] + 2]; }
-    }
-  }
+  };
+  if (wide) map(info[0].As<Napi::Uint16Array>().Data());
+  else map(info[0].As<Napi::Uint8Array>().Data());
   return env.Undefined();
 }
 
