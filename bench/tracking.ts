@@ -15,7 +15,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { mean, quantile } from 'simple-statistics';
 import { readGrayImage } from '../core/imageio.js';
+import { createLesionMask, ellipseMask, maskStats } from '../core/mask.js';
 import { packageRoot } from '../core/paths.js';
 import { PhantomScanner, type PhantomOptions } from '../device/phantom.js';
 import { SessionRecorder } from '../device/recording.js';
@@ -83,11 +85,6 @@ async function opencv(tracker: 'csrt' | 'kcf', seq: Sequence, input = seq.input,
   return { centres: rows.map((r) => ({ x: Number(r[1]), y: Number(r[2]) })), scales: [], states: rows.map((r) => (r[5] === '1' ? 'ok' : 'failed')), msMedian: summary.median_ms as number, summary };
 }
 
-function quantile(a: number[], q: number): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
-}
-const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 
 /** Displacement errors (mm) of a run against the truth, over the frames `use` selects. */
@@ -106,10 +103,10 @@ async function writeMaskPng(path: string, mask: Uint8Array, width: number, heigh
   await sharp(Buffer.from(mask), { raw: { width, height, channels: 1 } }).png().toFile(path);
 }
 
-function maskBox(mask: Uint8Array, width: number): Box {
-  let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
-  for (let i = 0; i < mask.length; i++) if (mask[i]) { const x = i % width, y = (i - x) / width; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
-  return { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+/** The mask's bounding box (what a sonographer would draw for a box tracker). */
+function maskBox(mask: Uint8Array, width: number, height: number): Box {
+  const s = maskStats(createLesionMask(mask, width, height));
+  return { x: s.x0, y: s.y0, width: s.x1 - s.x0 + 1, height: s.y1 - s.y0 + 1 };
 }
 
 /** A phantom session recorded losslessly (the same file feeds every tracker) with its truth. */
@@ -127,7 +124,7 @@ async function phantomSequence(dir: string, name: string, opts: PhantomOptions, 
     if (i === 0) {
       initMask = join(dir, `${name}-init.png`);
       await writeMaskPng(initMask, t.lesionMask, bmode.rect.width, bmode.rect.height);
-      const b = maskBox(t.lesionMask, bmode.rect.width);
+      const b = maskBox(t.lesionMask, bmode.rect.width, bmode.rect.height);
       initBox = { ...b, x: b.x + bmode.rect.x, y: b.y + bmode.rect.y };
     }
     // The encoder takes one frame at a time; wait for it (a bench, not a live session).
@@ -197,13 +194,11 @@ async function warpedSequence(dir: string, base: number, target: Point, radii: P
   const initMask = join(dir, `warp-${base}-init.png`);
   const m = ellipse(w, h, target, radii);
   await writeMaskPng(initMask, m, w, h);
-  return { name: `liver frame ${base}, warped`, input: out, initMask, initBox: maskBox(m, w), truth, mmPerPx: LIVER_MM_PER_PX };
+  return { name: `liver frame ${base}, warped`, input: out, initMask, initBox: maskBox(m, w, h), truth, mmPerPx: LIVER_MM_PER_PX };
 }
 
 function ellipse(w: number, h: number, c: Point, r: Point, scale = 1): Uint8Array {
-  const m = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (((x - c.x) / (r.x * scale)) ** 2 + ((y - c.y) / (r.y * scale)) ** 2 <= 1) m[y * w + x] = 255;
-  return m;
+  return ellipseMask(w, h, { cx: c.x, cy: c.y, rx: r.x * scale, ry: r.y * scale }).data;
 }
 
 async function main(): Promise<void> {
@@ -272,7 +267,7 @@ async function main(): Promise<void> {
       const m = ellipse(760, 580, tg.c, tg.r);
       const init = join(dir, `fb-${k}.png`);
       await writeMaskPng(init, m, 760, 580);
-      const seq: Sequence = { name: `fb ${k}`, input: LIVER, initMask: init, initBox: maskBox(m, 760), truth: [], mmPerPx: LIVER_MM_PER_PX };
+      const seq: Sequence = { name: `fb ${k}`, input: LIVER, initMask: init, initBox: maskBox(m, 760, 580), truth: [], mmPerPx: LIVER_MM_PER_PX };
       const row = [`(${tg.c.x}, ${tg.c.y})`];
       // Ours: restart from an outline moved (and scaled) to where the forward run ended.
       const fw = await ours(seq);

@@ -1,6 +1,7 @@
 // `sonomics track --input SRC --init MASK.png`: the lesion tracker over any input, one CSV row
 // per input frame on stdout (frame, x, y, scale, confidence, state); a JSON summary on stderr.
 // The benchmarks run it; researchers use it to check tracking on their own recordings.
+import { mean, quantileSorted } from 'simple-statistics';
 import type { Frame } from '../core/frame.js';
 import { applyLayout, type Layout } from '../core/layout.js';
 import type { LayoutProfile } from '../core/profile.js';
@@ -91,12 +92,12 @@ export async function trackCommand(o: TrackCommandOptions, out: (line: string) =
   await drive(source, onFrame, { max: o.max, signal });
   if (!locked) throw new Error(`track: ${o.input} delivered no frame that fits the layout`);
   const sorted = [...times].sort((a, b) => a - b);
-  const pick = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
+  const pick = (q: number) => (sorted.length ? quantileSorted(sorted, q) : NaN);
   const r = layout.panes.bmode.rect;
   const k = tracker.kernelInfo!;
   return {
     input: o.input, frames: index, duplicates, rejected, states,
-    trackMs: { median: pick(0.5), p95: pick(0.95), mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length), max: sorted.at(-1) ?? NaN },
+    trackMs: { median: pick(0.5), p95: pick(0.95), mean: sorted.length ? mean(sorted) : NaN, max: sorted.at(-1) ?? NaN },
     pane: { width: r.width, height: r.height }, template: k, falseMatch: tracker.falseMatch, resumeAbove: tracker.resumeAbove,
     notice: DECISION_SUPPORT_NOTICE,
   };
