@@ -1,4 +1,5 @@
 import t from 'tap';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { createLesionMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
@@ -6,7 +7,7 @@ import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { decodeFrameMessage, type OverlayHeader } from '../web-overlay/protocol.js';
 import { OverlayServer } from '../web-overlay/server.js';
-import { dice, fillPolygon, sleep, until } from './helpers.js';
+import { dice, fillPolygon, sleep, until, within } from './helpers.js';
 
 async function setup() {
   const phantom = new PhantomScanner({ seed: 5 });
@@ -270,4 +271,18 @@ t.test('security: loopback only; the socket refuses pages from other origins', a
   await new Promise((r) => own.once('open', r));
   t.pass('same origin accepted');
   own.close();
+});
+
+t.test('close() ends even with a request caught half-sent (a page reconnecting as the server stops)', async (t) => {
+  const { pipeline, server, url } = await setup();
+  t.teardown(async () => { await pipeline.stop(); });
+  const { port } = new URL(url);
+  const sock = connect(Number(port), '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  // An upgrade request whose headers never end: the server holds an active connection.
+  sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+  await sleep(50);
+  await within(server.close(), 3000, 'server.close() with a half-sent request open');
+  t.pass('closed');
+  sock.destroy();
 });

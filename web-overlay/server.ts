@@ -154,9 +154,14 @@ export class OverlayServer extends EventEmitter {
     this.opts.pipeline.off('display', this.onDisplay);
     this.opts.pipeline.off('scores', this.onScores);
     if (this.statusTimer) clearInterval(this.statusTimer);
+    // Stop accepting first: a page that reconnects while the socket server is closing would
+    // otherwise leave an upgrade request that nobody answers, and close() would never end.
+    const httpClosed = new Promise<void>((r) => this.http.close(() => r()));
     for (const v of this.viewers) v.ws.terminate();
     await new Promise<void>((r) => this.wss.close(() => r()));
-    await new Promise<void>((r) => this.http.close(() => r()));
+    // Whatever is still open (idle keep-alive, a request caught mid-close) goes too.
+    this.http.closeAllConnections();
+    await httpClosed;
   }
 
   stats(): OverlayStats {
