@@ -103,6 +103,26 @@ export interface NativeAddon {
   monochromeTo8(src: Uint8Array | Uint16Array, width: number, height: number, options: { bitsStored: number; invert: boolean }, gray: Uint8Array): void;
   radiomicsAsync(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,
     settings: NativeRadiomicsSettings): Promise<NativeRadiomicsResult>;
+  /**
+   * Resamples a rect of an 8-bit gray image (fractional pixel-edge coordinates, inside the image)
+   * to options.width x options.height and writes (pixel * scale - mean[c]) / std[c] per channel
+   * (gray replicated) into out (channels * width * height floats, nchw or nhwc). Bilinear with
+   * pixel-centre alignment (OpenCV INTER_LINEAR, PyTorch align_corners=False), source pixels
+   * clamped to those the rect touches; with filter 'auto' (default) an axis downscaled by more
+   * than 2x averages exact pixel areas instead (OpenCV INTER_AREA). Returns the filter per axis.
+   */
+  cropResize(src: Uint8Array, width: number, height: number, rect: PixelRect, out: Float32Array, options: NativeCropResizeOptions):
+    { x: 'bilinear' | 'area'; y: 'bilinear' | 'area' };
+}
+
+export interface NativeCropResizeOptions {
+  width: number; height: number; channels: 1 | 3; layout: 'nchw' | 'nhwc';
+  /** Default 1. */
+  scale?: number;
+  /** One per channel; defaults 0 and 1. */
+  mean?: number[]; std?: number[];
+  /** Default 'auto'. */
+  filter?: 'auto' | 'bilinear';
 }
 
 function load(): NativeAddon {

@@ -221,11 +221,177 @@ static Napi::Value MonochromeTo8(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- crop + resize + normalise for CNN inputs -------------------------------------------------
+//
+// One axis of a separable resampling: output sample j reads count[j] consecutive source pixels
+// from first[j] with weights w[j * maxTaps + k].
+struct AxisTaps {
+  std::vector<int> first, count;
+  std::vector<double> w;
+  int maxTaps = 0;
+};
+
+// Source interval [x, x + len) (pixel edges; pixel i covers [i, i+1), centre i + 0.5) onto `out`
+// samples. Source pixels are clamped to [lo, hi].
+//  bilinear: pixel-centre alignment (OpenCV INTER_LINEAR, PyTorch align_corners=False):
+//            u = x + (j + 0.5) * len / out - 0.5, taps floor(u) and floor(u) + 1 (clamped).
+//  area:     the output sample's footprint [x + j*s, x + (j+1)*s) averaged with exact pixel
+//            overlap weights (OpenCV INTER_AREA when downscaling), s = len / out.
+static AxisTaps axisTaps(double x, double len, int out, int lo, int hi, bool area) {
+  AxisTaps t;
+  double s = len / out;
+  t.first.resize(out);
+  t.count.resize(out);
+  if (!area) {
+    t.maxTaps = 2;
+    t.w.assign((size_t)out * 2, 0.0);
+    for (int j = 0; j < out; j++) {
+      double u = x + (j + 0.5) * s - 0.5;
+      double fl = std::floor(u);
+      int i0 = (int)fl;
+      double f = u - fl;
+      if (i0 + 1 <= lo) { t.first[j] = lo; t.count[j] = 1; t.w[2 * j] = 1.0; }
+      else if (i0 >= hi) { t.first[j] = hi; t.count[j] = 1; t.w[2 * j] = 1.0; }
+      else { t.first[j] = i0; t.count[j] = 2; t.w[2 * j] = 1.0 - f; t.w[2 * j + 1] = f; }
+    }
+    return t;
+  }
+  t.maxTaps = (int)std::ceil(s) + 2;
+  t.w.assign((size_t)out * t.maxTaps, 0.0);
+  for (int j = 0; j < out; j++) {
+    double a = x + j * s, b = x + (j + 1) * s;
+    a = std::max(a, (double)lo);
+    b = std::min(b, (double)hi + 1);
+    int i0 = (int)std::floor(a), i1 = std::max(i0 + 1, (int)std::ceil(b));  // pixels i0 .. i1-1
+    i1 = std::min(i1, i0 + t.maxTaps);
+    double span = b - a;
+    t.first[j] = i0;
+    t.count[j] = i1 - i0;
+    for (int i = i0; i < i1; i++) {
+      double ov = std::min(b, (double)i + 1) - std::max(a, (double)i);
+      t.w[(size_t)j * t.maxTaps + (i - i0)] = span > 0 ? std::max(ov, 0.0) / span : (i == i0 ? 1.0 : 0.0);
+    }
+  }
+  return t;
+}
+
+static std::vector<double> numberList(Napi::Env env, const Napi::Object& o, const char* key, size_t n, double dflt, const std::string& ctx) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return std::vector<double>(n, dflt);
+  if (!v.IsArray()) throwType(env, ctx + "." + key + " must be an array of " + std::to_string(n) + " numbers (one per channel)");
+  auto a = v.As<Napi::Array>();
+  if (a.Length() != n) throwRange(env, ctx + "." + key + " has " + std::to_string(a.Length()) + " values, expected " + std::to_string(n) + " (one per channel)");
+  std::vector<double> r(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber() || !std::isfinite(e.As<Napi::Number>().DoubleValue())) throwType(env, ctx + "." + key + "[" + std::to_string(i) + "] must be a finite number");
+    r[i] = e.As<Napi::Number>().DoubleValue();
+  }
+  return r;
+}
+
+// cropResize(src, width, height, rect {x, y, width, height} (float, pixel edges), out: Float32Array,
+//   { width, height, channels: 1 | 3, layout: 'nchw' | 'nhwc', scale?, mean?, std?, filter?: 'auto' | 'bilinear' })
+// Resamples the rect of an 8-bit gray image to width x height and writes
+// (pixel * scale - mean[c]) / std[c] for every channel c (gray replicated) into out, which must
+// hold channels * width * height floats. filter 'auto' (default) averages pixel areas on an axis
+// downscaled by more than 2x and is bilinear otherwise; 'bilinear' is bilinear on both axes.
+// Returns the filter used per axis: { x: 'bilinear' | 'area', y: ... }.
+static Napi::Value CropResize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsObject() || !info[5].IsObject())
+    throwType(env, "cropResize(src, width, height, rect, out, options)");
+  int width = info[1].As<Napi::Number>().Int32Value(), height = info[2].As<Napi::Number>().Int32Value();
+  if (width <= 0 || height <= 0 || width > 65535 || height > 65535) throwRange(env, "cropResize: width and height must be in [1, 65535]");
+  GrayView src = grayArg(env, info[0], width, height, "cropResize: src");
+  auto ro = info[3].As<Napi::Object>();
+  double rx = getNumber(env, ro, "x", "cropResize: rect"), ry = getNumber(env, ro, "y", "cropResize: rect");
+  double rw = getNumber(env, ro, "width", "cropResize: rect"), rh = getNumber(env, ro, "height", "cropResize: rect");
+  const double eps = 1e-9;
+  if (!(rw > 0) || !(rh > 0)) throwRange(env, "cropResize: rect width and height must be > 0");
+  if (rx < -eps || ry < -eps || rx + rw > width + eps * (1 + width) || ry + rh > height + eps * (1 + height))
+    throwRange(env, "cropResize: rect (" + std::to_string(rx) + "," + std::to_string(ry) + " " + std::to_string(rw) + "x" + std::to_string(rh) +
+                        ") lies outside the " + std::to_string(width) + "x" + std::to_string(height) + " image");
+  auto o = info[5].As<Napi::Object>();
+  const std::string ctx = "cropResize: options";
+  int ow = getInt(env, o, "width", ctx.c_str(), 1, 8192), oh = getInt(env, o, "height", ctx.c_str(), 1, 8192);
+  int ch = getInt(env, o, "channels", ctx.c_str(), 1, 3);
+  if (ch == 2) throwRange(env, "cropResize: options.channels must be 1 or 3");
+  Napi::Value lv = o.Get("layout");
+  std::string layout = lv.IsUndefined() ? "nchw" : (lv.IsString() ? lv.As<Napi::String>().Utf8Value() : "");
+  if (layout != "nchw" && layout != "nhwc") throwRange(env, "cropResize: options.layout must be 'nchw' or 'nhwc'");
+  Napi::Value fv = o.Get("filter");
+  std::string filter = fv.IsUndefined() ? "auto" : (fv.IsString() ? fv.As<Napi::String>().Utf8Value() : "");
+  if (filter != "auto" && filter != "bilinear") throwRange(env, "cropResize: options.filter must be 'auto' or 'bilinear'");
+  double scale = getNumberOr(env, o, "scale", ctx.c_str(), 1.0);
+  std::vector<double> mean = numberList(env, o, "mean", ch, 0.0, ctx), sd = numberList(env, o, "std", ch, 1.0, ctx);
+  for (int c = 0; c < ch; c++)
+    if (sd[c] == 0) throwRange(env, "cropResize: options.std[" + std::to_string(c) + "] must not be 0");
+  auto [out, outLen] = floatsOf(env, info[4], "cropResize: out");
+  size_t plane = (size_t)ow * oh;
+  if (outLen != plane * ch) throwRange(env, "cropResize: out has " + std::to_string(outLen) + " floats, expected channels*width*height = " + std::to_string(plane * ch));
+
+  // Clamp range: the pixels the rect touches.
+  rx = std::max(rx, 0.0); ry = std::max(ry, 0.0);
+  rw = std::min(rw, width - rx); rh = std::min(rh, height - ry);
+  int lox = (int)std::floor(rx), hix = std::min(width, (int)std::ceil(rx + rw)) - 1;
+  int loy = (int)std::floor(ry), hiy = std::min(height, (int)std::ceil(ry + rh)) - 1;
+  hix = std::max(hix, lox); hiy = std::max(hiy, loy);
+  bool areaX = filter == "auto" && rw > 2.0 * ow, areaY = filter == "auto" && rh > 2.0 * oh;
+  AxisTaps tx = axisTaps(rx, rw, ow, lox, hix, areaX), ty = axisTaps(ry, rh, oh, loy, hiy, areaY);
+
+  // Horizontal pass over the rows the vertical taps read, then the vertical pass.
+  int r0 = ty.first[0], r1 = r0;
+  for (int j = 0; j < oh; j++) { r0 = std::min(r0, ty.first[j]); r1 = std::max(r1, ty.first[j] + ty.count[j] - 1); }
+  std::vector<double> rows((size_t)(r1 - r0 + 1) * ow);
+  for (int r = r0; r <= r1; r++) {
+    const uint8_t* s = src.data + (size_t)r * width;
+    double* d = &rows[(size_t)(r - r0) * ow];
+    for (int j = 0; j < ow; j++) {
+      const double* w = &tx.w[(size_t)j * tx.maxTaps];
+      const uint8_t* p = s + tx.first[j];
+      double acc = 0;
+      for (int k = 0; k < tx.count[j]; k++) acc += w[k] * p[k];
+      d[j] = acc;
+    }
+  }
+  std::vector<double> line(ow);
+  double mul[3], add[3];
+  for (int c = 0; c < ch; c++) { mul[c] = scale / sd[c]; add[c] = -mean[c] / sd[c]; }
+  for (int i = 0; i < oh; i++) {
+    std::fill(line.begin(), line.end(), 0.0);
+    const double* w = &ty.w[(size_t)i * ty.maxTaps];
+    for (int k = 0; k < ty.count[i]; k++) {
+      const double* row = &rows[(size_t)(ty.first[i] + k - r0) * ow];
+      double wk = w[k];
+#pragma omp simd
+      for (int j = 0; j < ow; j++) line[j] += wk * row[j];
+    }
+    if (layout == "nchw") {
+      for (int c = 0; c < ch; c++) {
+        float* d = out + c * plane + (size_t)i * ow;
+        double m = mul[c], a = add[c];
+#pragma omp simd
+        for (int j = 0; j < ow; j++) d[j] = (float)(line[j] * m + a);
+      }
+    } else {
+      float* d = out + (size_t)i * ow * ch;
+      for (int j = 0; j < ow; j++)
+        for (int c = 0; c < ch; c++) d[(size_t)j * ch + c] = (float)(line[j] * mul[c] + add[c]);
+    }
+  }
+  Napi::Object used = Napi::Object::New(env);
+  used.Set("x", areaX ? "area" : "bilinear");
+  used.Set("y", areaY ? "area" : "bilinear");
+  return used;
+}
+
 void InitPixels(Napi::Env env, Napi::Object exports) {
   exports.Set("frameDifference", Napi::Function::New(env, FrameDifference, "frameDifference"));
   exports.Set("rgbToGray", Napi::Function::New(env, RgbToGray, "rgbToGray"));
   exports.Set("applyPalette", Napi::Function::New(env, ApplyPalette, "applyPalette"));
   exports.Set("monochromeTo8", Napi::Function::New(env, MonochromeTo8, "monochromeTo8"));
+  exports.Set("cropResize", Napi::Function::New(env, CropResize, "cropResize"));
 }
 
 }  // namespace sono
