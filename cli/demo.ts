@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import type { SonomicsConfig } from '../core/config.js';
 import type { Layout } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
-import { loadModelCard } from '../core/models.js';
+import { loadRiskModel } from '../core/models.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
@@ -38,7 +38,7 @@ export interface DemoSummary {
 
 export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<DemoSummary> {
   const cfg = o.config;
-  const models = cfg.models.map((m) => loadModelCard(m));
+  const models = await Promise.all(cfg.models.map((m) => loadRiskModel(m)));
   const source = o.source ?? new PhantomScanner({ ...cfg.source.phantom, frames: o.frames });
   const layout = o.layout ?? source.layout;
   if (!layout) throw new RangeError(`${source.id} does not know its screen layout: name a layout profile`);

@@ -1,6 +1,6 @@
 // The sonomics command line. Commands that report results take --json and then print exactly
 // one JSON document on stdout (features always does); logs go to stderr.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, layoutProfile, loadConfig, resolveConfig, type SonomicsConfig } from '../core/config.js';
@@ -27,6 +27,10 @@ Commands:
   export      Trim a recording, or export it as a video file
   layout      Draw a layout profile over a captured frame (PNG), to check it
   track       Track a lesion through any input from an initial mask; CSV per frame
+  fit         Fit a risk model (LASSO Rad-score, optional nomogram) from a cohort CSV: card + report
+  eval        A model card's performance on a cohort (AUC with CI, calibration, ...): JSON, report, CSV
+  import-sklearn  A model card from a scikit-learn StandardScaler + LogisticRegression export
+  seal-card   Recompute an edited model card's sha256 (after checking the rest of it)
 
 Inputs: "phantom" (or phantom:SEED), a recording (NAME.sonrec), a DICOM file, or anything ffmpeg
 reads: a capture card (/dev/video0), a file, a stream URL, a test pattern (--format lavfi).
@@ -78,6 +82,62 @@ Options:
 --bin-width, --bin-count and --params exclude each other.
 Exit codes: 0 done; 1 an input cannot be read, sizes differ, or the ROI fails PyRadiomics'
 checks; 2 bad options or a parameter file sonomics cannot honour.
+`;
+
+const FIT_HELP = `Usage: sonomics fit --cohort COHORT.csv --out DIR --id ID [options]
+
+Computes the lesion's and rings' features of every case with sonomics' engine, drops non-finite,
+near-constant and correlated (|r| > 0.9) features, selects with LASSO logistic regression and
+k-fold cross-validation (1-SE rule), optionally adds clinical variables (nomogram), and writes
+DIR/card.json (a sealed model card), DIR/report.html + report.json (ROC with AUC and DeLong 95 %
+CI, calibration, decision curve, Youden cutoff). Performance is nested
+cross-validated. Prints a JSON summary. See docs/fit-eval.md.
+
+Cohort CSV: image, mask (paths relative to the CSV), label (0/1), optional spacing_mm (one
+number or sx;sy, all rows or none) and clinical variables by name.
+
+Options:
+  --cohort FILE         the cohort CSV
+  --out DIR             where the card and report go
+  --id ID               model id (lower case, digits, . _ -)
+  --version V           card version (default 1.0.0)
+  --task TEXT           what the model predicts (default "Malignancy (<label column>)")
+  --label-column NAME   the 0/1 label column (default label)
+  --clinical FILE       JSON array of clinical variable definitions: adds them as a nomogram
+  --seed N              seed for the folds (default 20261122)
+  --folds K             inner folds for lambda (default 5)
+  --outer-folds K       outer folds for the performance estimate (default 5)
+  --bin-width W         engine bin width (default 25)
+  --rings R1,R2,...     ring radii: mm with spacing, else pixels (default 3,5,8 mm / 30,50,80 px)
+  --pane bmode|contrast the pane the images show (default bmode)
+  --clinical-use        mark the card for clinical use (default: research use only)
+  --cohort-name TEXT    how the card names the cohort (default: the CSV's file name)
+  --caveat TEXT         a known limit of the data or model, for the card and report (repeatable)
+  --heldout FILE        write each case's nested cross-validated probability (CSV)
+`;
+
+const EVAL_HELP = `Usage: sonomics eval --model CARD --cohort COHORT.csv [--out DIR] [--json]
+
+Applies a model card unchanged to a cohort (features computed with the card's engine settings)
+and reports n, AUC with DeLong 95 % CI, calibration slope and intercept, the Youden cutoff and the
+metrics at the card's cutoff. With --out: DIR/report.html, report.json and cases.csv (per-case
+probability and linear predictor). Cases with a missing clinical value are excluded, not imputed.
+  --label-column NAME   the 0/1 label column (default label)
+  --json                print the summary as one JSON document (default: a short text)
+`;
+
+const IMPORT_HELP = `Usage: sonomics import-sklearn --in EXPORT.json --out CARD.json --id ID [options]
+
+EXPORT.json: {"feature_names": [...], "scaler": {"mean_": [...], "scale_": [...]},
+"classifier": {"coef_": [[...]], "intercept_": [b], "classes_": [0, 1]}} from a scikit-learn
+StandardScaler + LogisticRegression fitted on PyRadiomics features (docs/model-card.md shows the
+Python that writes it). Names: [pane_][region_]original_<class>_<Feature>.
+  --pane bmode|contrast   pane of names without one (default bmode)
+  --region R              region of names without one: lesion, ring5mm, ring30px (default lesion)
+  --version V, --task TEXT, --bin-width W (default 25), --spacing mm|pixel (default mm)
+  --cutoff P              probability cutoff (default 0.5)
+  --labels BELOW,ABOVE    category labels (default "lower risk,higher risk")
+  --clinical-use          mark the card for clinical use (default: research use only)
 `;
 
 const INPUT_OPTIONS_HELP = `Input options (for ffmpeg inputs):
@@ -417,6 +477,78 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         max: intOption('max', v.max, 1, 1e9),
       }, io.out, io.err, signal));
       io.err(JSON.stringify(summary));
+      return 0;
+    }
+    if (cmd === 'fit') {
+      const { values: v } = parse(rest, {
+        cohort: { type: 'string' }, out: { type: 'string' }, id: { type: 'string' }, version: { type: 'string' }, task: { type: 'string' },
+        'label-column': { type: 'string' }, clinical: { type: 'string' }, seed: { type: 'string' }, folds: { type: 'string' }, 'outer-folds': { type: 'string' },
+        'bin-width': { type: 'string' }, rings: { type: 'string' }, pane: { type: 'string' }, 'clinical-use': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'cohort-name': { type: 'string' }, caveat: { type: 'string', multiple: true }, heldout: { type: 'string' },
+      });
+      if (v.help) { io.out(FIT_HELP); return 0; }
+      for (const k of ['cohort', 'out', 'id'] as const) if (!v[k]) throw new UsageError(`fit: --${k} is required`);
+      if (!/^[a-z0-9][a-z0-9._-]*$/.test(v.id!)) throw new UsageError(`fit: --id ${v.id} must be lower case letters, digits, . _ - (starting with a letter or digit)`);
+      if (v.pane !== undefined && v.pane !== 'bmode' && v.pane !== 'contrast') throw new UsageError('fit: --pane must be bmode or contrast');
+      const { fitCommand } = await import('./fit.js');
+      const label = v['label-column'] ?? 'label';
+      io.out(JSON.stringify(await fitCommand({
+        cohort: v.cohort!, out: v.out!, id: v.id!, version: v.version ?? '1.0.0', task: v.task ?? `Malignancy (${label})`, labelColumn: label,
+        clinical: v.clinical, seed: intOption('seed', v.seed, 0, 2 ** 31) ?? 20261122, folds: intOption('folds', v.folds, 3, 20) ?? 5,
+        outerFolds: intOption('outer-folds', v['outer-folds'], 2, 20) ?? 5, binWidth: numOption('bin-width', v['bin-width'], 1e-6, 1e6) ?? 25,
+        rings: v.rings === undefined ? undefined : numListOption('rings', v.rings, 'ring radii', 1e-3, 1000),
+        pane: (v.pane ?? 'bmode') as 'bmode' | 'contrast', researchUseOnly: !v['clinical-use'], command: ['sonomics', ...argv].join(' '),
+        cohortName: v['cohort-name'], caveats: v.caveat, heldout: v.heldout,
+      }, io.err)));
+      return 0;
+    }
+    if (cmd === 'eval') {
+      const { values: v } = parse(rest, {
+        model: { type: 'string' }, cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(EVAL_HELP); return 0; }
+      for (const k of ['model', 'cohort'] as const) if (!v[k]) throw new UsageError(`eval: --${k} is required`);
+      const { evalCommand } = await import('./fit.js');
+      const s = await evalCommand({ model: v.model!, cohort: v.cohort!, out: v.out, labelColumn: v['label-column'], command: ['sonomics', ...argv].join(' ') }, io.err);
+      const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+      io.out(v.json ? JSON.stringify(s) : `${s.model} ${s.version}: n ${s.n} (${s.nPositive} positive, ${s.excluded} excluded), AUC ${f(s.auc)} ` +
+        `(95 % CI ${f(s.auc_ci[0])}-${f(s.auc_ci[1])}), calibration slope ${f(s.calibration_slope)}, intercept ${f(s.calibration_intercept)}. ${s.notice}`);
+      return 0;
+    }
+    if (cmd === 'import-sklearn') {
+      const { values: v } = parse(rest, {
+        in: { type: 'string' }, out: { type: 'string' }, id: { type: 'string' }, version: { type: 'string' }, task: { type: 'string' }, pane: { type: 'string' },
+        region: { type: 'string' }, 'bin-width': { type: 'string' }, spacing: { type: 'string' }, cutoff: { type: 'string' }, labels: { type: 'string' },
+        'clinical-use': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(IMPORT_HELP); return 0; }
+      for (const k of ['in', 'out', 'id'] as const) if (!v[k]) throw new UsageError(`import-sklearn: --${k} is required`);
+      if (v.pane !== undefined && v.pane !== 'bmode' && v.pane !== 'contrast') throw new UsageError('import-sklearn: --pane must be bmode or contrast');
+      if (v.spacing !== undefined && v.spacing !== 'mm' && v.spacing !== 'pixel') throw new UsageError('import-sklearn: --spacing must be mm or pixel');
+      const labels = (v.labels ?? 'lower risk,higher risk').split(',');
+      if (labels.length !== 2 || labels.some((l) => !l.trim())) throw new UsageError('import-sklearn: --labels must be two labels, BELOW,ABOVE');
+      let ex: unknown;
+      try {
+        ex = JSON.parse(readFileSync(v.in!, 'utf8'));
+      } catch (e) {
+        throw new UsageError(`import-sklearn: ${v.in} is not readable JSON: ${(e as Error).message}`);
+      }
+      const { importSklearn } = await import('./fit.js');
+      const card = importSklearn(ex as never, {
+        id: v.id!, version: v.version ?? '1.0.0', task: v.task ?? 'Imported scikit-learn model', pane: (v.pane ?? 'bmode') as 'bmode' | 'contrast',
+        region: v.region ?? 'lesion', binWidth: numOption('bin-width', v['bin-width'], 1e-6, 1e6) ?? 25, spacing: (v.spacing ?? 'mm') as 'mm' | 'pixel',
+        cutoff: numOption('cutoff', v.cutoff, 0, 1) ?? 0.5, labels: [labels[0].trim(), labels[1].trim()], researchUseOnly: !v['clinical-use'],
+      });
+      writeFileSync(v.out!, `${JSON.stringify(card, null, 2)}\n`);
+      io.out(JSON.stringify({ card: v.out, id: card.id, features: card.inputs.features.length, sha256: card.sha256 }));
+      return 0;
+    }
+    if (cmd === 'seal-card') {
+      const { values: v, positionals } = parse(rest, { help: { type: 'boolean', short: 'h' } }, true);
+      if (v.help) { io.out('Usage: sonomics seal-card CARD.json\n\nChecks an edited model card and rewrites its sha256.\n'); return 0; }
+      const { sealCardFile } = await import('./fit.js');
+      io.out(JSON.stringify(sealCardFile(onePositional('seal-card', positionals, 'CARD.json'))));
       return 0;
     }
     if (cmd === 'replay' || cmd === 'run') {

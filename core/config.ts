@@ -115,7 +115,7 @@ export const configSchema = {
         scoreWindow: { type: 'integer', minimum: 1, maximum: 600, default: 15 },
       },
     },
-    models: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['busi-firstorder-demo.json'] },
+    models: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['busi-malignancy'] },
     overlay: {
       type: 'object', additionalProperties: false, default: {},
       properties: {

@@ -3,7 +3,7 @@
 // `contrast.ring5mm.glszm_ZoneEntropy`. All regions of a frame go to the engine in one call.
 import type { LaidOutFrame, PaneName } from './layout.js';
 import { extractRegionsAsync, FEATURE_NAMES, type RadiomicsSettings } from './radiomics.js';
-import { ringName, type RingSet } from './regions.js';
+import type { RingSet } from './regions.js';
 
 export type FeatureSet = Record<string, number>;
 
@@ -11,8 +11,9 @@ export function featureKey(pane: PaneName, region: string, feature: string): str
   return `${pane}.${region}.${feature}`;
 }
 
-export function regionNames(radiiMm: readonly number[]): string[] {
-  return ['lesion', ...radiiMm.map(ringName)];
+/** Region names of a ring set, in the engine's region order (a ring may answer to several names). */
+export function regionNames(rings: Pick<RingSet, 'names'>): string[][] {
+  return [['lesion'], ...rings.names.map((n) => [...n])];
 }
 
 /** Engine settings the pipeline passes through (spacing comes from the pane). */
@@ -33,15 +34,17 @@ export async function frameFeatures(lf: LaidOutFrame, rings: RingSet, settings: 
   const panes = [bmode, contrast];
   const results = await extractRegionsAsync(lf.frame.data, lf.frame.width, lf.frame.height, panes.map((p) => p.rect), rings.codes,
     rings.radiiMm.length, { ...settings, spacingX: bmode.spacingX, spacingY: bmode.spacingY });
-  const regions = regionNames(rings.radiiMm);
+  const regions = regionNames(rings);
   const features: FeatureSet = {};
   const regionErrors: Record<string, string> = {};
   let i = 0;
   for (const p of panes)
-    for (const r of regions) {
+    for (const names of regions) {
       const res = results[i++];
-      if (res.error) regionErrors[`${p.name}.${r}`] = res.error;
-      for (const n of FEATURE_NAMES) if (res.features === null || n in res.features) features[featureKey(p.name, r, n)] = res.features?.[n] ?? NaN;
+      for (const r of names) {
+        if (res.error) regionErrors[`${p.name}.${r}`] = res.error;
+        for (const n of FEATURE_NAMES) if (res.features === null || n in res.features) features[featureKey(p.name, r, n)] = res.features?.[n] ?? NaN;
+      }
     }
   return { features, regionErrors };
 }

@@ -6,15 +6,19 @@ export { regionSpacingMm, type UltrasoundRegion } from './calibration.js';
 export { applyLayout, validateLayout, type Layout, type Pane, type PaneName, type LaidOutFrame } from './layout.js';
 export { createLesionMask, maskStats, type LesionMask } from './mask.js';
 export { LesionTracker, type TrackResult, type TrackingState, type TrackerOptions } from './tracking.js';
-export { computeRings, regionContours, ringName, DEFAULT_RING_RADII_MM, type RingSet, type RegionContours } from './regions.js';
+export { computeRings, planRings, regionContours, ringName, DEFAULT_RING_RADII_MM, type RingSet, type RingPlan, type RegionContours } from './regions.js';
 export { frameFeatures, featureKey, regionNames, type FeatureSet, type FrameFeatures } from './features.js';
 export {
   extractFeatures, extractRegions, extractRegionsAsync, resolveRadiomicsSettings, RadiomicsError, FEATURE_CLASSES, FEATURE_NAMES,
   ALL_FEATURE_NAMES, DEPRECATED_FEATURES, type RadiomicsSettings, type FeatureVector, type RegionFeatures, type FeatureClass,
 } from './radiomics.js';
 export { loadParams, parseParams, ParamsError, selectFeatureNames } from './params.js';
-export { parseModelCard, scoreFeatures, RiskAggregator, DECISION_SUPPORT_NOTICE, type ModelCard, type RiskScore, type FrameScore } from './risk.js';
-export { loadModelCard } from './models.js';
+export {
+  parseModelCard, sealCard, cardHash, termNames, ModelCardError, CARD_FORMAT, DECISION_SUPPORT_NOTICE,
+  type ModelCard, type ClinicalVariable, type DeepSpec,
+} from './modelcard.js';
+export { RiskModel, RiskAggregator, codeClinical, ClinicalInputError, type RiskScore, type FrameScore, type ClinicalValue, type ClinicalValues, type Driver } from './risk.js';
+export { loadModelCard, loadRiskModel, resolveModelPath } from './models.js';
 export { Pipeline, STAGES, type PipelineOptions, type DisplayFrame, type ScoreUpdate, type PipelineStats } from './pipeline.js';
 export { loadConfig, resolveConfig, layoutProfile, ConfigError, type SonomicsConfig } from './config.js';
 export { LatestSlot } from './slot.js';

@@ -9,18 +9,16 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Frame } from './frame.js';
 import { frameFeatures, type FeatureSet } from './features.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
-import { applyLayout, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
+import { applyLayout, paneToPane, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
 import type { LesionMask } from './mask.js';
-import { computeRings, DEFAULT_RING_RADII_MM, regionContours, type RegionContours, type RingSet } from './regions.js';
-import { RiskAggregator, scoreFeatures, type ModelCard, type RiskScore } from './risk.js';
+import type { ClinicalVariable } from './modelcard.js';
+import { computeRings, DEFAULT_RING_RADII_MM, planRings, regionContours, type RegionContours, type RingPlan, type RingSet } from './regions.js';
+import { ClinicalInputError, codeClinical, RiskAggregator, type Box, type ClinicalValue, type FrameScore, type RiskModel, type RiskScore } from './risk.js';
 import { LatestSlot } from './slot.js';
 import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } from './tracking.js';
 
 export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
 export type StageName = (typeof STAGES)[number];
-
-/** An extra, possibly slow scorer (e.g. a deep-feature model) run in the risk stage. */
-export type ExtraScorer = (features: FeatureSet, seq: number) => Promise<RiskScore> | RiskScore;
 
 export interface PipelineOptions {
   layout: Layout;
@@ -32,8 +30,8 @@ export interface PipelineOptions {
    */
   featureThreads?: number;
   tracker?: TrackerOptions;
-  models?: ModelCard[];
-  extraScorers?: ExtraScorer[];
+  /** Risk models (core/models.ts loadRiskModel): each scores every unique tracked frame. */
+  models?: RiskModel[];
   /** Scores aggregated over this many recent tracked frames. */
   scoreWindow?: number;
 }
@@ -82,12 +80,15 @@ interface RiskJob extends ScoringJob { features: FeatureSet }
 export class Pipeline extends EventEmitter {
   readonly layout: Layout;
   readonly ringsMm: readonly number[];
-  readonly models: ModelCard[];
+  readonly models: RiskModel[];
   private readonly binWidth: number;
+  /** Rings computed per frame: the displayed ones plus those the models read. */
+  private readonly rings: RingPlan;
+  /** Coded clinical inputs by name (codeClinical). */
+  private readonly clinical = new Map<string, number>();
   private readonly featureThreads: number;
   private readonly tracker: LesionTracker;
   private readonly aggregators: RiskAggregator[];
-  private readonly extraScorers: ExtraScorer[];
   private readonly input = new LatestSlot<Job>('display');
   private readonly scoring = new LatestSlot<ScoringJob>('features');
   private readonly riskIn = new LatestSlot<RiskJob>('risk');
@@ -108,8 +109,45 @@ export class Pipeline extends EventEmitter {
     this.featureThreads = opts.featureThreads ?? 1;
     this.tracker = new LesionTracker(opts.tracker);
     this.models = opts.models ?? [];
+    for (const m of this.models) {
+      const e = m.card.inputs.engine;
+      if (e.binWidth !== this.binWidth)
+        throw new Error(`model card ${m.id} was fitted with binWidth ${e.binWidth}, but pipeline.binWidth is ${this.binWidth}: set pipeline.binWidth to ${e.binWidth} or refit`);
+    }
+    const regions = new Set(this.models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1])));
+    this.rings = planRings(this.ringsMm, regions, this.layout.panes.bmode);
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
-    this.extraScorers = opts.extraScorers ?? [];
+  }
+
+  /** The clinical variables the loaded models read (by name; the first card's definition where several share one). */
+  get clinicalVariables(): ClinicalVariable[] {
+    const seen = new Map<string, ClinicalVariable>();
+    for (const m of this.models) for (const v of m.clinical) if (!seen.has(v.name)) seen.set(v.name, v);
+    return [...seen.values()];
+  }
+
+  /**
+   * Sets clinical inputs (null clears one). Every value is checked against every card that reads
+   * it; a bad or unknown one throws a ClinicalInputError naming it and nothing is changed. Models
+   * reading a changed input restart their live window. Emits 'clinical' with the values set.
+   */
+  setClinical(values: Readonly<Record<string, ClinicalValue | null>>): void {
+    const coded = new Map<string, number | null>();
+    for (const [name, value] of Object.entries(values)) {
+      const defs = this.models.flatMap((m) => m.clinical.filter((v) => v.name === name));
+      if (!defs.length) {
+        const known = this.clinicalVariables.map((v) => v.name);
+        throw new ClinicalInputError(`clinical ${name}: no loaded model reads it (${known.length ? `known: ${known.join(', ')}` : 'the models read no clinical input'})`, name);
+      }
+      if (value === null) coded.set(name, null);
+      else for (const d of defs) coded.set(name, codeClinical(d, value));
+    }
+    for (const [name, v] of coded) {
+      if (v === null) this.clinical.delete(name);
+      else this.clinical.set(name, v);
+    }
+    for (const a of this.aggregators) if (a.model.clinical.some((v) => coded.has(v.name))) a.reset();
+    this.emit('clinical', values);
   }
 
   get trackingState(): TrackResult['state'] { return this.tracker.state; }
@@ -230,8 +268,8 @@ export class Pipeline extends EventEmitter {
     t = this.mark('track', t);
     let rings: RingSet | undefined, contours: RegionContours | undefined;
     if (track.mask) {
-      rings = computeRings(track.mask, this.layout.panes.bmode, this.ringsMm, this.layout.sector);
-      contours = regionContours(rings);
+      rings = computeRings(track.mask, this.layout.panes.bmode, this.rings.radiiMm, this.layout.sector, this.rings.names);
+      contours = regionContours(rings, this.ringsMm);
     }
     t = this.mark('regions', t);
     this.counters.displayed++;
@@ -248,8 +286,7 @@ export class Pipeline extends EventEmitter {
     const live = job.track.state === 'tracking';
     const scores: RiskScore[] = [];
     if (live) {
-      for (const a of this.aggregators) scores.push(a.add(scoreFeatures(a.card, job.features, seq)));
-      for (const s of this.extraScorers) scores.push(await s(job.features, seq));
+      for (const a of this.aggregators) scores.push(a.add(await this.scoreFrame(a.model, job)));
     } else {
       // Frames from before a loss must not linger in the live median.
       for (const a of this.aggregators) a.reset();
@@ -264,6 +301,32 @@ export class Pipeline extends EventEmitter {
     this.emit('scores', update);
     this.mark('publish', t);
     this.e2eScores.record(performance.now() - job.arrivalMs);
+  }
+
+  private async scoreFrame(model: RiskModel, job: RiskJob): Promise<FrameScore> {
+    const seq = job.lf.frame.seq;
+    let deep: number[] | undefined;
+    if (model.deep) {
+      const spec = model.card.inputs.deep!;
+      const box = job.track.box && this.frameBox(job.track.box, spec.input.pane);
+      if (!box) return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: 'no lesion box for the deep features' };
+      try {
+        const f = await model.deep.features(job.lf.frame, box, this.layout.panes[spec.input.pane].rect);
+        deep = model.deep.names.map((n) => f[n]);
+      } catch (e) {
+        return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
+      }
+    }
+    return model.score(job.features, this.clinical, deep, seq);
+  }
+
+  /** A B-mode pane box in frame pixels on the given pane (the contrast pane through the layout geometry). */
+  private frameBox(b: Box, pane: 'bmode' | 'contrast'): Box {
+    const { bmode } = this.layout.panes;
+    const to = this.layout.panes[pane];
+    const p0 = pane === 'bmode' ? { x: b.x, y: b.y } : paneToPane({ x: b.x, y: b.y }, bmode, to);
+    const p1 = pane === 'bmode' ? { x: b.x + b.width, y: b.y + b.height } : paneToPane({ x: b.x + b.width, y: b.y + b.height }, bmode, to);
+    return { x: to.rect.x + p0.x, y: to.rect.y + p0.y, width: p1.x - p0.x, height: p1.y - p0.y };
   }
 
   /**

@@ -1,156 +1,217 @@
-// Risk models: a model card (documented JSON, validated by a schema) turns features into a
-// score: standardise, linear predictor, logistic link, cutoff -> category. Scores are
-// aggregated over recent tracked frames (median with a 10-90 % band) so the overlay does not
-// flicker. Issue #6 extends the card (clinical variables, Cox link, deep features, hashes).
-import { Ajv } from 'ajv';
+// Live risk scores from a model card: standardise each term, linear predictor, link (logistic
+// probability, optionally recalibrated; or the Cox linear predictor), cutoffs -> category. A
+// missing clinical input makes a frame's score `incomplete` (never imputed); a missing or
+// non-finite feature makes it `invalid`. Scores are aggregated over the recent tracked frames
+// (median with a 10-90 % band) so the overlay does not flicker.
 import { quantile } from 'simple-statistics';
 import type { FeatureSet } from './features.js';
+import { DECISION_SUPPORT_NOTICE, termNames, type ClinicalVariable, type ModelCard } from './modelcard.js';
 
-export const DECISION_SUPPORT_NOTICE = 'Decision support only, not for diagnosis.';
+export { DECISION_SUPPORT_NOTICE };
 
-export interface ModelCard {
-  format: 'sonomics.modelcard/v1';
-  id: string;
-  version: string;
-  task: string;
-  intendedUse: string;
-  inputs: { features: string[]; settings?: { binWidth?: number; rings?: number[] } };
-  scaling: { mean: number[]; std: number[] };
-  linearPredictor: { coefficients: number[]; intercept: number };
-  link: 'logistic';
-  cutoff: number;
-  categories: { below: string; atOrAbove: string };
-  performance?: { auc?: number; aucCi?: [number, number]; cohort?: string; validation?: string };
-  provenance?: string;
+export type ClinicalValue = number | boolean | string;
+export type ClinicalValues = Readonly<Record<string, ClinicalValue>>;
+
+export class ClinicalInputError extends Error {
+  constructor(message: string, readonly variable: string) {
+    super(message);
+    this.name = 'ClinicalInputError';
+  }
 }
 
-const cardSchema = {
-  type: 'object',
-  required: ['format', 'id', 'version', 'task', 'intendedUse', 'inputs', 'scaling', 'linearPredictor', 'link', 'cutoff', 'categories'],
-  additionalProperties: false,
-  properties: {
-    format: { const: 'sonomics.modelcard/v1' },
-    id: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*$' },
-    version: { type: 'string', minLength: 1 },
-    task: { type: 'string', minLength: 1 },
-    intendedUse: { type: 'string', pattern: '[Nn]ot for diagnosis' },
-    inputs: {
-      type: 'object', required: ['features'], additionalProperties: false,
-      properties: {
-        features: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(bmode|contrast)\\.[A-Za-z0-9]+\\.[a-zA-Z0-9]+_[A-Za-z0-9]+$' } },
-        settings: { type: 'object', additionalProperties: false, properties: { binWidth: { type: 'number', exclusiveMinimum: 0 }, rings: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } } } },
-      },
-    },
-    scaling: {
-      type: 'object', required: ['mean', 'std'], additionalProperties: false,
-      properties: { mean: { type: 'array', items: { type: 'number' } }, std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } } },
-    },
-    linearPredictor: {
-      type: 'object', required: ['coefficients', 'intercept'], additionalProperties: false,
-      properties: { coefficients: { type: 'array', items: { type: 'number' } }, intercept: { type: 'number' } },
-    },
-    link: { const: 'logistic' },
-    cutoff: { type: 'number', minimum: 0, maximum: 1 },
-    categories: { type: 'object', required: ['below', 'atOrAbove'], additionalProperties: false, properties: { below: { type: 'string' }, atOrAbove: { type: 'string' } } },
-    performance: {
-      type: 'object', additionalProperties: false,
-      properties: { auc: { type: 'number' }, aucCi: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 }, cohort: { type: 'string' }, validation: { type: 'string' } },
-    },
-    provenance: { type: 'string' },
-  },
-} as const;
-
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validateCard = ajv.compile(cardSchema);
-
-/** Validates a parsed card; throws one error naming every problem. */
-export function parseModelCard(json: unknown, source = 'model card'): ModelCard {
-  const problems: string[] = [];
-  if (!validateCard(json)) {
-    for (const e of validateCard.errors ?? []) problems.push(`${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
-  } else {
-    const c = json as ModelCard;
-    const n = c.inputs.features.length;
-    if (c.scaling.mean.length !== n) problems.push(`/scaling/mean has ${c.scaling.mean.length} values for ${n} features`);
-    if (c.scaling.std.length !== n) problems.push(`/scaling/std has ${c.scaling.std.length} values for ${n} features`);
-    if (c.linearPredictor.coefficients.length !== n) problems.push(`/linearPredictor/coefficients has ${c.linearPredictor.coefficients.length} values for ${n} features`);
-    if (new Set(c.inputs.features).size !== n) problems.push('/inputs/features lists a feature twice');
+/** The number a clinical value enters the model as; throws a ClinicalInputError naming the variable and the rule. */
+export function codeClinical(v: ClinicalVariable, value: unknown): number {
+  const bad = (rule: string) => new ClinicalInputError(`clinical ${v.name} = ${JSON.stringify(value)}: ${rule}`, v.name);
+  switch (v.type) {
+    case 'boolean':
+      if (value === true || value === 1) return 1;
+      if (value === false || value === 0) return 0;
+      throw bad('must be true or false');
+    case 'category': {
+      const i = typeof value === 'string' ? v.levels!.indexOf(value) : -1;
+      if (i < 0) throw bad(`must be one of ${v.levels!.join(', ')}`);
+      return i;
+    }
+    default: {
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw bad(`must be a finite number${v.unit ? ` (${v.unit})` : ''}`);
+      if (v.type === 'integer' && !Number.isInteger(value)) throw bad('must be an integer');
+      const [lo, hi] = v.range!;
+      if (value < lo || value > hi) throw bad(`must be in [${lo}, ${hi}]${v.unit ? ` ${v.unit}` : ''}`);
+      return value;
+    }
   }
-  if (problems.length) throw new Error(`${source} is invalid: ${problems.join('; ')}`);
-  return json as ModelCard;
 }
 
 export interface Driver { feature: string; contribution: number }
 
 export interface FrameScore {
   seq: number;
+  status: 'ok' | 'invalid' | 'incomplete';
   linearPredictor: number;
-  probability: number;
-  contributions: Driver[];
-  status: 'ok' | 'invalid';
+  /** Probability (logistic) or linear predictor (Cox). */
+  value: number;
+  /** coefficient x scaled value, one per term (empty unless ok). */
+  contributions: Float64Array;
   problem?: string;
+  /** Clinical inputs that are missing (incomplete). */
+  missing?: string[];
 }
 
-export function scoreFeatures(card: ModelCard, features: FeatureSet, seq: number): FrameScore {
-  const { mean, std } = card.scaling;
-  const coef = card.linearPredictor.coefficients;
-  let lp = card.linearPredictor.intercept;
-  const contributions: Driver[] = [];
-  for (let i = 0; i < card.inputs.features.length; i++) {
-    const name = card.inputs.features[i];
-    const v = features[name];
-    if (v === undefined || !Number.isFinite(v))
-      return { seq, linearPredictor: NaN, probability: NaN, contributions: [], status: 'invalid', problem: `${name} is ${v === undefined ? 'not computed' : 'not finite'}` };
-    const c = coef[i] * ((v - mean[i]) / std[i]);
-    contributions.push({ feature: name, contribution: c });
-    lp += c;
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** A lesion box in frame pixels. */
+export interface Box { x: number; y: number; width: number; height: number }
+
+/** What the risk stage needs from a card's CNN (core/deep.ts implements it). */
+export interface DeepFeatureSource {
+  /** `deep.pc1` ... in the card's term order. */
+  readonly names: readonly string[];
+  /** PCA scores by name for the lesion `box` (frame pixels); the crop is clipped to `pane` (frame pixels). */
+  features(image: { data: Uint8Array; width: number; height: number }, box: Box, pane?: Box): Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+/** A card compiled for scoring: flat arrays, no per-frame allocation beyond the contributions. */
+export class RiskModel {
+  readonly card: ModelCard;
+  /** The card's CNN, loaded (absent when the card has no deep section). */
+  readonly deep?: DeepFeatureSource;
+  readonly terms: readonly string[];
+  readonly clinical: readonly ClinicalVariable[];
+  private readonly mean: Float64Array;
+  private readonly std: Float64Array;
+  private readonly coef: Float64Array;
+  private readonly nFeatures: number;
+  private readonly nDeep: number;
+
+  constructor(card: ModelCard, deep?: DeepFeatureSource) {
+    if (card.inputs.deep && !deep) throw new Error(`model card ${card.id} has a deep section: load it with loadRiskModel so its CNN is loaded`);
+    this.card = card;
+    this.deep = deep;
+    this.terms = termNames(card);
+    this.clinical = card.inputs.clinical ?? [];
+    this.mean = Float64Array.from(card.scaling.mean);
+    this.std = Float64Array.from(card.scaling.std);
+    this.coef = Float64Array.from(card.linearPredictor.coefficients);
+    this.nFeatures = card.inputs.features.length;
+    this.nDeep = card.inputs.deep?.pca.components.length ?? 0;
   }
-  return { seq, linearPredictor: lp, probability: 1 / (1 + Math.exp(-lp)), contributions, status: 'ok' };
+
+  get id(): string { return this.card.id; }
+
+  /** Probability (logistic, recalibrated when the card says so) or the linear predictor itself (Cox). */
+  valueOf(lp: number): number {
+    if (this.card.link === 'cox') return lp;
+    const cal = this.card.calibration;
+    return sigmoid(cal?.applied ? cal.intercept + cal.slope * lp : lp);
+  }
+
+  categoryOf(value: number): string {
+    const { cutoffs, labels } = this.card.categories;
+    let k = 0;
+    while (k < cutoffs.length && value >= cutoffs[k]) k++;
+    return labels[k];
+  }
+
+  /**
+   * One frame's score. `clinical` holds coded values (codeClinical) by name; `deep` the PCA
+   * components in order (when the card has a deep section).
+   */
+  score(features: FeatureSet, clinical: ReadonlyMap<string, number>, deep: ArrayLike<number> | undefined, seq: number): FrameScore {
+    const missing = this.clinical.filter((v) => !clinical.has(v.name)).map((v) => v.name);
+    const none = new Float64Array(0);
+    if (missing.length)
+      return { seq, status: 'incomplete', linearPredictor: NaN, value: NaN, contributions: none, missing, problem: `clinical input missing: ${missing.join(', ')}` };
+    if (this.nDeep && (!deep || deep.length !== this.nDeep))
+      return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: none, problem: 'deep features are not computed' };
+    const c = new Float64Array(this.terms.length);
+    let lp = this.card.linearPredictor.intercept;
+    for (let i = 0; i < c.length; i++) {
+      let x: number | undefined;
+      if (i < this.nFeatures) x = features[this.terms[i]];
+      else if (i < this.nFeatures + this.clinical.length) x = clinical.get(this.clinical[i - this.nFeatures].name);
+      else x = deep![i - this.nFeatures - this.clinical.length];
+      if (x === undefined || !Number.isFinite(x))
+        return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: none, problem: `${this.terms[i]} is ${x === undefined ? 'not computed' : 'not finite'}` };
+      c[i] = this.coef[i] * ((x - this.mean[i]) / this.std[i]);
+      lp += c[i];
+    }
+    return { seq, status: 'ok', linearPredictor: lp, value: this.valueOf(lp), contributions: c };
+  }
+
+  /** The terms with the largest |contribution|, largest first. */
+  drivers(contributions: Float64Array, k = 3): Driver[] {
+    const idx = Array.from(contributions.keys()).sort((a, b) => Math.abs(contributions[b]) - Math.abs(contributions[a]));
+    return idx.slice(0, k).map((i) => ({ feature: this.terms[i], contribution: contributions[i] }));
+  }
 }
 
 export interface RiskScore {
   modelId: string;
   version: string;
+  /** sha256 of the card the score comes from. */
+  cardSha256: string;
   task: string;
-  /** Aggregated probability (median over the recent tracked frames). */
+  link: ModelCard['link'];
+  /** Aggregated value (median over the recent tracked frames): a probability (logistic) or the linear predictor (Cox). */
   value: number;
-  /** 10th-90th percentile of the recent frame scores. */
+  /** 10th-90th percentile of the recent frame values. */
   band: [number, number];
+  /** Aggregated linear predictor (the Rad-score of a radiomics-only card). */
+  linearPredictor: number;
   category: string;
+  cutoffs: number[];
+  /** The first cutoff (the one a two-category card has), for the overlay's gauge. */
   cutoff: number;
   /** Largest |contribution| first, from the most recent frame. */
   drivers: Driver[];
-  status: 'ok' | 'invalid' | 'warming-up';
+  status: 'ok' | 'invalid' | 'incomplete' | 'warming-up';
   problem?: string;
+  missing?: string[];
   /** Frames aggregated. */
   frames: number;
   seq: number;
+  researchUseOnly: boolean;
   notice: string;
 }
 
 /** Keeps the recent frame scores of one model and reports the aggregated, banded score. */
 export class RiskAggregator {
-  private recent: number[] = [];
+  private values: number[] = [];
+  private lps: number[] = [];
   readonly minFrames: number;
-  constructor(readonly card: ModelCard, readonly window = 15, minFrames = 3) {
+  constructor(readonly model: RiskModel, readonly window = 15, minFrames = 3) {
     this.minFrames = Math.min(minFrames, window);
   }
 
-  reset(): void { this.recent = []; }
+  reset(): void {
+    this.values = [];
+    this.lps = [];
+  }
 
   add(fs: FrameScore): RiskScore {
-    const c = this.card;
-    const base = { modelId: c.id, version: c.version, task: c.task, cutoff: c.cutoff, seq: fs.seq, notice: DECISION_SUPPORT_NOTICE };
-    if (fs.status === 'invalid')
-      return { ...base, value: NaN, band: [NaN, NaN], category: 'invalid', drivers: [], status: 'invalid', problem: fs.problem, frames: this.recent.length };
-    this.recent.push(fs.probability);
-    if (this.recent.length > this.window) this.recent.shift();
-    const value = quantile(this.recent, 0.5);
-    const drivers = [...fs.contributions].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, 3);
+    const c = this.model.card;
+    const base = {
+      modelId: c.id, version: c.version, cardSha256: c.sha256, task: c.task, link: c.link, cutoffs: c.categories.cutoffs,
+      cutoff: c.categories.cutoffs[0] ?? NaN, seq: fs.seq, researchUseOnly: c.researchUseOnly ?? false, notice: DECISION_SUPPORT_NOTICE,
+    };
+    if (fs.status !== 'ok') {
+      return {
+        ...base, value: NaN, band: [NaN, NaN], linearPredictor: NaN, category: fs.status, drivers: [], status: fs.status,
+        problem: fs.problem, ...(fs.missing && { missing: fs.missing }), frames: this.values.length,
+      };
+    }
+    this.values.push(fs.value);
+    this.lps.push(fs.linearPredictor);
+    if (this.values.length > this.window) {
+      this.values.shift();
+      this.lps.shift();
+    }
+    const value = quantile(this.values, 0.5);
     return {
-      ...base, value, band: [quantile(this.recent, 0.1), quantile(this.recent, 0.9)],
-      category: value >= c.cutoff ? c.categories.atOrAbove : c.categories.below,
-      drivers, status: this.recent.length >= this.minFrames ? 'ok' : 'warming-up', frames: this.recent.length,
+      ...base, value, band: [quantile(this.values, 0.1), quantile(this.values, 0.9)], linearPredictor: quantile(this.lps, 0.5),
+      category: this.model.categoryOf(value), drivers: this.model.drivers(fs.contributions),
+      status: this.values.length >= this.minFrames ? 'ok' : 'warming-up', frames: this.values.length,
     };
   }
 }

@@ -62,6 +62,8 @@ export interface TrackResult {
   readonly inView: number;
   /** The lesion mask moved to this frame (pane coordinates, both panes); undefined while idle or lost. */
   readonly mask?: LesionMask;
+  /** The moved mask's bounding box (pane coordinates, pixel edges), with the mask. */
+  readonly box?: { x: number; y: number; width: number; height: number };
 }
 
 export const TRACKER_DEFAULTS: Required<Omit<TrackerOptions, 'lostSearchRadiusPx'>> = {
@@ -79,6 +81,7 @@ export class LesionTracker {
   private kernel: NativeTemplateTracker | undefined;
   private initMask: LesionMask | undefined;
   private initArea = 0;
+  private initBox = { x0: 0, y0: 0, x1: 0, y1: 0 };
   private templateCenter = { x: 0, y: 0 };   // pane coords at lock (pixel indices)
   private centroidOffset = { x: 0, y: 0 };   // centroid - template centre, at lock
   private pose: TemplatePose = { x: 0, y: 0, scale: 1 };   // template centre (frame coords) and scale
@@ -129,6 +132,7 @@ export class LesionTracker {
     }
     this.initMask = createLesionMask(mask.data.slice(), mask.width, mask.height);
     this.initArea = s.area;
+    this.initBox = { x0: s.x0, y0: s.y0, x1: s.x1 + 1, y1: s.y1 + 1 };
     this.pose = { x: this.kernel.centerX, y: this.kernel.centerY, scale: 1 };
     this.templateCenter = { x: this.pose.x - pane.rect.x, y: this.pose.y - pane.rect.y };
     this.centroidOffset = { x: s.cx - this.templateCenter.x, y: s.cy - this.templateCenter.y };
@@ -174,7 +178,7 @@ export class LesionTracker {
     const dt = now - this.velocity.atMs;
     if (dt > 0) this.velocity = { x: (this.pose.x - prev.x) / dt, y: (this.pose.y - prev.y) / dt, atMs: now, known: true };
     const confidence = Math.max(0, step.score);
-    const { mask, inView } = this.placeMask(pane, this.pose);
+    const { mask, inView, box } = this.placeMask(pane, this.pose);
     // The frame-to-frame match carries the lesion through changes of its look (out-of-plane
     // motion, wash-in) while the initial template scores low; both failing is a miss.
     const miss = confidence < o.lostBelow && step.scorePrevious < o.followBelow;
@@ -193,7 +197,7 @@ export class LesionTracker {
       this.state = 'tracking';
     }
     if (this.state === 'lost') this.enterLost();
-    return this.result(lf, confidence, step.psr, reason, inView, this.state === 'lost' ? undefined : mask);
+    return this.result(lf, confidence, step.psr, reason, inView, this.state === 'lost' ? undefined : mask, box);
   }
 
   private search(lf: LaidOutFrame): TrackResult {
@@ -204,7 +208,7 @@ export class LesionTracker {
     const found = this.kernel!.search(f.data, f.width, f.height, pane.rect, around, { radius });
     const confidence = Math.max(0, found.score);
     const candidate = { x: found.x, y: found.y, scale: this.pose.scale };
-    const { mask, inView } = this.placeMask(pane, candidate);
+    const { mask, inView, box } = this.placeMask(pane, candidate);
     // A find counts when it matches well, lies in view, and agrees with the previous find.
     const good = confidence >= this.resumeAbove && inView >= o.minInView;
     const tol = 4 * this.kernel!.step * candidate.scale;
@@ -219,7 +223,7 @@ export class LesionTracker {
       this.lastFind = undefined;
       this.kernel!.resetPrevious();
       this.velocity = { x: 0, y: 0, atMs: frameTimeMs(lf), known: false };
-      return this.result(lf, confidence, found.psr, 'lesion found again: confirming', inView, mask);
+      return this.result(lf, confidence, found.psr, 'lesion found again: confirming', inView, mask, box);
     }
     // Not yet: keep searching around the last good position (this.pose).
     const reason = good ? `lesion found again (${this.finds}/${o.resumeFrames} frames)` : 'searching for the lesion';
@@ -261,17 +265,20 @@ export class LesionTracker {
   }
 
   /** The initial outline moved to `pose`, and the fraction of it inside the pane. */
-  private placeMask(pane: Pane, pose: TemplatePose): { mask: LesionMask; inView: number } {
+  private placeMask(pane: Pane, pose: TemplatePose): { mask: LesionMask; inView: number; box: NonNullable<TrackResult['box']> } {
     const m = this.initMask!;
     const out = new Uint8Array(m.data.length);   // handed out with the result: a new buffer each frame
     const to = { x: pose.x - pane.rect.x, y: pose.y - pane.rect.y };
     const n = native.warpMask(m.data, m.width, m.height,
       { fromX: this.templateCenter.x, fromY: this.templateCenter.y, toX: to.x, toY: to.y, scale: pose.scale }, out);
     const inView = Math.min(1, n / (this.initArea * pose.scale * pose.scale));
-    return { mask: createLesionMask(out, m.width, m.height), inView };
+    const b = this.initBox, tc = this.templateCenter, k = pose.scale;
+    const box = { x: to.x + (b.x0 - tc.x) * k, y: to.y + (b.y0 - tc.y) * k, width: (b.x1 - b.x0) * k, height: (b.y1 - b.y0) * k };
+    return { mask: createLesionMask(out, m.width, m.height), inView, box };
   }
 
-  private result(lf: LaidOutFrame, confidence: number, psr: number, reason: string | undefined, inView: number, mask: LesionMask | undefined): TrackResult {
+  private result(lf: LaidOutFrame, confidence: number, psr: number, reason: string | undefined, inView: number, mask: LesionMask | undefined,
+    box?: TrackResult['box']): TrackResult {
     const { bmode, contrast } = lf.layout.panes;
     const center = {
       x: this.pose.x - bmode.rect.x + this.centroidOffset.x * this.pose.scale,
@@ -280,6 +287,7 @@ export class LesionTracker {
     const c = paneToPane(center, bmode, contrast);
     return {
       seq: lf.frame.seq, state: this.state, ...(reason !== undefined && { reason }), confidence, psr, center, scale: this.pose.scale, inView, mask,
+      ...(mask && box && { box }),
       frameCenters: { bmode: { x: bmode.rect.x + center.x, y: bmode.rect.y + center.y }, contrast: { x: contrast.rect.x + c.x, y: contrast.rect.y + c.y } },
     };
   }

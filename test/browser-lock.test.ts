@@ -6,7 +6,7 @@ import t from 'tap';
 import type { Page } from 'playwright-core';
 import { createFrame } from '../core/frame.js';
 import { maskStats, type LesionMask } from '../core/mask.js';
-import { loadModelCard } from '../core/models.js';
+import { loadRiskModel } from '../core/models.js';
 import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { OverlayServer } from '../web-overlay/server.js';
@@ -29,7 +29,7 @@ t.test('outline the lesion on the page: the server locks onto the clicked outlin
   if (!browser) return;
   // A live phantom, not locked: tracking starts only when the page sends an outline.
   const phantom = new PhantomScanner({ seed: 5 });
-  const pipeline = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
+  const pipeline = new Pipeline({ layout: phantom.layout, models: [await loadRiskModel('busi-malignancy')] }).start();
   const masks: LesionMask[] = [];
   const lockEvents: number[] = [];
   const lockLesion = pipeline.lockLesion.bind(pipeline);

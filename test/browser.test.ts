@@ -26,7 +26,7 @@ t.test('the page draws the video with the lesion contour on it and shows the liv
   }, undefined, { timeout: 20000 });
   t.match(await page.textContent('#notice'), /not for diagnosis/);
   t.equal(await page.textContent('#tracking'), 'tracking');
-  t.match(await page.textContent('#scores') ?? '', /busi-firstorder-demo v0\.1\.0/);
+  t.match(await page.textContent('#scores') ?? '', /busi-malignancy v1\.0\.0/);
   t.match(await page.textContent('#scores') ?? '', /\d+%/);
   // Read the canvas where the lesion contour of the frame just drawn runs: it must be the contour colour.
   const px = await page.evaluate(() => {

@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError, loadConfig, resolveConfig } from '../core/config.js';
-import { parseModelCard } from '../core/risk.js';
-import { loadModelCard } from '../core/models.js';
 import { errorOf } from './helpers.js';
 
 
@@ -18,7 +16,7 @@ t.test('defaults need no file', async (t) => {
   t.same(c.pipeline.ringsMm, [3, 5, 8]);
   t.equal(c.source.phantom.width, 1280);
   t.equal(c.source.phantom.fps, 30);
-  t.same(c.models, ['busi-firstorder-demo.json']);
+  t.same(c.models, ['busi-malignancy']);
 });
 
 t.test('JSON and YAML files, partial, defaults filled', async (t) => {
@@ -47,19 +45,6 @@ t.test('invalid configs are refused with the key and the reason', async (t) => {
   t.throws(() => loadConfig(file('e.yaml', '- 1\n- 2\n')), /top level/);
   t.throws(() => loadConfig(file('f.toml', 'a = 1')), /unsupported extension/);
   t.throws(() => loadConfig(join(dir, 'missing.json')), /cannot read/);
-});
-
-t.test('model cards: the bundled card loads; invalid cards name every problem', async (t) => {
-  const card = loadModelCard('busi-firstorder-demo.json');
-  t.equal(card.link, 'logistic');
-  t.match(card.intendedUse, /not for diagnosis/);
-  const broken = { ...card, intendedUse: 'diagnoses cancer', scaling: { mean: [1], std: [0] }, extra: true };
-  const e = errorOf(() => parseModelCard(broken));
-  t.ok(e && /intendedUse/.test(e.message) && /scaling\/std\/0/.test(e.message) && /extra/.test(e.message), e?.message ?? "no error");
-  const short = { ...card, scaling: { mean: [1], std: [1] } };
-  t.throws(() => parseModelCard(short), /scaling\/mean has 1 values for 5 features/);
-  t.throws(() => loadModelCard('no-such-card.json'), /not found/);
-  t.throws(() => loadModelCard(file('bad.json', '{')), /not readable JSON/);
 });
 
 t.test('source keys: the layout must be a profile of the config, paths and capture options come together', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { createLesionMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
-import { loadModelCard } from '../core/models.js';
+import { loadRiskModel } from '../core/models.js';
 import { Pipeline } from '../core/pipeline.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { decodeFrameMessage, type OverlayHeader } from '../web-overlay/protocol.js';
@@ -11,7 +11,7 @@ import { dice, fillPolygon, sleep, until, within } from './helpers.js';
 
 async function setup() {
   const phantom = new PhantomScanner({ seed: 5 });
-  const pipeline = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
+  const pipeline = new Pipeline({ layout: phantom.layout, models: [await loadRiskModel('busi-malignancy')] }).start();
   const server = new OverlayServer({ pipeline, port: 0 });
   const url = await server.listen();
   return { phantom, pipeline, server, url };
@@ -38,7 +38,7 @@ t.test('WebSocket overlay messages carry a contour that matches the ground truth
   await until(() => got.text.some((m) => m.type === 'hello'), 2000, 'hello');
   const hello = got.text.find((m) => m.type === 'hello')!;
   t.match(hello.notice, /not for diagnosis/);
-  t.same((hello.models as Array<{ id: string }>).map((m) => m.id), ['busi-firstorder-demo']);
+  t.same((hello.models as Array<{ id: string }>).map((m) => m.id), ['busi-malignancy']);
 
   const r = phantom.layout.panes.bmode.rect;
   const truths = new Map<number, PhantomTruth>();
@@ -68,7 +68,7 @@ t.test('WebSocket overlay messages carry a contour that matches the ground truth
   }
   t.ok(checked >= 5, `${checked} tracked frames checked`);
   const s = got.text.find((m) => m.type === 'scores' && m.live) as { scores: Array<{ modelId: string; notice: string }> };
-  t.equal(s.scores[0].modelId, 'busi-firstorder-demo');
+  t.equal(s.scores[0].modelId, 'busi-malignancy');
   ws.close();
 });
 

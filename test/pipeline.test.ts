@@ -1,8 +1,10 @@
 import t from 'tap';
 import { createLesionMask } from '../core/mask.js';
-import { loadModelCard } from '../core/models.js';
+import { loadRiskModel } from '../core/models.js';
+import type { DeepSpec } from '../core/modelcard.js';
+import { testCard } from './cards.js';
 import { Pipeline, type DisplayFrame, type ScoreUpdate } from '../core/pipeline.js';
-import type { RiskScore } from '../core/risk.js';
+import { RiskModel, type DeepFeatureSource, type RiskScore } from '../core/risk.js';
 import { LatestSlot } from '../core/slot.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { sleep } from './helpers.js';
@@ -31,8 +33,8 @@ t.test('latest-value slot drops instead of queueing', async (t) => {
 
 t.test('the tracked centre stays within 2 px of the truth over 300 frames', async (t) => {
   const phantom = new PhantomScanner({ seed: 42 });
-  const card = loadModelCard('busi-firstorder-demo.json');
-  const p = new Pipeline({ layout: phantom.layout, models: [card] }).start();
+  const model = await loadRiskModel('busi-malignancy');
+  const p = new Pipeline({ layout: phantom.layout, models: [model] }).start();
   const r = phantom.layout.panes.bmode.rect;
   let maxErr = 0, scores: ScoreUpdate | undefined;
   p.on('scores', (u: ScoreUpdate) => { scores = u; });
@@ -51,8 +53,11 @@ t.test('the tracked centre stays within 2 px of the truth over 300 frames', asyn
   t.ok(maxErr < 2, `max centre error ${maxErr.toFixed(3)} px`);
   t.ok(scores, 'scores published');
   const s = scores!.scores[0] as RiskScore;
-  t.equal(s.modelId, 'busi-firstorder-demo');
+  t.equal(s.modelId, 'busi-malignancy');
+  t.equal(s.cardSha256, model.card.sha256, 'the score names the card it comes from');
   t.equal(s.status, 'ok');
+  t.ok(Number.isFinite(s.linearPredictor), 'the Rad-score (linear predictor) is published');
+  t.ok(s.drivers.length > 0 && s.drivers.every((d) => model.terms.includes(d.feature)), 'drivers name the card\'s terms');
   t.ok(s.value >= 0 && s.value <= 1 && s.band[0] <= s.value && s.value <= s.band[1], 'probability inside its band');
   t.match(s.notice, /not for diagnosis/);
   t.ok(Object.keys(scores!.features ?? {}).some((k) => k === 'contrast.ring8mm.firstorder_Mean'), 'features for every pane and ring');
@@ -64,13 +69,19 @@ t.test('the tracked centre stays within 2 px of the truth over 300 frames', asyn
 
 t.test('a slow stage drops frames (counted) and never holds up the display path', async (t) => {
   const phantom = new PhantomScanner({ seed: 1, width: 640, height: 360 });
+  // A card whose CNN takes 150 ms a frame: the risk stage is slow, the display path is not.
   let calls = 0;
-  const slowScorer = async (_f: unknown, seq: number): Promise<RiskScore> => {
-    calls++;
-    await sleep(150);
-    return { modelId: 'slow', version: '1', task: 'test', value: 0.5, band: [0.5, 0.5], category: 'x', cutoff: 0.5, drivers: [], status: 'ok', frames: 1, seq, notice: '' };
+  const spec: DeepSpec = {
+    runtime: 'onnx', file: 'slow.onnx', sha256: { 'slow.onnx': '0'.repeat(64) }, embeddingSize: 1, pca: { mean: [0], components: [[1]] },
+    input: { width: 8, height: 8, channels: 1, layout: 'nchw', pane: 'bmode', marginFraction: 0, scale: 1, mean: [0], std: [1] },
   };
-  const p = new Pipeline({ layout: phantom.layout, extraScorers: [slowScorer] }).start();
+  const slowCnn: DeepFeatureSource = {
+    names: ['deep.pc1'],
+    features: async () => { calls++; await sleep(150); return { 'deep.pc1': 0.5 }; },
+    close: async () => undefined,
+  };
+  const model = new RiskModel(testCard({ inputs: { engine: { binWidth: 25, spacing: 'mm' }, features: ['bmode.lesion.firstorder_Mean'], deep: spec } }, ['bmode.lesion.firstorder_Mean']), slowCnn);
+  const p = new Pipeline({ layout: phantom.layout, models: [model] }).start();
   const r = phantom.layout.panes.bmode.rect;
   const frames = 30;
   let displayed = 0, scored = 0;
@@ -123,7 +134,7 @@ t.test('bad frames and masks give clear errors and the pipeline carries on', asy
 
 t.test('scores are not live while the lesion is out of view, and the update says why', async (t) => {
   const phantom = new PhantomScanner({ seed: 3, width: 640, height: 480, fps: 10, motion: { excursions: [{ startS: 1, durationS: 4, dxMm: 35, dyMm: 0 }] } });
-  const p = new Pipeline({ layout: phantom.layout, models: [loadModelCard('busi-firstorder-demo.json')] }).start();
+  const p = new Pipeline({ layout: phantom.layout, models: [await loadRiskModel('busi-malignancy')] }).start();
   const r = phantom.layout.panes.bmode.rect;
   const updates: ScoreUpdate[] = [];
   p.on('scores', (u: ScoreUpdate) => updates.push(u));

@@ -19,7 +19,8 @@
 //          problem; nothing changes (server.ts checkLockMessage and the mask builders)
 import type { DisplayFrame, ScoreUpdate } from '../core/pipeline.js';
 import type { Layout } from '../core/layout.js';
-import { DECISION_SUPPORT_NOTICE, type ModelCard } from '../core/risk.js';
+import { DECISION_SUPPORT_NOTICE } from '../core/modelcard.js';
+import type { RiskModel } from '../core/risk.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -37,11 +38,16 @@ export interface OverlayHeader {
   rings: Array<{ mm: number; contour: number[] }>;
 }
 
-export function helloMessage(layout: Layout, ringsMm: readonly number[], models: ModelCard[]) {
+export function helloMessage(layout: Layout, ringsMm: readonly number[], models: readonly RiskModel[]) {
   return {
     type: 'hello', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE,
     layout: { width: layout.width, height: layout.height, panes: { bmode: layout.panes.bmode, contrast: layout.panes.contrast } },
-    ringsMm, models: models.map((m) => ({ id: m.id, version: m.version, task: m.task, intendedUse: m.intendedUse, performance: m.performance ?? null })),
+    ringsMm,
+    models: models.map(({ card: c }) => ({
+      id: c.id, version: c.version, sha256: c.sha256, task: c.task, intendedUse: c.intendedUse, researchUseOnly: c.researchUseOnly ?? false,
+      link: c.link, categories: c.categories, performance: c.performance ?? null,
+      clinical: (c.inputs.clinical ?? []).map((v) => ({ name: v.name, type: v.type, unit: v.unit ?? null, range: v.range ?? null, levels: v.levels ?? null, source: v.source })),
+    })),
   };
 }
 
@@ -52,14 +58,14 @@ export function overlayHeader(d: DisplayFrame): OverlayHeader {
     type: 'frame', v: PROTOCOL_VERSION, seq: d.frame.seq, width: d.frame.width, height: d.frame.height, captureMs: d.frame.timestampMs,
     tracking: { state: t.state, reason: t.reason ?? null, confidence: round(t.confidence, 4), center: ok ? { x: round(t.center.x, 2), y: round(t.center.y, 2) } : null, scale: round(t.scale, 4) },
     lesion: d.contours ? Array.from(d.contours.lesion) : null,
-    rings: d.contours && d.rings ? d.rings.radiiMm.map((mm, k) => ({ mm, contour: Array.from(d.contours!.rings[k]) })) : [],
+    rings: d.contours ? d.contours.ringsMm.map((mm, k) => ({ mm, contour: Array.from(d.contours!.rings[k]) })) : [],
   };
 }
 
 export function scoresMessage(u: ScoreUpdate) {
   return {
     type: 'scores', v: PROTOCOL_VERSION, seq: u.seq, live: u.live, reason: u.reason ?? null, trackingState: u.trackingState,
-    scores: u.scores.map((s) => ({ ...s, value: finite(s.value), band: s.band.map(finite), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
+    scores: u.scores.map((s) => ({ ...s, value: finite(s.value), linearPredictor: finite(s.linearPredictor), cutoff: finite(s.cutoff), band: s.band.map(finite), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
   };
 }
 

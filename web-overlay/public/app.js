@@ -336,7 +336,19 @@ function renderScores() {
     const model = state.models.find((m) => m.id === s.modelId);
     card.append(el('div', 'name', model ? model.task : s.modelId));
     card.append(el('div', 'small', `${s.modelId} v${s.version}`));
+    if (model && model.researchUseOnly) card.append(el('div', 'small ruo', 'Research use only'));
     if (s.status === 'invalid') { card.append(el('div', 'category hi', `invalid: ${s.problem}`)); box.append(card); continue; }
+    if (s.status === 'incomplete') {
+      card.append(el('div', 'category hi', `incomplete: enter ${(s.missing || []).join(', ')} (never guessed)`));
+      box.append(card);
+      continue;
+    }
+    if (s.link === 'cox') {
+      card.append(el('div', '', `risk group: ${s.category} (linear predictor ${s.value.toFixed(2)}, band ${s.band[0].toFixed(2)} to ${s.band[1].toFixed(2)})`));
+      card.append(el('div', 'small', s.notice));
+      box.append(card);
+      continue;
+    }
     const pct = (v) => `${(100 * v).toFixed(0)}%`;
     const line = el('div');
     line.append(el('span', 'value-text', pct(s.value)), el('span', 'category ' + (s.value >= s.cutoff ? 'hi' : 'lo'), `  ${s.category}`));
@@ -347,7 +359,8 @@ function renderScores() {
     const val = el('div', 'value'); val.style.left = `calc(${pct(s.value)} - 2px)`;
     g.append(band, cut, val);
     card.append(g);
-    card.append(el('div', 'small', `band ${pct(s.band[0])}–${pct(s.band[1])} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}`));
+    card.append(el('div', 'small', `band ${pct(s.band[0])}–${pct(s.band[1])} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}; ` +
+      `${model && model.clinical && model.clinical.length ? 'linear predictor' : 'Rad-score'} ${Number.isFinite(s.linearPredictor) ? s.linearPredictor.toFixed(2) : 'n/a'}`));
     const ul = el('ul', 'drivers');
     for (const d of s.drivers) ul.append(el('li', '', `${d.feature.replace(/^bmode\.lesion\./, '')} ${d.contribution >= 0 ? '+' : ''}${d.contribution.toFixed(2)}`));
     card.append(ul);
