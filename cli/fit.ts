@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
-import { clinicalCell, cohortFeatures, readCohort, type Cohort, type CohortFeatures } from '../core/cohort.js';
+import { clinicalCell, cohortFeatures, completeCases, readCohort } from '../core/cohort.js';
 import { fitCohort, type FittedModel } from '../core/fit.js';
 import {
   CARD_FORMAT, clinicalVariableSchema, DECISION_SUPPORT_NOTICE, parseModelCard, sealCard, type ClinicalVariable, type ModelCard,
@@ -47,44 +47,6 @@ export function readClinicalDefinitions(path: string): ClinicalVariable[] {
     if (v.type === 'category' && !v.levels) throw new UsageError(`clinical definitions ${path}: ${v.name} is a category without levels`);
   }
   return vars;
-}
-
-interface CaseData { ids: string[]; X: number[][]; y: number[]; clinical?: number[][]; excluded: { case: string; reason: string }[] }
-
-/**
- * The cases that can enter a model: features computed, every clinical value present and valid.
- * Features non-finite in more than 5 % of the cases are left out (returned), and cases with a
- * non-finite value in the others are excluded with the reason. Nothing is imputed.
- */
-function completeCases(cohort: Cohort, f: CohortFeatures, clinical: ClinicalVariable[], dropSparse: boolean): CaseData & { names: string[] } {
-  const excluded = [...f.excluded];
-  const rows = f.rows.map((r, i) => ({ r, c: cohort.cases[i] })).filter((x) => x.r);
-  let cols = f.names.map((_, j) => j);
-  if (dropSparse) {
-    const limit = 0.05 * rows.length;
-    cols = cols.filter((j) => rows.filter((x) => !Number.isFinite(x.r![j])).length <= limit);
-  }
-  const out: CaseData & { names: string[] } = { names: cols.map((j) => f.names[j]), ids: [], X: [], y: [], excluded, ...(clinical.length && { clinical: [] }) };
-  for (const { r, c } of rows) {
-    const bad = cols.find((j) => !Number.isFinite(r![j]));
-    if (bad !== undefined) { excluded.push({ case: c.id, reason: `${f.names[bad]} is not finite` }); continue; }
-    let coded: number[];
-    try {
-      coded = clinical.map((v) => {
-        const x = clinicalCell(v, c.cells[v.name]);
-        if (x === undefined) throw new Error(`clinical ${v.name} is missing (not imputed)`);
-        return x;
-      });
-    } catch (e) {
-      excluded.push({ case: c.id, reason: (e as Error).message });
-      continue;
-    }
-    out.ids.push(c.id);
-    out.X.push(cols.map((j) => r![j]));
-    out.y.push(c.label);
-    out.clinical?.push(coded);
-  }
-  return out;
 }
 
 /** ROC, AUC with DeLong CI, calibration, decision curve and Youden cutoff of probabilities (or, for Cox, linear predictors). */

@@ -186,3 +186,41 @@ export async function cohortFeatures(cohort: Cohort, opts: CohortFeatureOptions)
   excluded.sort((a, b) => order.get(a.case)! - order.get(b.case)!);
   return { names, rows, excluded };
 }
+
+export interface CaseData { ids: string[]; X: number[][]; y: number[]; clinical?: number[][]; excluded: { case: string; reason: string }[] }
+
+/**
+ * The cases that can enter a model: features computed, every clinical value present and valid.
+ * Features non-finite in more than 5 % of the cases are left out (returned), and cases with a
+ * non-finite value in the others are excluded with the reason. Nothing is imputed.
+ */
+export function completeCases(cohort: Cohort, f: CohortFeatures, clinical: ClinicalVariable[], dropSparse: boolean): CaseData & { names: string[] } {
+  const excluded = [...f.excluded];
+  const rows = f.rows.map((r, i) => ({ r, c: cohort.cases[i] })).filter((x) => x.r);
+  let cols = f.names.map((_, j) => j);
+  if (dropSparse) {
+    const limit = 0.05 * rows.length;
+    cols = cols.filter((j) => rows.filter((x) => !Number.isFinite(x.r![j])).length <= limit);
+  }
+  const out: CaseData & { names: string[] } = { names: cols.map((j) => f.names[j]), ids: [], X: [], y: [], excluded, ...(clinical.length && { clinical: [] }) };
+  for (const { r, c } of rows) {
+    const bad = cols.find((j) => !Number.isFinite(r![j]));
+    if (bad !== undefined) { excluded.push({ case: c.id, reason: `${f.names[bad]} is not finite` }); continue; }
+    let coded: number[];
+    try {
+      coded = clinical.map((v) => {
+        const x = clinicalCell(v, c.cells[v.name]);
+        if (x === undefined) throw new Error(`clinical ${v.name} is missing (not imputed)`);
+        return x;
+      });
+    } catch (e) {
+      excluded.push({ case: c.id, reason: (e as Error).message });
+      continue;
+    }
+    out.ids.push(c.id);
+    out.X.push(cols.map((j) => r![j]));
+    out.y.push(c.label);
+    out.clinical?.push(coded);
+  }
+  return out;
+}
