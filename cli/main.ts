@@ -217,6 +217,11 @@ Inputs without a layout (a folder of PGM/PNG frames, a video) are one B-mode pan
   --max N          stop after N frames (required for endless inputs: phantom, devices, streams)
   --layout NAME    the screen's layout profile (needs --config)
   --config FILE    configuration file (layout profiles, pipeline.tracker settings)
+  --model CARD     also score every tracked frame with this model card (repeatable): three more
+                   columns per model, <id>_value (this frame), <id>_live (the aggregated value the
+                   overlay shows) and <id>_status. Every frame is scored, in order, none dropped
+                   (the batch mode for research). Cards with deep features are scored live only.
+  --clinical NAME=VALUE  a clinical input for the models (repeatable)
 
 ${INPUT_OPTIONS_HELP}`;
 
@@ -465,16 +470,26 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (cmd === 'track') {
       const { values: v } = parse(rest, {
         ...inputOptions, input: { type: 'string' }, init: { type: 'string' }, layout: { type: 'string' }, config: { type: 'string' }, max: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
+        model: { type: 'string', multiple: true }, clinical: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
       });
       if (v.help) { io.out(TRACK_HELP); return 0; }
       if (!v.input) throw new UsageError('track: --input SRC is required');
       if (!v.init) throw new UsageError('track: --init MASK.png is required');
       const config = v.config ? loadConfig(v.config) : undefined;
       const { trackCommand } = await import('./track.js');
+      const { loadRiskModel } = await import('../core/models.js');
+      const models = await Promise.all((v.model ?? []).map((m) => loadRiskModel(m)));
+      const clinical = Object.fromEntries((v.clinical ?? []).map((kv) => {
+        const m = /^([a-z][a-z0-9_]*)=(.*)$/.exec(kv);
+        if (!m) throw new UsageError(`track: --clinical ${kv} must be NAME=VALUE`);
+        const raw = m[2];
+        const value = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+        return [m[1], value];
+      }));
+      if (v.clinical?.length && !models.length) throw new UsageError('track: --clinical needs --model');
       const summary = await withInterrupt((signal) => trackCommand({
         input: v.input!, init: v.init!, ffmpeg: ffmpegOptionsOf(v), layout: namedLayout(v.layout, v.config), tracker: config?.pipeline.tracker,
-        max: intOption('max', v.max, 1, 1e9),
+        max: intOption('max', v.max, 1, 1e9), models, clinical, binWidth: config?.pipeline.binWidth,
       }, io.out, io.err, signal));
       io.err(JSON.stringify(summary));
       return 0;

@@ -3,9 +3,11 @@
 // The benchmarks run it; researchers use it to check tracking on their own recordings.
 import { mean, quantileSorted } from 'simple-statistics';
 import type { Frame } from '../core/frame.js';
-import { applyLayout, type Layout } from '../core/layout.js';
+import { frameFeaturesSync } from '../core/features.js';
+import { applyLayout, type LaidOutFrame, type Layout } from '../core/layout.js';
 import type { LayoutProfile } from '../core/profile.js';
-import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
+import { computeRings, planRings } from '../core/regions.js';
+import { codeClinical, DECISION_SUPPORT_NOTICE, RiskAggregator, type ClinicalValue, type RiskModel } from '../core/risk.js';
 import { LesionTracker, type TrackerOptions, type TrackResult } from '../core/tracking.js';
 import { layoutFor, openInput } from '../device/open.js';
 import { drive, endless, readLesion, type InputOptions } from './capture.js';
@@ -13,6 +15,15 @@ import { UsageError } from './errors.js';
 
 export interface TrackCommandOptions extends InputOptions {
   init: string;
+  /**
+   * Risk models scored on every tracked frame, in order, none dropped (the lossless batch mode for
+   * research): one value per frame and the live value the overlay would show.
+   */
+  models?: RiskModel[];
+  /** Clinical inputs for the models, by name (checked against the cards). */
+  clinical?: Record<string, ClinicalValue>;
+  /** Engine bin width (must match the cards'). */
+  binWidth?: number;
   layout?: { name: string; profile: LayoutProfile };
   tracker?: TrackerOptions;
   max?: number;
@@ -35,6 +46,9 @@ export interface TrackSummary {
 }
 
 export const CSV_HEADER = 'frame,x,y,scale,confidence,state';
+
+/** Columns a model adds: its frame value, the aggregated live value, and the status. */
+export const modelColumns = (id: string) => [`${id}_value`, `${id}_live`, `${id}_status`];
 
 /** A CSV row: frame index, B-mode centre in frame pixels, scale, confidence, state. */
 export function csvRow(index: number, r: TrackResult): string {
@@ -64,10 +78,11 @@ export async function trackCommand(o: TrackCommandOptions, out: (line: string) =
   }
   const lesion = await readLesion(o.init, layout);
   const tracker = new LesionTracker(o.tracker);
+  const scorer = o.models?.length ? batchScorer(o.models, layout, o.binWidth ?? 25, o.clinical ?? {}) : undefined;
   const states: Record<string, number> = {};
   const times: number[] = [];
   let index = 0, duplicates = 0, rejected = 0, locked = false;
-  out(CSV_HEADER);
+  out([CSV_HEADER, ...(o.models ?? []).flatMap((m) => modelColumns(m.id))].join(','));
   const onFrame = (f: Frame) => {
     const i = index++;
     if (f.duplicate) duplicates++;
@@ -87,7 +102,7 @@ export async function trackCommand(o: TrackCommandOptions, out: (line: string) =
     const r = tracker.track(lf);
     if (!f.duplicate) times.push(performance.now() - t);
     states[r.state] = (states[r.state] ?? 0) + 1;
-    out(csvRow(i, r));
+    out(scorer ? `${csvRow(i, r)},${scorer(lf, r)}` : csvRow(i, r));
   };
   await drive(source, onFrame, { max: o.max, signal });
   if (!locked) throw new Error(`track: ${o.input} delivered no frame that fits the layout`);
@@ -100,5 +115,39 @@ export async function trackCommand(o: TrackCommandOptions, out: (line: string) =
     trackMs: { median: pick(0.5), p95: pick(0.95), mean: sorted.length ? mean(sorted) : NaN, max: sorted.at(-1) ?? NaN },
     pane: { width: r.width, height: r.height }, template: k, falseMatch: tracker.falseMatch, resumeAbove: tracker.resumeAbove,
     notice: DECISION_SUPPORT_NOTICE,
+  };
+}
+
+/**
+ * Scores every tracked frame synchronously (features on the calling thread: the blocked event
+ * loop holds the source back, so nothing queues and nothing is dropped). Frames that are not
+ * tracking get the status and no value, and restart the live window, as in the pipeline.
+ */
+function batchScorer(models: RiskModel[], layout: Layout, binWidth: number, clinical: Record<string, ClinicalValue>): (lf: LaidOutFrame, r: TrackResult) => string {
+  for (const m of models) {
+    if (m.deep) throw new UsageError(`track: model ${m.id} has deep features, which run asynchronously: score it live (sonomics run/replay)`);
+    if (m.card.inputs.engine.binWidth !== binWidth) throw new UsageError(`track: model ${m.id} was fitted with binWidth ${m.card.inputs.engine.binWidth}, not ${binWidth}`);
+  }
+  const coded = new Map<string, number>();
+  for (const [name, value] of Object.entries(clinical)) {
+    const defs = models.flatMap((m) => m.clinical.filter((v) => v.name === name));
+    if (!defs.length) throw new UsageError(`track: clinical ${name}: no model reads it`);
+    for (const d of defs) coded.set(name, codeClinical(d, value));
+  }
+  const plan = planRings([], new Set(models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1]))), layout.panes.bmode);
+  const aggregators = models.map((m) => new RiskAggregator(m, 15));
+  const num = (v: number) => (Number.isFinite(v) ? v.toPrecision(6) : '');
+  return (lf, r) => {
+    if (r.state !== 'tracking' || !r.mask) {
+      for (const a of aggregators) a.reset();
+      return models.map(() => `,,${r.state}`).join(',');
+    }
+    const rings = computeRings(r.mask, layout.panes.bmode, plan.radiiMm, layout.sector, plan.names);
+    const { features } = frameFeaturesSync(lf, rings, { binWidth, threads: 2 });
+    return aggregators.map((a, k) => {
+      const fs = models[k].score(features, coded, undefined, r.seq);
+      const live = a.add(fs);
+      return `${num(fs.value)},${live.status === 'ok' ? num(live.value) : ''},${live.status}`;
+    }).join(',');
   };
 }

@@ -2,7 +2,7 @@
 // `glcm_JointEnergy`, ...) and are qualified by pane and region: `bmode.lesion.firstorder_Mean`,
 // `contrast.ring5mm.glszm_ZoneEntropy`. All regions of a frame go to the engine in one call.
 import type { LaidOutFrame, PaneName } from './layout.js';
-import { extractRegionsAsync, FEATURE_NAMES, type RadiomicsSettings } from './radiomics.js';
+import { extractRegions, extractRegionsAsync, FEATURE_NAMES, type RadiomicsSettings, type RegionFeatures } from './radiomics.js';
 import type { RingSet } from './regions.js';
 
 export type FeatureSet = Record<string, number>;
@@ -31,14 +31,28 @@ export interface FrameFeatures {
  */
 export async function frameFeatures(lf: LaidOutFrame, rings: RingSet, settings: FrameFeatureSettings = {}): Promise<FrameFeatures> {
   const { bmode, contrast } = lf.layout.panes;
-  const panes = [bmode, contrast];
-  const results = await extractRegionsAsync(lf.frame.data, lf.frame.width, lf.frame.height, panes.map((p) => p.rect), rings.codes,
+  const results = await extractRegionsAsync(lf.frame.data, lf.frame.width, lf.frame.height, [bmode.rect, contrast.rect], rings.codes,
     rings.radiiMm.length, { ...settings, spacingX: bmode.spacingX, spacingY: bmode.spacingY });
+  return nameFeatures(lf, rings, results);
+}
+
+/**
+ * As frameFeatures, on the calling thread: for batch work that must see every frame in order
+ * (`sonomics track --model`), where blocking is the back-pressure on the source.
+ */
+export function frameFeaturesSync(lf: LaidOutFrame, rings: RingSet, settings: FrameFeatureSettings = {}): FrameFeatures {
+  const { bmode, contrast } = lf.layout.panes;
+  const results = extractRegions(lf.frame.data, lf.frame.width, lf.frame.height, [bmode.rect, contrast.rect], rings.codes,
+    rings.radiiMm.length, { ...settings, spacingX: bmode.spacingX, spacingY: bmode.spacingY });
+  return nameFeatures(lf, rings, results);
+}
+
+function nameFeatures(lf: LaidOutFrame, rings: RingSet, results: RegionFeatures[]): FrameFeatures {
   const regions = regionNames(rings);
   const features: FeatureSet = {};
   const regionErrors: Record<string, string> = {};
   let i = 0;
-  for (const p of panes)
+  for (const p of [lf.layout.panes.bmode, lf.layout.panes.contrast])
     for (const names of regions) {
       const res = results[i++];
       for (const r of names) {

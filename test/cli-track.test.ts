@@ -122,3 +122,26 @@ t.test('a frame of the wrong size in a folder stops the input with its name; row
   t.match(r.stderr, /100x100/);
   t.equal(parseCsv(r.stdout).rows.length, 5, 'the five good frames were tracked');
 });
+
+t.test('track --model scores every tracked frame in order, none dropped (the batch mode for research)', async (t) => {
+  const path = join(dir, 'session.sonrec');   // written by the recording test above
+  const init = join(dir, 'init-screen.png');
+  const r = await runCli(['track', '--input', path, '--init', init, '--model', 'busi-malignancy']);
+  t.equal(r.code, 0, r.stderr);
+  const { header, rows } = parseCsv(r.stdout);
+  t.equal(header, `${CSV_HEADER},busi-malignancy_value,busi-malignancy_live,busi-malignancy_status`);
+  t.equal(rows.length, FRAMES, 'one row per frame');
+  for (const [k, row] of rows.entries()) {
+    t.equal(row.length, 9, `frame ${k}: nine columns`);
+    if (row[5] !== 'tracking') { t.equal(row[8], row[5], 'not tracking: the state, no value'); continue; }
+    const v = Number(row[6]);
+    t.ok(v > 0 && v < 1, `frame ${k}: probability ${row[6]}`);
+    t.equal(row[8], k < 2 ? 'warming-up' : 'ok');
+    if (k >= 2) t.ok(Number(row[7]) > 0 && Number(row[7]) < 1, `frame ${k}: live value ${row[7]}`);
+  }
+  const bad = await runCli(['track', '--input', path, '--init', init, '--model', 'busi-malignancy', '--clinical', 'age=50']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /clinical age: no model reads it/);
+  const noModel = await runCli(['track', '--input', path, '--init', init, '--clinical', 'age=50']);
+  t.match(noModel.stderr, /--clinical needs --model/);
+});
