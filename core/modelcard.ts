@@ -79,8 +79,11 @@ export interface ModelCard {
   link: 'logistic' | 'cox';
   /** Cutoffs on the probability (logistic) or the linear predictor (Cox), increasing; labels has one more entry. */
   categories: { cutoffs: number[]; labels: string[]; method?: string };
-  /** Logistic recalibration: when applied, p = sigmoid(intercept + slope * lp). */
-  calibration?: { slope: number; intercept: number; applied: boolean; cohort?: string; method?: string };
+  /**
+   * Logistic recalibration logit P = intercept + slope * lp on a cohort: when applied,
+   * p = sigmoid(intercept + slope * lp). inTheLarge: the calibration-in-the-large (slope fixed at 1), reported.
+   */
+  calibration?: { slope: number; intercept: number; inTheLarge?: number; applied: boolean; cohort?: string; method?: string };
   performance?: {
     auc?: number; aucCi?: [number, number]; n?: number; nPositive?: number;
     cohort?: string; validation?: string; atCutoff?: Confusion;
@@ -178,7 +181,7 @@ const cardSchema = {
     },
     calibration: {
       type: 'object', required: ['slope', 'intercept', 'applied'], additionalProperties: false,
-      properties: { slope: num, intercept: num, applied: { type: 'boolean' }, cohort: { type: 'string' }, method: { type: 'string' } },
+      properties: { slope: num, intercept: num, inTheLarge: num, applied: { type: 'boolean' }, cohort: { type: 'string' }, method: { type: 'string' } },
     },
     performance: {
       type: 'object', additionalProperties: false,

@@ -84,8 +84,8 @@ export class Pipeline extends EventEmitter {
   private readonly binWidth: number;
   /** Rings computed per frame: the displayed ones plus those the models read. */
   private readonly rings: RingPlan;
-  /** Coded clinical inputs by name (codeClinical). */
-  private readonly clinical = new Map<string, number>();
+  /** Clinical inputs coded for each model (its own card's definition: levels may differ between cards), by name. */
+  private clinical: Map<string, number>[] = [];
   private readonly featureThreads: number;
   private readonly tracker: LesionTracker;
   private readonly aggregators: RiskAggregator[];
@@ -117,6 +117,7 @@ export class Pipeline extends EventEmitter {
     const regions = new Set(this.models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1])));
     this.rings = planRings(this.ringsMm, regions, this.layout.panes.bmode);
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
+    this.clinical = this.models.map(() => new Map());
   }
 
   /** The clinical variables the loaded models read (by name; the first card's definition where several share one). */
@@ -132,21 +133,19 @@ export class Pipeline extends EventEmitter {
    * reading a changed input restart their live window. Emits 'clinical' with the values set.
    */
   setClinical(values: Readonly<Record<string, ClinicalValue | null>>): void {
-    const coded = new Map<string, number | null>();
-    for (const [name, value] of Object.entries(values)) {
-      const defs = this.models.flatMap((m) => m.clinical.filter((v) => v.name === name));
-      if (!defs.length) {
-        const known = this.clinicalVariables.map((v) => v.name);
-        throw new ClinicalInputError(`clinical ${name}: no loaded model reads it (${known.length ? `known: ${known.join(', ')}` : 'the models read no clinical input'})`, name);
+    const known = new Set(this.clinicalVariables.map((v) => v.name));
+    for (const name of Object.keys(values))
+      if (!known.has(name))
+        throw new ClinicalInputError(`clinical ${name}: no loaded model reads it (${known.size ? `known: ${[...known].join(', ')}` : 'the models read no clinical input'})`, name);
+    // Code everything first (throws on the first bad value), then apply: a refusal changes nothing.
+    const coded = this.models.map((m) => m.clinical.flatMap((v) => (v.name in values ? [[v.name, values[v.name] === null ? null : codeClinical(v, values[v.name])] as const] : [])));
+    coded.forEach((entries, k) => {
+      for (const [name, v] of entries) {
+        if (v === null) this.clinical[k].delete(name);
+        else this.clinical[k].set(name, v);
       }
-      if (value === null) coded.set(name, null);
-      else for (const d of defs) coded.set(name, codeClinical(d, value));
-    }
-    for (const [name, v] of coded) {
-      if (v === null) this.clinical.delete(name);
-      else this.clinical.set(name, v);
-    }
-    for (const a of this.aggregators) if (a.model.clinical.some((v) => coded.has(v.name))) a.reset();
+      if (entries.length) this.aggregators[k].reset();
+    });
     this.emit('clinical', values);
   }
 
@@ -286,7 +285,7 @@ export class Pipeline extends EventEmitter {
     const live = job.track.state === 'tracking';
     const scores: RiskScore[] = [];
     if (live) {
-      for (const a of this.aggregators) scores.push(a.add(await this.scoreFrame(a.model, job)));
+      for (const [k, a] of this.aggregators.entries()) scores.push(a.add(await this.scoreFrame(k, job)));
     } else {
       // Frames from before a loss must not linger in the live median.
       for (const a of this.aggregators) a.reset();
@@ -303,7 +302,8 @@ export class Pipeline extends EventEmitter {
     this.e2eScores.record(performance.now() - job.arrivalMs);
   }
 
-  private async scoreFrame(model: RiskModel, job: RiskJob): Promise<FrameScore> {
+  private async scoreFrame(k: number, job: RiskJob): Promise<FrameScore> {
+    const model = this.models[k];
     const seq = job.lf.frame.seq;
     let deep: number[] | undefined;
     if (model.deep) {
@@ -317,7 +317,7 @@ export class Pipeline extends EventEmitter {
         return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
       }
     }
-    return model.score(job.features, this.clinical, deep, seq);
+    return model.score(job.features, this.clinical[k], deep, seq);
   }
 
   /** A B-mode pane box in frame pixels on the given pane (the contrast pane through the layout geometry). */

@@ -180,6 +180,12 @@ t.test('the pipeline takes clinical inputs checked against the cards, and refuse
   t.equal(seen.length, 1, 'refused updates change nothing and are not announced');
   p.setClinical({ birads: null });
   t.equal(seen.length, 2);
+  // Two cards may share a variable with different levels: each codes it by its own card.
+  const a = clinicalCard();
+  const other = sealCard({ ...a, id: 'other', inputs: { ...a.inputs, clinical: a.inputs.clinical!.map((v) => (v.name === 'birads' ? { ...v, levels: ['5', '4c', '4b', '4a', '3'] } : v)) } });
+  const two = new Pipeline({ layout: phantom.layout, models: [new RiskModel(a), new RiskModel(parseModelCard(other))] });
+  two.setClinical({ birads: '4a' });
+  t.same(two['clinical'].map((m) => m.get('birads')), [1, 3], 'birads 4a is level 1 of one card and level 3 of the other');
   t.throws(() => new Pipeline({ layout: phantom.layout, models: [new RiskModel(testCard({ inputs: { engine: { binWidth: 10, spacing: 'mm' }, features: ['bmode.lesion.firstorder_Mean', 'bmode.ring3mm.glcm_Contrast'] } }))] }),
     /fitted with binWidth 10, but pipeline\.binWidth is 25/);
 });

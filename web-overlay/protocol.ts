@@ -46,6 +46,8 @@ export function helloMessage(layout: Layout, ringsMm: readonly number[], models:
     models: models.map(({ card: c }) => ({
       id: c.id, version: c.version, sha256: c.sha256, task: c.task, intendedUse: c.intendedUse, researchUseOnly: c.researchUseOnly ?? false,
       link: c.link, categories: c.categories, performance: c.performance ?? null,
+      /** Only radiomics terms: the linear predictor is the Rad-score. */
+      radScore: !c.inputs.clinical?.length && !c.inputs.deep,
       clinical: (c.inputs.clinical ?? []).map((v) => ({ name: v.name, type: v.type, unit: v.unit ?? null, range: v.range ?? null, levels: v.levels ?? null, source: v.source })),
     })),
   };

@@ -360,7 +360,7 @@ function renderScores() {
     g.append(band, cut, val);
     card.append(g);
     card.append(el('div', 'small', `band ${pct(s.band[0])}–${pct(s.band[1])} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}; ` +
-      `${model && model.clinical && model.clinical.length ? 'linear predictor' : 'Rad-score'} ${Number.isFinite(s.linearPredictor) ? s.linearPredictor.toFixed(2) : 'n/a'}`));
+      `${model && model.radScore ? 'Rad-score' : 'linear predictor'} ${Number.isFinite(s.linearPredictor) ? s.linearPredictor.toFixed(2) : 'n/a'}`));
     const ul = el('ul', 'drivers');
     for (const d of s.drivers) ul.append(el('li', '', `${d.feature.replace(/^bmode\.lesion\./, '')} ${d.contribution >= 0 ? '+' : ''}${d.contribution.toFixed(2)}`));
     card.append(ul);
