@@ -5,13 +5,14 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
-import { clinicalCell, cohortFeatures, completeCases, readCohort } from '../core/cohort.js';
+import { stringify } from 'csv-stringify/sync';
+import { clinicalCell, cohortFeatures, completeCases, readCohort, UNIT_SHAPE_FEATURES } from '../core/cohort.js';
 import { fitCohort, type FittedModel } from '../core/fit.js';
 import {
   CARD_FORMAT, clinicalVariableSchema, DECISION_SUPPORT_NOTICE, parseModelCard, sealCard, type ClinicalVariable, type ModelCard,
 } from '../core/modelcard.js';
 import { loadRiskModel } from '../core/models.js';
-import { ALL_FEATURE_NAMES } from '../core/radiomics.js';
+import { DEPRECATED_FEATURES, FEATURE_NAMES } from '../core/radiomics.js';
 import { aucDeLong, confusionAt, rocCurve, youden } from '../core/stats/roc.js';
 import { calibration } from '../core/stats/logistic.js';
 import { decisionCurve } from '../core/stats/decision.js';
@@ -100,6 +101,8 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
   const missingCols = clinical.filter((v) => !cohort.columns.includes(v.name)).map((v) => v.name);
   if (missingCols.length) throw new UsageError(`cohort ${o.cohort} has no column for clinical ${missingCols.join(', ')}`);
   const rings = o.rings ?? (cohort.spacing === 'mm' ? DEFAULT_RINGS_MM : DEFAULT_RINGS_PX);
+  // The ring engine needs increasing radii; unchecked, every case was excluded and the fit failed as "too few cases".
+  if (rings.some((r, i) => i > 0 && r <= rings[i - 1])) throw new UsageError(`fit: --rings radii must increase (got ${rings.join(',')})`);
   log(`fit: ${cohort.cases.length} cases, spacing ${cohort.spacing === 'mm' ? 'in mm' : 'unknown (rings and features in pixels)'}, rings ${rings.join('/')} ${cohort.spacing === 'mm' ? 'mm' : 'px'}`);
   const f = await cohortFeatures(cohort, {
     binWidth: o.binWidth, rings, pane: o.pane,
@@ -108,7 +111,10 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
   const t1 = performance.now();
   const d = completeCases(cohort, f, clinical, true);
   const nonFiniteCols = f.names.length - d.names.length;
-  if (d.y.length < 20) throw new Error(`only ${d.y.length} complete cases: too few to fit and cross-validate`);
+  if (d.y.length < 20) {
+    const why = d.excluded.length ? ` (${d.excluded.length} excluded, e.g. ${d.excluded[0].case}: ${d.excluded[0].reason})` : '';
+    throw new Error(`only ${d.y.length} complete cases${why}: too few to fit and cross-validate`);
+  }
   const fit = fitCohort({ names: d.names, X: d.X, y: d.y, ...(d.clinical && { clinicalNames: clinical.map((v) => v.name), clinical: d.clinical }) },
     { seed: o.seed, folds: o.folds, outerFolds: o.outerFolds }, (k, of) => log(`fit: outer fold ${k}/${of}`));
   const t2 = performance.now();
@@ -135,7 +141,10 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
     linearPredictor: { coefficients: fit.model.coefficients, intercept: fit.model.intercept },
     link: 'logistic',
     categories: { cutoffs: [perf.youden.cutoff], labels: ['lower risk', 'higher risk'], method: 'Youden index on the nested cross-validated probabilities' },
-    calibration: { slope: perf.calibration!.slope, intercept: perf.calibration!.intercept, applied: false, cohort: cohortName, method: 'logistic recalibration of the nested cross-validated probabilities' },
+    calibration: {
+      slope: perf.calibration!.slope, intercept: perf.calibration!.recalibrationIntercept, inTheLarge: perf.calibration!.intercept, applied: false, cohort: cohortName,
+      method: 'logistic recalibration of the nested cross-validated probabilities: logit P = intercept + slope * lp; inTheLarge with the slope fixed at 1',
+    },
     performance: {
       auc: perf.roc.auc, aucCi: perf.roc.ci, n: d.y.length, nPositive, cohort: cohortName, validation,
       atCutoff: { cutoff: perf.youden.cutoff, sensitivity: perf.youden.sensitivity, specificity: perf.youden.specificity, ppv: perf.youden.ppv, npv: perf.youden.npv },
@@ -149,14 +158,14 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
   mkdirSync(o.out, { recursive: true });
   const cardPath = join(o.out, 'card.json');
   writeFileSync(cardPath, `${JSON.stringify(card, null, 2)}\n`);
-  if (o.heldout) writeFileSync(o.heldout, `id,label,probability\n${d.ids.map((id, i) => `${id},${d.y[i]},${fit.heldOut[i]}`).join('\n')}\n`);
+  if (o.heldout) writeFileSync(o.heldout, stringify(d.ids.map((id, i) => [id, d.y[i], fit.heldOut[i]]), { header: true, columns: ['id', 'label', 'probability'] }));
   const report: CohortReport = {
     kind: 'fit', title: `${o.id} ${o.version} — nested cross-validated performance`, notice: DECISION_SUPPORT_NOTICE, researchUseOnly: o.researchUseOnly,
     generated: { tool: 'sonomics fit', date: new Date().toISOString(), seed: o.seed, command: o.command },
     model: { id: o.id, version: o.version, task: o.task, cardSha256: card.sha256, link: 'logistic' },
     cohort: { path: o.cohort, n: d.y.length, nPositive, excluded: d.excluded },
     validation, ...perf, youden: { ...perf.youden },
-    selection: { ...selectionOf(fit.model), dropped: { ...fit.model.selection.dropped, nonFinite: nonFiniteCols } },
+    selection: { ...selectionOf(fit.model), candidates: f.names.length, dropped: { ...fit.model.selection.dropped, nonFinite: nonFiniteCols } },
     notes: [...(o.caveats ?? []), ...(spacingNote ? [spacingNote] : []), 'Probabilities and cutoffs come from held-out folds: each case is predicted by a model fitted without it.'],
   };
   const { html } = await writeReport(o.out, 'report', report);
@@ -185,6 +194,7 @@ export interface EvalOptions {
 export async function evalCommand(o: EvalOptions, log: Log) {
   const model = await loadRiskModel(o.model);
   const card = model.card;
+  if (model.deep) throw new UsageError(`model ${card.id} has deep features: eval of deep cards on a cohort is not supported yet`);
   const cohort = readCohort(o.cohort, { labelColumn: o.labelColumn });
   const notes: string[] = [];
   if (card.inputs.engine.spacing === 'mm' && cohort.spacing === 'pixel')
@@ -206,7 +216,6 @@ export async function evalCommand(o: EvalOptions, log: Log) {
     binWidth: card.inputs.engine.binWidth, rings, pane,
     onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`eval: features ${done}/${total}`); },
   });
-  if (model.deep) throw new UsageError(`model ${card.id} has deep features: eval of deep cards on a cohort is not supported yet`);
   const excluded = [...f.excluded];
   const ids: string[] = [], y: number[] = [], values: number[] = [], lps: number[] = [];
   const index = new Map(f.names.map((n, j) => [n, j]));
@@ -239,7 +248,8 @@ export async function evalCommand(o: EvalOptions, log: Log) {
   };
   if (o.out) {
     mkdirSync(o.out, { recursive: true });
-    writeFileSync(join(o.out, 'cases.csv'), `id,label,${logistic ? 'probability' : 'value'},linear_predictor\n${ids.map((id, i) => `${id},${y[i]},${values[i]},${lps[i]}`).join('\n')}\n`);
+    writeFileSync(join(o.out, 'cases.csv'), stringify(ids.map((id, i) => [id, y[i], values[i], lps[i]]),
+      { header: true, columns: ['id', 'label', logistic ? 'probability' : 'value', 'linear_predictor'] }));
     await writeReport(o.out, 'report', {
       kind: 'eval', title: `${card.id} ${card.version} on ${basename(o.cohort)}`, notice: DECISION_SUPPORT_NOTICE, researchUseOnly: card.researchUseOnly ?? false,
       generated: { tool: 'sonomics eval', date: new Date().toISOString(), command: o.command },
@@ -272,6 +282,8 @@ export interface ImportOptions {
 }
 
 const IMPORT_NAME = /^(?:(bmode|contrast)[._])?(?:(lesion|ring[0-9]+(?:p[0-9]+)?(?:mm|px))[._])?original_([A-Za-z0-9]+)_([A-Za-z0-9]+)$/;
+/** A name already in the card's form, `<pane>.<region>.<class>_<Feature>`. */
+const CARD_NAME = /^(?:bmode|contrast)\.(?:lesion|ring[0-9]+(?:p[0-9]+)?(?:mm|px))\.([A-Za-z0-9]+_[A-Za-z0-9]+)$/;
 
 /**
  * A card from a scikit-learn StandardScaler + LogisticRegression fitted on PyRadiomics features
@@ -296,18 +308,22 @@ export function importSklearn(ex: SklearnExport, o: ImportOptions): ModelCard {
   const scale = ex?.scaler?.scale_ ?? new Array(p).fill(1);
   if (mean.length !== p) problems.push(`scaler.mean_ has ${mean.length} values for ${p} features`);
   if (scale.length !== p) problems.push(`scaler.scale_ has ${scale.length} values for ${p} features`);
-  const known = new Set(ALL_FEATURE_NAMES);
+  // Only the features the engine computes live (FEATURE_NAMES: PyRadiomics' deprecated ones are not).
+  const known = new Set(FEATURE_NAMES);
   const features = names.map((n, i) => {
-    if (typeof n === 'string' && /^bmode|contrast/.test(n) && n.includes('.')) return n;
-    const m = typeof n === 'string' ? IMPORT_NAME.exec(n) : null;
-    if (!m) {
+    const card = typeof n === 'string' ? CARD_NAME.exec(n) : null;
+    const m = typeof n === 'string' && !card ? IMPORT_NAME.exec(n) : null;
+    if (!m && !card) {
       problems.push(`feature_names[${i}] ${JSON.stringify(n)} is not a PyRadiomics original-image feature ([pane_][region_]original_<class>_<Feature>; ` +
         'filtered images such as wavelet or LoG and diagnostics_ columns are not computed live)');
       return '';
     }
-    const name = `${m[3]}_${m[4]}`;
-    if (!known.has(name)) problems.push(`feature_names[${i}] ${n}: ${name} is not a 2D feature of the engine (PyRadiomics 2D names, e.g. shape2D_Elongation)`);
-    return `${m[1] ?? o.pane}.${m[2] ?? o.region}.${name}`;
+    const name = card ? card[1] : `${m![3]}_${m![4]}`;
+    if (!known.has(name))
+      problems.push(`feature_names[${i}] ${n}: ${name} is not ${DEPRECATED_FEATURES.has(name) ? 'computed live (deprecated in PyRadiomics)' : 'a 2D feature of the engine (PyRadiomics 2D names, e.g. shape2D_Elongation)'}`);
+    else if (o.spacing === 'pixel' && UNIT_SHAPE_FEATURES.has(name))
+      problems.push(`feature_names[${i}] ${n}: ${name} carries a unit (mm or mm²), which a card fitted in pixels cannot read (its pixel size is unknown)`);
+    return card ? (n as string) : `${m![1] ?? o.pane}.${m![2] ?? o.region}.${name}`;
   });
   if (problems.length) throw new UsageError(`scikit-learn export: ${problems.join('; ')}`);
   const card = sealCard<Omit<ModelCard, 'sha256'>>({
