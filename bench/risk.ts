@@ -15,7 +15,7 @@ import { CARD_FORMAT, sealCard, type ModelCard } from '../core/modelcard.js';
 import { loadModelCard } from '../core/models.js';
 import { packageRoot } from '../core/paths.js';
 import { computeRings, planRings } from '../core/regions.js';
-import { RiskAggregator, RiskModel } from '../core/risk.js';
+import { modelRegions, RiskAggregator, RiskModel } from '../core/risk.js';
 import { PhantomScanner } from '../device/phantom.js';
 import { table } from './table.js';
 
@@ -41,7 +41,7 @@ async function riskStage(): Promise<void> {
   const { frame, truth } = phantom.frameAt(0);
   const lf = applyLayout(frame, phantom.layout);
   const pane = phantom.layout.panes.bmode;
-  const plan = planRings([3, 5, 8], new Set(models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1]))), pane);
+  const plan = planRings([3, 5, 8], modelRegions(models), pane);
   const rings = computeRings(createLesionMask(truth.lesionMask.slice(), pane.rect.width, pane.rect.height), pane, plan.radiiMm, phantom.layout.sector, plan.names);
   const { features } = await frameFeatures(lf, rings, { binWidth: 25, threads: 1 });
   const clinical = new Map([['age', 57], ['palpable', 1]]);
@@ -80,7 +80,7 @@ async function fitTime(): Promise<void> {
     let t = performance.now();
     const f = await cohortFeatures(cohort, { binWidth: 25, rings: [30, 50, 80] });
     featureS.push((performance.now() - t) / 1000);
-    const d = completeCases(cohort, f, [], true);
+    const d = completeCases(cohort, f, []);
     n = d.y.length;
     p = d.names.length;
     t = performance.now();

@@ -13,6 +13,7 @@ import {
 } from '../core/modelcard.js';
 import { loadRiskModel } from '../core/models.js';
 import { DEPRECATED_FEATURES, FEATURE_NAMES } from '../core/radiomics.js';
+import { parseRing } from '../core/regions.js';
 import { aucDeLong, confusionAt, rocCurve, youden } from '../core/stats/roc.js';
 import { calibration } from '../core/stats/logistic.js';
 import { decisionCurve } from '../core/stats/decision.js';
@@ -109,7 +110,7 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
     onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`fit: features ${done}/${total}`); },
   });
   const t1 = performance.now();
-  const d = completeCases(cohort, f, clinical, true);
+  const d = completeCases(cohort, f, clinical);
   const nonFiniteCols = f.names.length - d.names.length;
   if (d.y.length < 20) {
     const why = d.excluded.length ? ` (${d.excluded.length} excluded, e.g. ${d.excluded[0].case}: ${d.excluded[0].reason})` : '';
@@ -199,21 +200,15 @@ export async function evalCommand(o: EvalOptions, log: Log) {
   const notes: string[] = [];
   if (card.inputs.engine.spacing === 'mm' && cohort.spacing === 'pixel')
     throw new UsageError(`model ${card.id} reads features in mm: cohort ${o.cohort} needs a spacing_mm column`);
-  if (card.inputs.engine.spacing === 'pixel' && cohort.spacing === 'mm') {
-    for (const c of cohort.cases) delete c.spacing;
-    cohort.spacing = 'pixel';
-    notes.push('The card was fitted in pixels: the cohort\'s spacing_mm is ignored.');
-  }
-  const unit = card.inputs.engine.spacing === 'mm' ? 'mm' : 'px';
+  if (card.inputs.engine.spacing === 'pixel' && cohort.spacing === 'mm') notes.push('The card was fitted in pixels: the cohort\'s spacing_mm is ignored.');
   const panes = new Set(card.inputs.features.map((k) => k.split('.')[0]));
   if (panes.size > 1) throw new UsageError(`model ${card.id} reads both panes; a cohort image is one pane`);
   const pane = ([...panes][0] ?? 'bmode') as 'bmode' | 'contrast';
-  const rings = [...new Set(card.inputs.features.map((k) => k.split('.')[1]).filter((r) => r !== 'lesion'))]
-    .map((r) => { const m = /^ring([0-9]+)(?:p([0-9]+))?(mm|px)$/.exec(r)!; if (m[3] !== unit) throw new UsageError(`model ${card.id}: ${r} is not in ${unit}`); return Number(`${m[1]}.${m[2] ?? 0}`); })
-    .sort((a, b) => a - b);
+  // The card's checks make every ring's unit its engine's (mm or px).
+  const rings = [...model.regions].flatMap((r) => parseRing(r)?.radius ?? []).sort((a, b) => a - b);
   log(`eval: ${cohort.cases.length} cases, model ${card.id} ${card.version}`);
   const f = await cohortFeatures(cohort, {
-    binWidth: card.inputs.engine.binWidth, rings, pane,
+    binWidth: card.inputs.engine.binWidth, rings, pane, spacing: card.inputs.engine.spacing,
     onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`eval: features ${done}/${total}`); },
   });
   const excluded = [...f.excluded];

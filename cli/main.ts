@@ -482,9 +482,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       const clinical = Object.fromEntries((v.clinical ?? []).map((kv) => {
         const m = /^([a-z][a-z0-9_]*)=(.*)$/.exec(kv);
         if (!m) throw new UsageError(`track: --clinical ${kv} must be NAME=VALUE`);
-        const raw = m[2];
-        const value = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
-        return [m[1], value];
+        return [m[1], m[2]];
       }));
       if (v.clinical?.length && !models.length) throw new UsageError('track: --clinical needs --model');
       const summary = await withInterrupt((signal) => trackCommand({
@@ -597,6 +595,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
     // core/params.ts is loaded only by the features command, so its error is known by name.
     if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
+    // A clinical value given on the command line that a card refuses is a usage error too.
+    if ((e as Error)?.name === 'ClinicalInputError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     io.err(`sonomics: ${(e as Error).message}`);
     return 1;
   }

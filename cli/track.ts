@@ -7,7 +7,8 @@ import { frameFeaturesSync } from '../core/features.js';
 import { applyLayout, type LaidOutFrame, type Layout } from '../core/layout.js';
 import type { LayoutProfile } from '../core/profile.js';
 import { computeRings, planRings } from '../core/regions.js';
-import { codeClinical, DECISION_SUPPORT_NOTICE, RiskAggregator, type ClinicalValue, type RiskModel } from '../core/risk.js';
+import { clinicalCell } from '../core/cohort.js';
+import { checkBinWidth, ClinicalInputError, codeClinicalInputs, DECISION_SUPPORT_NOTICE, modelRegions, RiskAggregator, type RiskModel } from '../core/risk.js';
 import { LesionTracker, type TrackerOptions, type TrackResult } from '../core/tracking.js';
 import { layoutFor, openInput } from '../device/open.js';
 import { drive, endless, readLesion, type InputOptions } from './capture.js';
@@ -20,8 +21,8 @@ export interface TrackCommandOptions extends InputOptions {
    * research): one value per frame and the live value the overlay would show.
    */
   models?: RiskModel[];
-  /** Clinical inputs for the models, by name (checked against the cards). */
-  clinical?: Record<string, ClinicalValue>;
+  /** Clinical inputs for the models as typed (`age=54`, `palpable=yes`), read by each card's definition. */
+  clinical?: Record<string, string>;
   /** Engine bin width (must match the cards'). */
   binWidth?: number;
   layout?: { name: string; profile: LayoutProfile };
@@ -123,18 +124,17 @@ export async function trackCommand(o: TrackCommandOptions, out: (line: string) =
  * loop holds the source back, so nothing queues and nothing is dropped). Frames that are not
  * tracking get the status and no value, and restart the live window, as in the pipeline.
  */
-function batchScorer(models: RiskModel[], layout: Layout, binWidth: number, clinical: Record<string, ClinicalValue>): (lf: LaidOutFrame, r: TrackResult) => string {
-  for (const m of models) {
+function batchScorer(models: RiskModel[], layout: Layout, binWidth: number, clinical: Record<string, string>): (lf: LaidOutFrame, r: TrackResult) => string {
+  for (const m of models)
     if (m.deep) throw new UsageError(`track: model ${m.id} has deep features, which run asynchronously: score it live (sonomics run/replay)`);
-    if (m.card.inputs.engine.binWidth !== binWidth) throw new UsageError(`track: model ${m.id} was fitted with binWidth ${m.card.inputs.engine.binWidth}, not ${binWidth}`);
-  }
-  const coded = new Map<string, number>();
-  for (const [name, value] of Object.entries(clinical)) {
-    const defs = models.flatMap((m) => m.clinical.filter((v) => v.name === name));
-    if (!defs.length) throw new UsageError(`track: clinical ${name}: no model reads it`);
-    for (const d of defs) coded.set(name, codeClinical(d, value));
-  }
-  const plan = planRings([], new Set(models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1]))), layout.panes.bmode);
+  checkBinWidth(models, binWidth);
+  // Each card reads the text by its own definition, as in a cohort CSV; an empty value is refused.
+  const coded = codeClinicalInputs(models, clinical, (v, text) => {
+    const x = clinicalCell(v, text);
+    if (x === undefined) throw new ClinicalInputError(`clinical ${v.name} is empty`, v.name);
+    return x;
+  }).map((entries) => new Map(entries as Array<[string, number]>));
+  const plan = planRings([], modelRegions(models), layout.panes.bmode);
   const aggregators = models.map((m) => new RiskAggregator(m, 15));
   const num = (v: number) => (Number.isFinite(v) ? v.toPrecision(6) : '');
   return (lf, r) => {
@@ -145,7 +145,7 @@ function batchScorer(models: RiskModel[], layout: Layout, binWidth: number, clin
     const rings = computeRings(r.mask, layout.panes.bmode, plan.radiiMm, layout.sector, plan.names);
     const { features } = frameFeaturesSync(lf, rings, { binWidth, threads: 2 });
     return aggregators.map((a, k) => {
-      const fs = models[k].score(features, coded, undefined, r.seq);
+      const fs = models[k].score(features, coded[k], undefined, r.seq);
       const live = a.add(fs);
       return `${num(fs.value)},${live.status === 'ok' ? num(live.value) : ''},${live.status}`;
     }).join(',');

@@ -111,6 +111,8 @@ export interface CohortFeatureOptions {
   binWidth: number;
   /** Ring radii, in mm (spacing known) or pixels (spacing unknown). */
   rings: number[];
+  /** `pixel` computes in pixels even when the rows give a spacing (a card fitted in pixels); default: the cohort's. */
+  spacing?: 'mm' | 'pixel';
   /** Pane name the images are (default bmode): the feature keys' prefix. */
   pane?: 'bmode' | 'contrast';
   /** Cases extracted at the same time (default 2). */
@@ -141,8 +143,10 @@ export function cohortFeatureNames(spacing: 'mm' | 'pixel', rings: readonly numb
  */
 export async function cohortFeatures(cohort: Cohort, opts: CohortFeatureOptions): Promise<CohortFeatures> {
   const pane = opts.pane ?? 'bmode';
-  const names = cohortFeatureNames(cohort.spacing, opts.rings, pane);
-  const regions = ['lesion', ...opts.rings.map((r) => ringName(r, cohort.spacing === 'mm' ? 'mm' : 'px'))];
+  const spacing = opts.spacing ?? cohort.spacing;
+  if (spacing === 'mm' && cohort.spacing === 'pixel') throw new Error(`cohort ${cohort.path} gives no spacing_mm: features in mm need it`);
+  const names = cohortFeatureNames(spacing, opts.rings, pane);
+  const regions = ['lesion', ...opts.rings.map((r) => ringName(r, spacing === 'mm' ? 'mm' : 'px'))];
   const rows: (Float64Array | null)[] = new Array(cohort.cases.length).fill(null);
   const excluded: { case: string; reason: string }[] = [];
   const col = new Map(names.map((n, i) => [n, i]));
@@ -151,7 +155,7 @@ export async function cohortFeatures(cohort: Cohort, opts: CohortFeatureOptions)
     const [image, mask] = await Promise.all([readGrayImage(c.image), readGrayImage(c.mask)]);
     if (image.width !== mask.width || image.height !== mask.height)
       throw new Error(`image is ${image.width}x${image.height} but mask is ${mask.width}x${mask.height}`);
-    const [sx, sy] = c.spacing ?? [1, 1];
+    const [sx, sy] = spacing === 'mm' ? c.spacing! : [1, 1];
     const codes = new Uint8Array(image.width * image.height);
     const counts = native.ringCodes(mask.data, image.width, image.height, { spacingX: sx, spacingY: sy, radiiMm: opts.rings }, codes, null);
     if (counts[0] === 0) throw new Error('mask is empty');
@@ -194,14 +198,11 @@ export interface CaseData { ids: string[]; X: number[][]; y: number[]; clinical?
  * Features non-finite in more than 5 % of the cases are left out (returned), and cases with a
  * non-finite value in the others are excluded with the reason. Nothing is imputed.
  */
-export function completeCases(cohort: Cohort, f: CohortFeatures, clinical: ClinicalVariable[], dropSparse: boolean): CaseData & { names: string[] } {
+export function completeCases(cohort: Cohort, f: CohortFeatures, clinical: ClinicalVariable[]): CaseData & { names: string[] } {
   const excluded = [...f.excluded];
   const rows = f.rows.map((r, i) => ({ r, c: cohort.cases[i] })).filter((x) => x.r);
-  let cols = f.names.map((_, j) => j);
-  if (dropSparse) {
-    const limit = 0.05 * rows.length;
-    cols = cols.filter((j) => rows.filter((x) => !Number.isFinite(x.r![j])).length <= limit);
-  }
+  const limit = 0.05 * rows.length;
+  const cols = f.names.map((_, j) => j).filter((j) => rows.filter((x) => !Number.isFinite(x.r![j])).length <= limit);
   const out: CaseData & { names: string[] } = { names: cols.map((j) => f.names[j]), ids: [], X: [], y: [], excluded, ...(clinical.length && { clinical: [] }) };
   for (const { r, c } of rows) {
     const bad = cols.find((j) => !Number.isFinite(r![j]));

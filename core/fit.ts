@@ -139,16 +139,14 @@ export function fitCohort(d: Design, opts: FitOptions, onFold?: (k: number, of: 
   const outer = opts.outerFolds ?? 5;
   const foldOf = stratifiedFolds(d.y, outer, opts.seed);
   const heldOut = new Array<number>(d.y.length).fill(NaN);
-  const lookup = (d2: Design, i: number) => {
-    const at = new Map(d2.names.map((n, j) => [n, j]));
-    const cat = new Map((d2.clinicalNames ?? []).map((n, j) => [`clinical.${n}`, j]));
-    return (t: string) => (at.has(t) ? d2.X[i][at.get(t)!] : d2.clinical![i][cat.get(t)!]);
-  };
+  const at = new Map(d.names.map((n, j) => [n, j]));
+  const cat = new Map((d.clinicalNames ?? []).map((n, j) => [`clinical.${n}`, j]));
+  const lookup = (i: number) => (t: string) => (at.has(t) ? d.X[i][at.get(t)!] : d.clinical![i][cat.get(t)!]);
   for (let k = 0; k < outer; k++) {
     const train = foldOf.flatMap((f, i) => (f === k ? [] : [i]));
     const test = foldOf.flatMap((f, i) => (f === k ? [i] : []));
     const m = fitOnce(subset(d, train), { ...opts, seed: opts.seed + 1 + k });
-    for (const i of test) heldOut[i] = 1 / (1 + Math.exp(-linearPredictor(m, lookup(d, i))));
+    for (const i of test) heldOut[i] = 1 / (1 + Math.exp(-linearPredictor(m, lookup(i))));
     onFold?.(k + 1, outer);
   }
   return { model: fitOnce(d, opts), heldOut, outerFolds: outer };

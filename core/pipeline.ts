@@ -13,7 +13,7 @@ import { applyLayout, paneToPane, validateLayout, type LaidOutFrame, type Layout
 import type { LesionMask } from './mask.js';
 import type { ClinicalVariable } from './modelcard.js';
 import { computeRings, DEFAULT_RING_RADII_MM, planRings, regionContours, type RegionContours, type RingPlan, type RingSet } from './regions.js';
-import { ClinicalInputError, codeClinical, RiskAggregator, type Box, type ClinicalValue, type FrameScore, type RiskModel, type RiskScore } from './risk.js';
+import { checkBinWidth, codeClinicalInputs, modelRegions, RiskAggregator, type Box, type ClinicalValue, type FrameScore, type RiskModel, type RiskScore } from './risk.js';
 import { LatestSlot } from './slot.js';
 import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } from './tracking.js';
 
@@ -109,13 +109,8 @@ export class Pipeline extends EventEmitter {
     this.featureThreads = opts.featureThreads ?? 1;
     this.tracker = new LesionTracker(opts.tracker);
     this.models = opts.models ?? [];
-    for (const m of this.models) {
-      const e = m.card.inputs.engine;
-      if (e.binWidth !== this.binWidth)
-        throw new Error(`model card ${m.id} was fitted with binWidth ${e.binWidth}, but pipeline.binWidth is ${this.binWidth}: set pipeline.binWidth to ${e.binWidth} or refit`);
-    }
-    const regions = new Set(this.models.flatMap((m) => m.card.inputs.features.map((f) => f.split('.')[1])));
-    this.rings = planRings(this.ringsMm, regions, this.layout.panes.bmode);
+    checkBinWidth(this.models, this.binWidth);
+    this.rings = planRings(this.ringsMm, modelRegions(this.models), this.layout.panes.bmode);
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
     this.clinical = this.models.map(() => new Map());
   }
@@ -133,13 +128,8 @@ export class Pipeline extends EventEmitter {
    * reading a changed input restart their live window. Emits 'clinical' with the values set.
    */
   setClinical(values: Readonly<Record<string, ClinicalValue | null>>): void {
-    const known = new Set(this.clinicalVariables.map((v) => v.name));
-    for (const name of Object.keys(values))
-      if (!known.has(name))
-        throw new ClinicalInputError(`clinical ${name}: no loaded model reads it (${known.size ? `known: ${[...known].join(', ')}` : 'the models read no clinical input'})`, name);
-    // Code everything first (throws on the first bad value), then apply: a refusal changes nothing.
-    const coded = this.models.map((m) => m.clinical.flatMap((v) => (v.name in values ? [[v.name, values[v.name] === null ? null : codeClinical(v, values[v.name])] as const] : [])));
-    coded.forEach((entries, k) => {
+    // Coded in full first (a refusal throws): nothing changes unless every value is good.
+    codeClinicalInputs(this.models, values).forEach((entries, k) => {
       for (const [name, v] of entries) {
         if (v === null) this.clinical[k].delete(name);
         else this.clinical[k].set(name, v);
@@ -324,8 +314,8 @@ export class Pipeline extends EventEmitter {
   private frameBox(b: Box, pane: 'bmode' | 'contrast'): Box {
     const { bmode } = this.layout.panes;
     const to = this.layout.panes[pane];
-    const p0 = pane === 'bmode' ? { x: b.x, y: b.y } : paneToPane({ x: b.x, y: b.y }, bmode, to);
-    const p1 = pane === 'bmode' ? { x: b.x + b.width, y: b.y + b.height } : paneToPane({ x: b.x + b.width, y: b.y + b.height }, bmode, to);
+    const p0 = paneToPane({ x: b.x, y: b.y }, bmode, to);
+    const p1 = paneToPane({ x: b.x + b.width, y: b.y + b.height }, bmode, to);
     return { x: to.rect.x + p0.x, y: to.rect.y + p0.y, width: p1.x - p0.x, height: p1.y - p0.y };
   }
 

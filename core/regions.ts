@@ -26,6 +26,12 @@ export function ringName(mm: number, unit: 'mm' | 'px' = 'mm'): string {
 
 const RING_REGION = /^ring([0-9]+)(?:p([0-9]+))?(mm|px)$/;
 
+/** A ring region's radius and unit (`ring2p5mm` -> 2.5 mm, `ring30px` -> 30 px); undefined for anything else. */
+export function parseRing(region: string): { radius: number; unit: 'mm' | 'px' } | undefined {
+  const m = RING_REGION.exec(region);
+  return m ? { radius: Number(`${m[1]}.${m[2] ?? 0}`), unit: m[3] as 'mm' | 'px' } : undefined;
+}
+
 /** The rings to compute: radii in mm and the names each answers to. */
 export interface RingPlan { radiiMm: number[]; names: string[][] }
 
@@ -44,11 +50,11 @@ export function planRings(displayMm: readonly number[], regions: Iterable<string
   for (const mm of displayMm) add(mm, ringName(mm));
   for (const r of regions) {
     if (r === 'lesion') continue;
-    const m = RING_REGION.exec(r);
-    if (!m) throw new Error(`region ${r} is neither lesion nor a ring (ring<r>mm, ring<r>px)`);
-    const radius = Number(`${m[1]}.${m[2] ?? 0}`);
+    const ring = parseRing(r);
+    if (!ring) throw new Error(`region ${r} is neither lesion nor a ring (ring<r>mm, ring<r>px)`);
+    const { radius } = ring;
     if (!(radius > 0)) throw new Error(`region ${r}: the ring radius must be > 0`);
-    if (m[3] === 'mm') add(radius, r);
+    if (ring.unit === 'mm') add(radius, r);
     else {
       if (Math.abs(pane.spacingX - pane.spacingY) > 0.01 * pane.spacingX)
         throw new Error(`region ${r} is a ring in pixels, but the ${pane.name} pane's pixels are not square (${pane.spacingX} x ${pane.spacingY} mm)`);

@@ -3,7 +3,7 @@
 // missing clinical input makes a frame's score `incomplete` (never imputed); a missing or
 // non-finite feature makes it `invalid`. Scores are aggregated over the recent tracked frames
 // (median with a 10-90 % band) so the overlay does not flicker.
-import { quantile } from 'simple-statistics';
+import { quantile, quantileSorted } from 'simple-statistics';
 import type { FeatureSet } from './features.js';
 import { DECISION_SUPPORT_NOTICE, termNames, type ClinicalVariable, type ModelCard } from './modelcard.js';
 
@@ -78,6 +78,8 @@ export class RiskModel {
   readonly deep?: DeepFeatureSource;
   readonly terms: readonly string[];
   readonly clinical: readonly ClinicalVariable[];
+  /** Regions the card's features read: `lesion`, `ring5mm`, `ring30px`, ... */
+  readonly regions: ReadonlySet<string>;
   private readonly mean: Float64Array;
   private readonly std: Float64Array;
   private readonly coef: Float64Array;
@@ -90,6 +92,7 @@ export class RiskModel {
     this.deep = deep;
     this.terms = termNames(card);
     this.clinical = card.inputs.clinical ?? [];
+    this.regions = new Set(card.inputs.features.map((f) => f.split('.')[1]));
     this.mean = Float64Array.from(card.scaling.mean);
     this.std = Float64Array.from(card.scaling.std);
     this.coef = Float64Array.from(card.linearPredictor.coefficients);
@@ -144,6 +147,38 @@ export class RiskModel {
     const idx = Array.from(contributions.keys()).sort((a, b) => Math.abs(contributions[b]) - Math.abs(contributions[a]));
     return idx.slice(0, k).map((i) => ({ feature: this.terms[i], contribution: contributions[i] }));
   }
+}
+
+/** Refuses models fitted with another bin width than the engine runs with (names the card and both values). */
+export function checkBinWidth(models: readonly RiskModel[], binWidth: number, key = 'pipeline.binWidth'): void {
+  for (const m of models) {
+    const e = m.card.inputs.engine;
+    if (e.binWidth !== binWidth) throw new Error(`model card ${m.id} was fitted with binWidth ${e.binWidth}, but ${key} is ${binWidth}: set ${key} to ${e.binWidth} or refit`);
+  }
+}
+
+/** Every region some model reads (for planRings). */
+export function modelRegions(models: readonly RiskModel[]): Set<string> {
+  return new Set(models.flatMap((m) => [...m.regions]));
+}
+
+/**
+ * Clinical inputs coded for each model by its own card's definition (levels may differ between
+ * cards): one list of [name, code] per model, null to clear. Throws a ClinicalInputError for a
+ * name no model reads or a value a card refuses, before anything is returned. `code` turns a value
+ * into a number (codeClinical; the command line passes text through cohort's clinicalCell).
+ */
+export function codeClinicalInputs<V>(models: readonly RiskModel[], values: Readonly<Record<string, V | null>>,
+  code: (v: ClinicalVariable, value: V) => number = codeClinical as (v: ClinicalVariable, value: V) => number): Array<Array<[string, number | null]>> {
+  const known = new Set(models.flatMap((m) => m.clinical.map((v) => v.name)));
+  for (const name of Object.keys(values))
+    if (!known.has(name))
+      throw new ClinicalInputError(`clinical ${name}: no loaded model reads it (${known.size ? `known: ${[...known].join(', ')}` : 'the models read no clinical input'})`, name);
+  return models.map((m) => m.clinical.flatMap((v): Array<[string, number | null]> => {
+    if (!(v.name in values)) return [];
+    const value = values[v.name];
+    return [[v.name, value === null ? null : code(v, value)]];
+  }));
 }
 
 export interface RiskScore {
@@ -207,9 +242,11 @@ export class RiskAggregator {
       this.values.shift();
       this.lps.shift();
     }
-    const value = quantile(this.values, 0.5);
+    // One sort for the three quantiles of the window.
+    const sorted = [...this.values].sort((a, b) => a - b);
+    const value = quantileSorted(sorted, 0.5);
     return {
-      ...base, value, band: [quantile(this.values, 0.1), quantile(this.values, 0.9)], linearPredictor: quantile(this.lps, 0.5),
+      ...base, value, band: [quantileSorted(sorted, 0.1), quantileSorted(sorted, 0.9)], linearPredictor: quantile(this.lps, 0.5),
       category: this.model.categoryOf(value), drivers: this.model.drivers(fs.contributions),
       status: this.values.length >= this.minFrames ? 'ok' : 'warming-up', frames: this.values.length,
     };

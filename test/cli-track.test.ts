@@ -131,6 +131,7 @@ t.test('track --model scores every tracked frame in order, none dropped (the bat
   const { header, rows } = parseCsv(r.stdout);
   t.equal(header, `${CSV_HEADER},busi-malignancy_value,busi-malignancy_live,busi-malignancy_status`);
   t.equal(rows.length, FRAMES, 'one row per frame');
+  t.equal(rows.filter((row) => row[5] === 'tracking').length, FRAMES, 'every frame tracked, so every frame is scored below');
   for (const [k, row] of rows.entries()) {
     t.equal(row.length, 9, `frame ${k}: nine columns`);
     if (row[5] !== 'tracking') { t.equal(row[8], row[5], 'not tracking: the state, no value'); continue; }
@@ -141,7 +142,7 @@ t.test('track --model scores every tracked frame in order, none dropped (the bat
   }
   const bad = await runCli(['track', '--input', path, '--init', init, '--model', 'busi-malignancy', '--clinical', 'age=50']);
   t.equal(bad.code, 2);
-  t.match(bad.stderr, /clinical age: no model reads it/);
+  t.match(bad.stderr, /clinical age: no loaded model reads it/);
   const noModel = await runCli(['track', '--input', path, '--init', init, '--clinical', 'age=50']);
   t.match(noModel.stderr, /--clinical needs --model/);
 });
