@@ -5,18 +5,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
+import type { Confusion } from '../core/stats/roc.js';
+import { nonFiniteToNull } from './features.js';
 
-export interface Confusion {
-  cutoff: number;
-  tp: number;
-  fp: number;
-  tn: number;
-  fn: number;
-  sensitivity: number;
-  specificity: number;
-  ppv: number;
-  npv: number;
-}
+export type { Confusion };
 
 export interface CohortReport {
   kind: 'fit' | 'eval';
@@ -583,11 +575,6 @@ export async function renderReportHtml(report: CohortReport): Promise<string> {
 /** |x| for sorting, with non-finite values last. */
 function absOrder(x: number): number {
   return Number.isFinite(x) ? Math.abs(x) : -1;
-}
-
-/** JSON.stringify replacer: NaN and +-Infinity are written as null. */
-function nonFiniteToNull(_key: string, value: unknown): unknown {
-  return typeof value === 'number' && !Number.isFinite(value) ? null : value;
 }
 
 /** The report as pretty JSON (NaN and infinities as null). */

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, posix, resolve, sep } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type * as Tf from '@tensorflow/tfjs';
-import type { DeepSpec } from './modelcard.js';
+import { checkDeepSpec, type DeepSpec } from './modelcard.js';
 import { native, type NativeCropResizeOptions, type PixelRect } from './native.js';
 
 /** The card's deep section (schema and meaning in core/modelcard.ts and docs/deep-features.md). */
@@ -70,26 +70,6 @@ export function pcaScores(pca: DeepSpec['pca'], e: ArrayLike<number>): Float64Ar
 }
 
 // ---- checks ------------------------------------------------------------------------------------
-
-function checkSpec(spec: DeepSpec): void {
-  const problems: string[] = [];
-  const inp = spec.input;
-  const posInt = (v: number) => Number.isInteger(v) && v > 0;
-  if (!['onnx', 'tfjs-layers', 'tfjs-graph'].includes(spec.runtime)) problems.push(`runtime '${spec.runtime}' is not onnx, tfjs-layers or tfjs-graph`);
-  if (!posInt(inp.width) || !posInt(inp.height)) problems.push('input.width and input.height must be positive integers');
-  if (inp.channels !== 1 && inp.channels !== 3) problems.push('input.channels must be 1 or 3');
-  if (inp.layout !== 'nchw' && inp.layout !== 'nhwc') problems.push("input.layout must be 'nchw' or 'nhwc'");
-  if (!(Number.isFinite(inp.marginFraction) && inp.marginFraction >= 0)) problems.push('input.marginFraction must be >= 0');
-  if (!Number.isFinite(inp.scale)) problems.push('input.scale must be finite');
-  if (inp.mean?.length !== inp.channels || inp.std?.length !== inp.channels) problems.push(`input.mean and input.std need one value per channel (${inp.channels})`);
-  else if (inp.std.some((s) => !Number.isFinite(s) || s === 0) || inp.mean.some((m) => !Number.isFinite(m))) problems.push('input.mean must be finite and input.std finite and non-zero');
-  if (!posInt(spec.embeddingSize)) problems.push('embeddingSize must be a positive integer');
-  const n = spec.embeddingSize;
-  if (spec.pca?.mean?.length !== n) problems.push(`pca.mean has ${spec.pca?.mean?.length} values, expected embeddingSize = ${n}`);
-  if (!(spec.pca?.components?.length >= 1)) problems.push('pca.components needs at least one row');
-  else spec.pca.components.forEach((c, i) => { if (c.length !== n) problems.push(`pca.components[${i}] has ${c.length} values, expected embeddingSize = ${n}`); });
-  if (problems.length) throw new Error(`deep model ${spec.file}: ${problems.join('; ')}`);
-}
 
 /** A path of the card (posix, relative to its folder), refused when it leaves the folder. */
 function cardPath(rel: string): string {
@@ -363,7 +343,7 @@ async function tfjsRunner(spec: DeepSpec, files: Map<string, Buffer>, input: Flo
  * in Node runs on one thread.
  */
 export async function loadDeepModel(spec: DeepSpec, cardDir: string, opts: { threads?: number } = {}): Promise<DeepFeatureModel> {
-  checkSpec(spec);
+  checkDeepSpec(spec);
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`deep model ${spec.file}: threads must be a positive integer (got ${threads})`);
   const files = await readVerified(spec, cardDir);

@@ -51,7 +51,8 @@ export interface DeepSpec {
   pca: { mean: number[]; components: number[][] };
 }
 
-export interface Confusion { cutoff: number; sensitivity: number; specificity: number; ppv: number; npv: number }
+/** Operating point at a cutoff, as a card reports it. */
+export interface CutoffMetrics { cutoff: number; sensitivity: number; specificity: number; ppv: number; npv: number }
 
 export interface ModelCard {
   format: typeof CARD_FORMAT;
@@ -86,7 +87,7 @@ export interface ModelCard {
   calibration?: { slope: number; intercept: number; inTheLarge?: number; applied: boolean; cohort?: string; method?: string };
   performance?: {
     auc?: number; aucCi?: [number, number]; n?: number; nPositive?: number;
-    cohort?: string; validation?: string; atCutoff?: Confusion;
+    cohort?: string; validation?: string; atCutoff?: CutoffMetrics;
   };
   provenance?: string;
   /** Known limits of the model or its data, shown with the score. */
@@ -100,6 +101,37 @@ const str = { type: 'string', minLength: 1 } as const;
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const nums = { type: 'array', items: num } as const;
 const FEATURE_KEY = '^(bmode|contrast)\\.(lesion|ring[0-9]+(p[0-9]+)?(mm|px))\\.(firstorder|shape2D|glcm|glrlm|glszm|gldm|ngtdm)_[A-Za-z0-9]+$';
+
+/** The card's deep section (also checked on its own by core/deep.ts loadDeepModel). */
+export const deepSpecSchema = {
+  type: 'object', required: ['runtime', 'file', 'sha256', 'input', 'embeddingSize', 'pca'], additionalProperties: false,
+  properties: {
+    runtime: { enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] },
+    file: { type: 'string', pattern: '^[^/\\\\][^\\\\]*$', not: { pattern: '(^|/)\\.\\.(/|$)' } },
+    sha256: { type: 'object', additionalProperties: hex },
+    input: {
+      type: 'object', required: ['width', 'height', 'channels', 'layout', 'pane', 'marginFraction', 'scale', 'mean', 'std'], additionalProperties: false,
+      properties: {
+        name: str,
+        width: { type: 'integer', minimum: 8, maximum: 1024 },
+        height: { type: 'integer', minimum: 8, maximum: 1024 },
+        channels: { enum: [1, 3] },
+        layout: { enum: ['nchw', 'nhwc'] },
+        pane: { enum: ['bmode', 'contrast'] },
+        marginFraction: { type: 'number', minimum: 0, maximum: 2 },
+        scale: num,
+        mean: nums,
+        std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } },
+      },
+    },
+    output: str,
+    embeddingSize: { type: 'integer', minimum: 1 },
+    pca: {
+      type: 'object', required: ['mean', 'components'], additionalProperties: false,
+      properties: { mean: nums, components: { type: 'array', minItems: 1, items: nums } },
+    },
+  },
+} as const;
 
 /** One clinical variable's definition (also what `fit --clinical FILE` reads, as an array). */
 export const clinicalVariableSchema = {
@@ -135,35 +167,7 @@ const cardSchema = {
         },
         features: { type: 'array', items: { type: 'string', pattern: FEATURE_KEY } },
         clinical: { type: 'array', items: clinicalVariableSchema },
-        deep: {
-          type: 'object', required: ['runtime', 'file', 'sha256', 'input', 'embeddingSize', 'pca'], additionalProperties: false,
-          properties: {
-            runtime: { enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] },
-            file: { type: 'string', pattern: '^[^/\\\\][^\\\\]*$', not: { pattern: '(^|/)\\.\\.(/|$)' } },
-            sha256: { type: 'object', minProperties: 1, additionalProperties: hex },
-            input: {
-              type: 'object', required: ['width', 'height', 'channels', 'layout', 'pane', 'marginFraction', 'scale', 'mean', 'std'], additionalProperties: false,
-              properties: {
-                name: str,
-                width: { type: 'integer', minimum: 8, maximum: 1024 },
-                height: { type: 'integer', minimum: 8, maximum: 1024 },
-                channels: { enum: [1, 3] },
-                layout: { enum: ['nchw', 'nhwc'] },
-                pane: { enum: ['bmode', 'contrast'] },
-                marginFraction: { type: 'number', minimum: 0, maximum: 2 },
-                scale: num,
-                mean: nums,
-                std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } },
-              },
-            },
-            output: str,
-            embeddingSize: { type: 'integer', minimum: 1 },
-            pca: {
-              type: 'object', required: ['mean', 'components'], additionalProperties: false,
-              properties: { mean: nums, components: { type: 'array', minItems: 1, items: nums } },
-            },
-          },
-        },
+        deep: deepSpecSchema,
       },
     },
     scaling: {
@@ -204,6 +208,7 @@ const cardSchema = {
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validateCard = ajv.compile(cardSchema);
+const validateDeepSpec = ajv.compile(deepSpecSchema);
 
 export class ModelCardError extends Error {
   constructor(readonly source: string, readonly problems: string[]) {
@@ -234,6 +239,25 @@ export function sealCard<T extends object>(card: T): T & { sha256: string } {
   return { ...rest, sha256: cardHash(rest) } as T & { sha256: string };
 }
 
+/** What the deep section's schema cannot say: one mean/std per channel, PCA rows of embeddingSize. (The hashes are checked file by file when the model loads.) */
+function deepSpecProblems(d: DeepSpec, at: string): string[] {
+  const problems: string[] = [];
+  if (d.input.mean.length !== d.input.channels) problems.push(`${at}/input/mean has ${d.input.mean.length} values for ${d.input.channels} channels`);
+  if (d.input.std.length !== d.input.channels) problems.push(`${at}/input/std has ${d.input.std.length} values for ${d.input.channels} channels`);
+  if (d.pca.mean.length !== d.embeddingSize) problems.push(`${at}/pca/mean has ${d.pca.mean.length} values for embeddingSize ${d.embeddingSize}`);
+  d.pca.components.forEach((row, i) => { if (row.length !== d.embeddingSize) problems.push(`${at}/pca/components/${i} has ${row.length} values for embeddingSize ${d.embeddingSize}`); });
+  return problems;
+}
+
+/** Checks a deep section on its own (schema and cross-checks); throws an Error naming every problem. */
+export function checkDeepSpec(spec: unknown): DeepSpec {
+  if (!validateDeepSpec(spec))
+    throw new Error(`deep model: ${(validateDeepSpec.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+  const problems = deepSpecProblems(spec as unknown as DeepSpec, '');
+  if (problems.length) throw new Error(`deep model ${(spec as unknown as DeepSpec).file}: ${problems.join('; ')}`);
+  return spec as unknown as DeepSpec;
+}
+
 function crossChecks(c: ModelCard): string[] {
   const problems: string[] = [];
   const terms = termNames(c);
@@ -257,14 +281,7 @@ function crossChecks(c: ModelCard): string[] {
     if ((v.type === 'number' || v.type === 'integer') && !v.range) problems.push(`${at} needs a range [min, max]`);
     if (v.range && !(v.range[0] <= v.range[1])) problems.push(`${at} range [${v.range.join(', ')}] is not increasing`);
   }
-  const d = c.inputs.deep;
-  if (d) {
-    if (d.input.mean.length !== d.input.channels) problems.push(`/inputs/deep/input/mean has ${d.input.mean.length} values for ${d.input.channels} channels`);
-    if (d.input.std.length !== d.input.channels) problems.push(`/inputs/deep/input/std has ${d.input.std.length} values for ${d.input.channels} channels`);
-    if (d.pca.mean.length !== d.embeddingSize) problems.push(`/inputs/deep/pca/mean has ${d.pca.mean.length} values for embeddingSize ${d.embeddingSize}`);
-    d.pca.components.forEach((row, i) => { if (row.length !== d.embeddingSize) problems.push(`/inputs/deep/pca/components/${i} has ${row.length} values for embeddingSize ${d.embeddingSize}`); });
-    if (!(d.file in d.sha256)) problems.push(`/inputs/deep/sha256 has no hash for the model file ${d.file}`);
-  }
+  if (c.inputs.deep) problems.push(...deepSpecProblems(c.inputs.deep, '/inputs/deep'));
   const { cutoffs, labels } = c.categories;
   if (labels.length !== cutoffs.length + 1) problems.push(`/categories has ${cutoffs.length} cutoffs, so it needs ${cutoffs.length + 1} labels (has ${labels.length})`);
   if (cutoffs.some((x, i) => i > 0 && !(x > cutoffs[i - 1]))) problems.push('/categories/cutoffs must be strictly increasing');

@@ -306,7 +306,7 @@ t.test('model checks: input and output names, output size, input shape', async (
   await t.rejects(loadDeepModel({ ...spec, output: 'logits' }, dir), /the card's output 'logits' is not an output of the model \(outputs: embedding, pooled\)/);
   await t.rejects(loadDeepModel({ ...spec, embeddingSize: K + 1, pca: pcaFor(K + 1, 1) }, dir), new RegExp(`output 'embedding' has ${K} values \\(shape \\[1,${K}\\]\\), but the card's embeddingSize is ${K + 1}`));
   await t.rejects(loadDeepModel({ ...spec, input: { ...spec.input, width: 16 } }, dir), /input 'image' has shape \[1,3,8,8\], but the card's input section gives \[1,3,8,16\]/);
-  await t.rejects(loadDeepModel({ ...spec, pca: { mean: spec.pca.mean, components: [[1, 2]] } }, dir), /pca\.components\[0\] has 2 values, expected embeddingSize = 5/);
+  await t.rejects(loadDeepModel({ ...spec, pca: { mean: spec.pca.mean, components: [[1, 2]] } }, dir), /pca\/components\/0 has 2 values for embeddingSize 5/);
   const pooled = await loadDeepModel({ ...spec, input: { ...spec.input, name: 'image' }, output: 'pooled' }, dir);
   t.equal((await pooled.embed({ data: images[0], width: W, height: H }, boxes[0])).length, K, "a named output ('pooled', [1,K,1,1]) is flattened");
   await pooled.close();
