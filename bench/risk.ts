@@ -9,6 +9,7 @@ import { quantile } from 'simple-statistics';
 import { cohortFeatures, completeCases, readCohort } from '../core/cohort.js';
 import { frameFeatures } from '../core/features.js';
 import { fitCohort } from '../core/fit.js';
+import { aucDeLong } from '../core/stats/roc.js';
 import { applyLayout } from '../core/layout.js';
 import { createLesionMask } from '../core/mask.js';
 import { CARD_FORMAT, sealCard, type ModelCard } from '../core/modelcard.js';
@@ -75,7 +76,7 @@ async function fitTime(): Promise<void> {
   const cohort = readCohort(busi, { labelColumn: 'malignant' });
   const reps = QUICK ? 1 : 3;
   const featureS: number[] = [], fitS: number[] = [];
-  let n = 0, p = 0;
+  let n = 0, p = 0, auc = { auc: NaN, ci: [NaN, NaN] };
   for (let r = 0; r < reps; r++) {
     let t = performance.now();
     const f = await cohortFeatures(cohort, { binWidth: 25, rings: [30, 50, 80] });
@@ -84,8 +85,9 @@ async function fitTime(): Promise<void> {
     n = d.y.length;
     p = d.names.length;
     t = performance.now();
-    fitCohort({ names: d.names, X: d.X, y: d.y }, { seed: 20261122 });
+    const fit = fitCohort({ names: d.names, X: d.X, y: d.y }, { seed: 20261122 });
     fitS.push((performance.now() - t) / 1000);
+    auc = aucDeLong(fit.heldOut, d.y);
   }
   const med = (v: number[]) => quantile(v, 0.5).toFixed(1);
   table(`B. sonomics fit on the BUSI folder (${cohort.cases.length} cases; ${reps} run${reps > 1 ? 's' : ''}, median; target: minutes)`,
@@ -93,7 +95,7 @@ async function fitTime(): Promise<void> {
       [`features: lesion + 3 rings, 102 features each, 2 cases at a time`, med(featureS)],
       [`selection + LASSO CV + 5-fold nested CV (${n} cases, ${p} candidate features)`, med(fitS)],
       ['total', med(featureS.map((s, i) => s + fitS[i]))],
-    ]);
+    ], [`nested cross-validated AUC of the fit (seed 20261122, as scripts/fit-busi.sh): ${auc.auc.toFixed(3)} (95 % CI ${auc.ci[0].toFixed(3)}-${auc.ci[1].toFixed(3)}, DeLong)`]);
 }
 
 await riskStage();
