@@ -44,10 +44,14 @@ export interface DisplayFrame {
   readonly contours?: RegionContours;
   /** Source-specific ground truth passed through (the phantom's), for tests and benches. */
   readonly truth?: unknown;
+  /** The frame held while the pipeline is frozen (published again when a lock changes its outline). */
+  readonly frozen?: boolean;
 }
 
 export interface ScoreUpdate {
   readonly seq: number;
+  /** The scored frame's capture time (frame.timestampMs); absent on a not-live notice without a frame. */
+  readonly captureMs?: number;
   /** True when the frame was tracked with confidence: only then are scores live. */
   readonly live: boolean;
   readonly reason?: string;
@@ -61,6 +65,8 @@ export interface PipelineStats {
   received: number;
   /** Frames that repeated the previous image (frame.duplicate): not tracked or scored again. */
   duplicates: number;
+  /** Frames that arrived while frozen: not shown, tracked or scored. */
+  frozen: number;
   displayed: number;
   scored: number;
   errors: number;
@@ -70,12 +76,15 @@ export interface PipelineStats {
 }
 
 interface Job { frame: Frame; arrivalMs: number; truth?: unknown }
+interface Held { lf: LaidOutFrame; truth?: unknown }
 interface ScoringJob { lf: LaidOutFrame; track: TrackResult; rings: RingSet; arrivalMs: number }
 interface RiskJob extends ScoringJob { features: FeatureSet }
 
 /**
  * Events: 'display' (DisplayFrame), 'scores' (ScoreUpdate), 'frameError' (Error, Frame),
- * 'lock' (seq) when tracking (re)starts, 'lockError' (TrackingError, seq) when an outline is refused.
+ * 'lock' (seq) when tracking (re)starts, 'lockError' (TrackingError, seq) when an outline is refused,
+ * 'freeze' (frozen, seq) when the picture is held or released, 'models' (ids) when the scored set changes,
+ * 'clinical' (values) when clinical inputs are set.
  */
 export class Pipeline extends EventEmitter {
   readonly layout: Layout;
@@ -86,6 +95,13 @@ export class Pipeline extends EventEmitter {
   private readonly rings: RingPlan;
   /** Clinical inputs coded for each model (its own card's definition: levels may differ between cards), by name. */
   private clinical: Map<string, number>[] = [];
+  /** The clinical inputs as entered (before each card codes them), for display. */
+  private clinicalEntered = new Map<string, ClinicalValue>();
+  /** Models scored (by index); a deselected model is neither scored nor reported. */
+  private readonly enabled: boolean[];
+  /** The last frame shown, and while frozen the frame held on screen. */
+  private last: Held | undefined;
+  private frozenOn: Held | undefined;
   private readonly featureThreads: number;
   private readonly tracker: LesionTracker;
   private readonly aggregators: RiskAggregator[];
@@ -99,7 +115,7 @@ export class Pipeline extends EventEmitter {
   private pendingLock: { mask: LesionMask; settle: (err: Error | undefined, seq: number) => void } | undefined;
   private loops: Promise<void>[] = [];
   private running = false;
-  private counters = { received: 0, duplicates: 0, displayed: 0, scored: 0, errors: 0 };
+  private counters = { received: 0, duplicates: 0, frozen: 0, displayed: 0, scored: 0, errors: 0 };
 
   constructor(opts: PipelineOptions) {
     super();
@@ -113,6 +129,61 @@ export class Pipeline extends EventEmitter {
     this.rings = planRings(this.ringsMm, modelRegions(this.models), this.layout.panes.bmode);
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
     this.clinical = this.models.map(() => new Map());
+    this.enabled = this.models.map(() => true);
+  }
+
+  /** Ids of the models being scored, in card order. */
+  get enabledModels(): string[] {
+    return this.models.filter((_, k) => this.enabled[k]).map((m) => m.card.id);
+  }
+
+  /**
+   * Scores only these models (by card id; [] scores none). An unknown id throws a RangeError naming
+   * it and nothing changes. A model switched back on starts a fresh live window.
+   */
+  selectModels(ids: readonly string[]): void {
+    const known = this.models.map((m) => m.card.id);
+    const unknown = ids.filter((id) => !known.includes(id));
+    if (unknown.length) throw new RangeError(`no loaded model ${unknown.map((u) => `"${u}"`).join(', ')} (loaded: ${known.join(', ') || 'none'})`);
+    this.models.forEach((m, k) => {
+      const on = ids.includes(m.card.id);
+      if (on && !this.enabled[k]) this.aggregators[k].reset();
+      this.enabled[k] = on;
+    });
+    this.emit('models', this.enabledModels);
+  }
+
+  /** The clinical inputs as entered, by name. */
+  get clinicalValues(): Record<string, ClinicalValue> {
+    return Object.fromEntries(this.clinicalEntered);
+  }
+
+  get frozen(): boolean { return this.frozenOn !== undefined; }
+
+  /** The seq of the frame last shown (the held one while frozen); null before any. */
+  get lastShownSeq(): number | null { return this.last?.lf.frame.seq ?? null; }
+
+  /** The frame held on screen while frozen. */
+  get frozenSeq(): number | null { return this.frozenOn?.lf.frame.seq ?? null; }
+
+  /**
+   * Freeze holds the last frame shown, as a scanner's freeze does: frames that arrive meanwhile
+   * are counted and skipped (not shown, tracked or scored). A lock while frozen is taken on the
+   * held frame at once, which is shown and scored again with the new outline; tracking carries on
+   * from it when unfrozen. Returns the seq of the frame held (or just released); null when there
+   * is none (freezing before any frame was shown, or unfreezing when not frozen).
+   */
+  freeze(on: boolean): number | null {
+    if (on && !this.frozenOn && this.last) {
+      this.frozenOn = this.last;
+      this.emit('freeze', true, this.frozenOn.lf.frame.seq);
+    } else if (!on && this.frozenOn) {
+      const seq = this.frozenOn.lf.frame.seq;
+      this.frozenOn = undefined;
+      this.emit('freeze', false, seq);
+      return seq;
+    }
+    return this.frozenSeq;
   }
 
   /** The clinical variables the loaded models read (by name; the first card's definition where several share one). */
@@ -136,6 +207,10 @@ export class Pipeline extends EventEmitter {
       }
       if (entries.length) this.aggregators[k].reset();
     });
+    for (const [name, v] of Object.entries(values)) {
+      if (v === null) this.clinicalEntered.delete(name);
+      else this.clinicalEntered.set(name, v);
+    }
     this.emit('clinical', values);
   }
 
@@ -159,14 +234,22 @@ export class Pipeline extends EventEmitter {
    * (Re)start tracking from this outline (B-mode pane coordinates) on the next frame processed.
    * Resolves with that frame's seq; rejects with a TrackingError naming what is wrong with the
    * outline (the previous lock, if any, then stays). A newer lock supersedes a pending one.
+   * While frozen the lock is taken on the held frame at once.
    */
   lockLesion(mask: LesionMask): Promise<number> {
     const r = this.layout.panes.bmode.rect;
     if (mask.width !== r.width || mask.height !== r.height)
       return Promise.reject(new TrackingError(`the mask is ${mask.width}x${mask.height}, the B-mode pane is ${r.width}x${r.height}`));
     this.pendingLock?.settle(new TrackingError('superseded by a newer lock'), -1);
+    this.pendingLock = undefined;
     return new Promise<number>((resolve, reject) => {
-      this.pendingLock = { mask, settle: (err, seq) => (err ? reject(err) : resolve(seq)) };
+      const settle = (err: Error | undefined, seq: number) => (err ? reject(err) : resolve(seq));
+      if (this.frozenOn) {
+        const held = this.frozenOn;
+        if (this.applyLock(held.lf, mask, settle)) this.trackAndPublish(held, performance.now());
+      } else {
+        this.pendingLock = { mask, settle };
+      }
     });
   }
 
@@ -236,23 +319,41 @@ export class Pipeline extends EventEmitter {
   }
 
   private displayStep(job: Job): void {
-    let t = performance.now();
+    if (this.frozenOn) {
+      this.counters.frozen++;
+      return;
+    }
+    const t = performance.now();
     const lf = applyLayout(job.frame, this.layout);
-    t = this.mark('layout', t);
+    this.mark('layout', t);
     if (this.pendingLock) {
       const { mask, settle } = this.pendingLock;
       this.pendingLock = undefined;
-      try {
-        this.tracker.lock(lf, mask);
-        for (const a of this.aggregators) a.reset();
-        this.emit('lock', lf.frame.seq);
-        settle(undefined, lf.frame.seq);
-      } catch (e) {
-        // A bad outline costs neither the frame nor the current lock.
-        settle(e as Error, lf.frame.seq);
-        this.emit('lockError', e, lf.frame.seq);
-      }
+      this.applyLock(lf, mask, settle);
     }
+    this.trackAndPublish({ lf, truth: job.truth }, job.arrivalMs);
+  }
+
+  /** Hands an outline to the tracker on this frame; false (and settled with the error) when refused. */
+  private applyLock(lf: LaidOutFrame, mask: LesionMask, settle: (err: Error | undefined, seq: number) => void): boolean {
+    try {
+      this.tracker.lock(lf, mask);
+    } catch (e) {
+      // A bad outline costs neither the frame nor the current lock.
+      settle(e as Error, lf.frame.seq);
+      this.emit('lockError', e, lf.frame.seq);
+      return false;
+    }
+    for (const a of this.aggregators) a.reset();
+    this.emit('lock', lf.frame.seq);
+    settle(undefined, lf.frame.seq);
+    return true;
+  }
+
+  /** Tracking, regions and 'display' for one frame, then hands it to the scoring path. */
+  private trackAndPublish(held: Held, arrivalMs: number): void {
+    const { lf } = held;
+    let t = performance.now();
     const track = this.tracker.track(lf);
     t = this.mark('track', t);
     let rings: RingSet | undefined, contours: RegionContours | undefined;
@@ -262,10 +363,11 @@ export class Pipeline extends EventEmitter {
     }
     t = this.mark('regions', t);
     this.counters.displayed++;
-    this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: job.truth } satisfies DisplayFrame);
+    this.last = held;
+    this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined } satisfies DisplayFrame);
     this.mark('publish', t);
-    this.e2eDisplay.record(performance.now() - job.arrivalMs);
-    if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs: job.arrivalMs });
+    this.e2eDisplay.record(performance.now() - arrivalMs);
+    if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs });
     else if (track.state === 'lost') this.noticeNotLive(track);
   }
 
@@ -275,7 +377,7 @@ export class Pipeline extends EventEmitter {
     const live = job.track.state === 'tracking';
     const scores: RiskScore[] = [];
     if (live) {
-      for (const [k, a] of this.aggregators.entries()) scores.push(a.add(await this.scoreFrame(k, job)));
+      for (const [k, a] of this.aggregators.entries()) if (this.enabled[k]) scores.push(a.add(await this.scoreFrame(k, job)));
     } else {
       // Frames from before a loss must not linger in the live median.
       for (const a of this.aggregators) a.reset();
@@ -284,7 +386,7 @@ export class Pipeline extends EventEmitter {
     this.counters.scored++;
     this.lastNotice = '';
     const update: ScoreUpdate = {
-      seq, live, trackingState: job.track.state, scores, features: job.features,
+      seq, captureMs: job.lf.frame.timestampMs, live, trackingState: job.track.state, scores, features: job.features,
       reason: live ? undefined : notLiveReason(job.track),
     };
     this.emit('scores', update);

@@ -165,3 +165,51 @@ t.test('layout validation names the problem', async (t) => {
   const zero = { ...l.panes.bmode.rect, width: 0, height: 0 };
   t.throws(() => new Pipeline({ layout: { ...l, panes: { bmode: { ...l.panes.bmode, rect: zero }, contrast: { ...l.panes.contrast, rect: zero } } } }), /layout\.panes\.bmode\.rect must be integers with x,y >= 0 and size >= 8/);
 });
+
+t.test('freeze holds the last frame: later frames are skipped and counted, a lock lands on the held frame at once', async (t) => {
+  const phantom = new PhantomScanner({ seed: 9 });
+  const p = new Pipeline({ layout: phantom.layout, models: [new RiskModel(testCard())] }).start();
+  t.teardown(() => p.stop());
+  t.equal(p.freeze(true), null, 'nothing to hold before a frame was shown');
+  t.equal(p.frozen, false);
+  const r = phantom.layout.panes.bmode.rect;
+  const shown: DisplayFrame[] = [];
+  p.on('display', (d: DisplayFrame) => shown.push(d));
+  const freezes: Array<[boolean, number]> = [];
+  p.on('freeze', (on: boolean, seq: number) => freezes.push([on, seq]));
+  for (let i = 0; i < 5; i++) { p.push(phantom.frameAt(i).frame); await sleep(20); }
+  const last = shown.at(-1)!.frame.seq;
+  t.equal(p.freeze(true), last, 'holds the last frame shown');
+  t.equal(p.freeze(true), last, 'freezing again changes nothing');
+  const n = shown.length;
+  for (let i = 5; i < 10; i++) { p.push(phantom.frameAt(i).frame); await sleep(20); }
+  t.equal(shown.length, n, 'nothing shown while frozen');
+  t.equal(p.stats().frozen, 5, 'five frames skipped and counted');
+  const truth = phantom.frameAt(last).truth;
+  const scored = nextEvent<ScoreUpdate>(p, 'scores', (u) => u.seq === last && u.live);
+  t.equal(await p.lockLesion(createLesionMask(truth.lesionMask.slice(), r.width, r.height)), last, 'the lock is taken on the held frame, without waiting for a new one');
+  t.match(shown.at(-1), { frame: { seq: last }, frozen: true, track: { state: 'tracking' } }, 'shown again with its outline');
+  t.equal((await scored).scores.length, 1, 'and scored');
+  t.equal(p.freeze(false), last, 'unfreeze names the frame it released');
+  t.equal(p.freeze(false), null);
+  p.push(phantom.frameAt(10).frame);
+  await nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === 10);
+  t.same(freezes, [[true, last], [false, last]]);
+});
+
+t.test('selectModels scores only the chosen cards; an unknown id changes nothing', async (t) => {
+  const phantom = new PhantomScanner({ seed: 9 });
+  const a = new RiskModel(testCard({ id: 'card-a' })), b = new RiskModel(testCard({ id: 'card-b' }));
+  const p = new Pipeline({ layout: phantom.layout, models: [a, b] }).start();
+  t.teardown(() => p.stop());
+  t.same(p.enabledModels, ['card-a', 'card-b']);
+  t.throws(() => p.selectModels(['card-b', 'card-x']), /no loaded model "card-x" \(loaded: card-a, card-b\)/);
+  t.same(p.enabledModels, ['card-a', 'card-b'], 'unchanged');
+  p.selectModels(['card-b']);
+  t.same(p.enabledModels, ['card-b']);
+  const r = phantom.layout.panes.bmode.rect;
+  void p.lockLesion(createLesionMask(phantom.frameAt(0).truth.lesionMask.slice(), r.width, r.height));
+  const got = nextEvent<ScoreUpdate>(p, 'scores', (u) => u.live);
+  for (let i = 0; i < 10; i++) { p.push(phantom.frameAt(i).frame); await sleep(30); }
+  t.same((await got).scores.map((s) => s.modelId), ['card-b']);
+});
