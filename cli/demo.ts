@@ -2,14 +2,18 @@
 // overlay. The demo is the phantom scanner; run takes the configured source (capture card,
 // DICOM cine, recording); replay a recording.
 import { spawn } from 'node:child_process';
-import type { SonomicsConfig } from '../core/config.js';
+import { readFileSync } from 'node:fs';
+import { AuditLog } from '../core/audit.js';
+import { ConfigError, type SonomicsConfig } from '../core/config.js';
 import type { Layout } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
 import { loadRiskModel } from '../core/models.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
+import { OnDemandRecorder } from '../device/recording.js';
 import type { FrameSource, SignalState, SourceStats } from '../device/source.js';
+import { resolveToken } from '../web-overlay/auth.js';
 import { OverlayServer, type OverlayStats } from '../web-overlay/server.js';
 
 export interface DemoOptions {
@@ -54,10 +58,30 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth, featureThreads: cfg.pipeline.featureThreads,
     tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow,
   });
-  const server = new OverlayServer({
-    pipeline, host: cfg.overlay.host, port: cfg.overlay.port, jpegQuality: cfg.overlay.jpegQuality, maxBufferedBytes: cfg.overlay.maxBufferedBytes,
-    status: () => ({ source: { id: source.id, fps: source.fps, signal: signalState, reason: signalReason, ...source.stats } }),
-  });
+  const ov = cfg.overlay;
+  const token = resolveToken({ tokenFile: ov.tokenFile });
+  const tls = ov.tls && { cert: readSecret('overlay.tls.cert', ov.tls.cert), key: readSecret('overlay.tls.key', ov.tls.key) };
+  const audit = new AuditLog(cfg.audit.path, () => pipeline.models.filter((m) => pipeline.enabledModels.includes(m.card.id))
+    .map(({ card: c }) => ({ id: c.id, version: c.version, sha256: c.sha256 })));
+  const recorder = new OnDemandRecorder({ dir: cfg.recording.dir, width: layout.width, height: layout.height, fps: source.fps, sourceId: source.id, layout });
+  let server: OverlayServer;
+  try {
+    server = new OverlayServer({
+      pipeline, host: ov.host, port: ov.port, jpegQuality: ov.jpegQuality, maxBufferedBytes: ov.maxBufferedBytes,
+      token, tls, allowedOrigins: ov.allowedOrigins, controlRate: ov.controlRate, audit, recording: recorder,
+      status: () => ({
+        source: { id: source.id, fps: source.fps, signal: signalState, reason: signalReason, ...source.stats },
+        // The touch panel and MQTT telemetry are not wired into this command yet.
+        panel: { configured: false }, telemetry: { configured: false },
+      }),
+    });
+  } catch (e) {
+    audit.close();
+    throw e;
+  }
+  server.on('warning', (w: string) => o.log(`overlay: ${w}`));
+  recorder.on('change', () => server.broadcastState());
+  recorder.on('error', (e: Error) => o.log(`recording: ${e.message}`));
   server.on('clientError', (e: Error) => o.log(`overlay: ${e.message}`));
   pipeline.on('frameError', (e: Error, f: { seq: number }) => o.log(`frame ${f.seq}: ${e.message}`));
 
@@ -78,6 +102,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
       locked = true;
     }
     pipeline.push(frame, truth);
+    recorder.write(frame);
     if (o.frames !== undefined && ++delivered >= o.frames) reachedLimit();
   });
   pipeline.on('display', (d: DisplayFrame) => {
@@ -100,8 +125,10 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   const failed = await Promise.race([ended.then(() => undefined), sourceError]);
   source.stop();
   await pipeline.stop();
+  if (recorder.state().active) await recorder.stop().catch((e: Error) => o.log(`recording: ${e.message}`));
   if (failed) {
     await server.close();
+    audit.close();
     throw failed;
   }
   const summary: DemoSummary = {
@@ -119,7 +146,16 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     overlay: server.stats(),
   };
   await server.close();
+  audit.close();
   return summary;
+}
+
+function readSecret(key: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError([`${key}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`], 'config');
+  }
 }
 
 function openBrowser(url: string, log: (l: string) => void): void {

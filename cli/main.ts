@@ -31,6 +31,7 @@ Commands:
   eval        A model card's performance on a cohort (AUC with CI, calibration, ...): JSON, report, CSV
   import-sklearn  A model card from a scikit-learn StandardScaler + LogisticRegression export
   seal-card   Recompute an edited model card's sha256 (after checking the rest of it)
+  audit-verify  Check an audit log's hash chain: every line there, unchanged, in order
 
 Inputs: "phantom" (or phantom:SEED), a recording (NAME.sonrec), a DICOM file, or anything ffmpeg
 reads: a capture card (/dev/video0), a file, a stream URL, a test pattern (--format lavfi).
@@ -51,7 +52,9 @@ tracking, regions, features and risk models, and serves the live overlay in the 
 
 Options:
   --port N        overlay HTTP/WebSocket port (default 8080; 0 picks a free port)
-  --host ADDR     bind address (default 127.0.0.1; loopback only)
+  --host ADDR     bind address (default 127.0.0.1). Any other address needs an access token:
+                  SONOMICS_TOKEN, or a file (chmod 600) named by --token-file or overlay.tokenFile
+  --token-file F  file holding the overlay's access token (never put the token in the config)
   --frames N      stop after N frames and print a summary
   --seed N        phantom seed (default 42)
   --fps N         phantom frame rate (default 30)
@@ -185,7 +188,7 @@ overlay, at the recorded timing or faster.
   --lesion MASK     lesion outline to lock on the first frame: an image the size of the screen or
                     of the B-mode pane, non-zero = lesion (without it tracking waits for a lock)
   --layout NAME     layout profile (when the recording has none, or to override it)
-  --port N, --host ADDR, --headless, --frames N, --json, --config FILE   as for demo
+  --port N, --host ADDR, --token-file F, --headless, --frames N, --json, --config FILE   as for demo
 `;
 
 const RUN_HELP = `Usage: sonomics run --config FILE [options]
@@ -195,7 +198,7 @@ pipeline and serves the overlay. A capture card that loses its signal is restart
 the overlay keeps serving and shows 'no signal' meanwhile.
   --layout NAME     layout profile (default source.layout of the config)
   --lesion MASK     lesion outline to lock on the first frame (see replay --help)
-  --port N, --host ADDR, --headless, --frames N, --json   as for demo
+  --port N, --host ADDR, --token-file F, --headless, --frames N, --json   as for demo
 `;
 
 const EXPORT_HELP = `Usage: sonomics export NAME.sonrec --out OUT [--from S] [--to S]
@@ -238,7 +241,7 @@ const inputOptions = {
 } as const satisfies ParseArgsConfig['options'];
 
 const serveOptions = {
-  port: { type: 'string' }, host: { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
+  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
   config: { type: 'string' }, layout: { type: 'string' }, lesion: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -269,9 +272,18 @@ const featuresOptions = {
 } as const satisfies ParseArgsConfig['options'];
 
 const demoOptions = {
-  port: { type: 'string' }, host: { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
+  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
   headless: { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+/** The config's overlay section with --port, --host and --token-file applied. */
+function overlayOverrides(base: SonomicsConfig, v: { port?: string; host?: string; 'token-file'?: string }): SonomicsConfig['overlay'] {
+  const port = intOption('port', v.port, 0, 65535);
+  return {
+    ...base.overlay, ...(port !== undefined && { port }), ...(v.host !== undefined && { host: v.host }),
+    ...(v['token-file'] !== undefined && { tokenFile: v['token-file'] }),
+  };
+}
 
 function intOption(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -376,14 +388,13 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       const { values: v } = parse(rest, demoOptions);
       if (v.help) { io.out(DEMO_HELP); return 0; }
       const frames = intOption('frames', v.frames, 1, 1e9);
-      const port = intOption('port', v.port, 0, 65535);
       const seed = intOption('seed', v.seed, 0, 2 ** 31);
       const fps = numOption('fps', v.fps, 0, 240);
       const base = loadConfig(v.config);
       const config: SonomicsConfig = resolveConfig({
         ...base,
         source: { ...base.source, phantom: { ...base.source.phantom, ...(seed !== undefined && { seed }), ...(fps !== undefined && { fps }) } },
-        overlay: { ...base.overlay, ...(port !== undefined && { port }), ...(v.host !== undefined && { host: v.host }) },
+        overlay: overlayOverrides(base, v),
       }, v.config ?? 'command line');
       const log = v.json ? io.err : io.out;
       const ac = new AbortController();
@@ -557,6 +568,14 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       io.out(JSON.stringify({ card: v.out, id: card.id, features: card.inputs.features.length, sha256: card.sha256 }));
       return 0;
     }
+    if (cmd === 'audit-verify') {
+      const { values: v, positionals } = parse(rest, { help: { type: 'boolean', short: 'h' } }, true);
+      if (v.help) { io.out('Usage: sonomics audit-verify AUDIT.jsonl\n\nChecks the hash chain of an audit log (docs/security.md). Prints {entries, ok, problems}; exit 1 when a line was changed, removed or inserted.\n'); return 0; }
+      const { verifyAuditLog } = await import('../core/audit.js');
+      const r = verifyAuditLog(onePositional('audit-verify', positionals, 'AUDIT.jsonl'));
+      io.out(JSON.stringify(r));
+      return r.ok ? 0 : 1;
+    }
     if (cmd === 'seal-card') {
       const { values: v, positionals } = parse(rest, { help: { type: 'boolean', short: 'h' } }, true);
       if (v.help) { io.out('Usage: sonomics seal-card CARD.json\n\nChecks an edited model card and rewrites its sha256.\n'); return 0; }
@@ -571,7 +590,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       if (!replay && (v.fast || v.speed !== undefined)) throw new UsageError('run: --fast and --speed are for replay');
       const base = loadConfig(v.config);
       const config = resolveConfig({
-        ...base, overlay: { ...base.overlay, ...(v.port !== undefined && { port: intOption('port', v.port, 0, 65535) }), ...(v.host !== undefined && { host: v.host }) },
+        ...base, overlay: overlayOverrides(base, v),
       }, v.config ?? 'command line');
       const { openInput, sourceFromConfig, layoutFor } = await import('../device/open.js');
       const { readLesion } = await import('./capture.js');
@@ -593,6 +612,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
   } catch (e) {
     if (e instanceof UsageError) { io.err(`sonomics: ${e.message}`); return 2; }
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
+    // A missing or badly kept access token is a set-up error: the server did not start.
+    if ((e as Error)?.name === 'AuthConfigError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     // core/params.ts is loaded only by the features command, so its error is known by name.
     if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     // A clinical value given on the command line that a card refuses is a usage error too.

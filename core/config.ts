@@ -31,7 +31,21 @@ export interface SonomicsConfig {
   };
   /** Model card files: a path that exists (absolute or from the current folder), else a card in the package's models/ folder. */
   models: string[];
-  overlay: { host: string; port: number; jpegQuality: number; maxBufferedBytes: number };
+  overlay: {
+    host: string; port: number; jpegQuality: number; maxBufferedBytes: number;
+    /** A file holding the access token (the token itself never goes in the config). */
+    tokenFile?: string;
+    /** TLS certificate chain and private key files (PEM): the overlay is then served over https/wss. */
+    tls?: { cert: string; key: string };
+    /** More origins (scheme://host:port) whose pages may open the socket, besides the server's own. */
+    allowedOrigins: string[];
+    /** Messages from each page: a token bucket of `burst` refilled at `perSecond`. */
+    controlRate: { perSecond: number; burst: number };
+  };
+  /** The append-only audit log of every state change. */
+  audit: { path: string };
+  /** Recordings started from the overlay go here, one NAME.sonrec folder each. */
+  recording: { dir: string };
   /** Screen layout profiles by name (scanner model/mode): panes, scan sector, calibration. See docs/layout-profiles.md. */
   layouts: Record<string, LayoutProfile>;
 }
@@ -123,7 +137,28 @@ export const configSchema = {
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
         jpegQuality: { type: 'integer', minimum: 10, maximum: 100, default: 70 },
         maxBufferedBytes: { type: 'integer', minimum: 65536, default: 4194304 },
+        tokenFile: { type: 'string', minLength: 1 },
+        tls: {
+          type: 'object', additionalProperties: false, required: ['cert', 'key'],
+          properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
+        },
+        allowedOrigins: { type: 'array', items: { type: 'string', pattern: '^https?://[^/]+$' }, default: [] },
+        controlRate: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            perSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1000, default: 10 },
+            burst: { type: 'integer', minimum: 1, maximum: 1000, default: 20 },
+          },
+        },
       },
+    },
+    audit: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { path: { type: 'string', minLength: 1, default: 'sonomics-audit.jsonl' } },
+    },
+    recording: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { dir: { type: 'string', minLength: 1, default: 'recordings' } },
     },
     // Each profile is checked by profileProblems (core/profile.ts): its messages name the key plainly,
     // where a schema of alternatives (fan, rect or polygon; ruler, mmPerPixel or dicom) reports every branch.
@@ -160,6 +195,8 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
     const problems = (validate.errors ?? []).map((e) => {
       if (e.keyword === 'additionalProperties') {
         const k = String((e.params as { additionalProperty: string }).additionalProperty);
+        if (e.instancePath === '/overlay' && /^(token|secret|password)$/i.test(k))
+          return `overlay.${k}: a secret never goes in the config file: set SONOMICS_TOKEN, or put the token in a file (mode 600) named by overlay.tokenFile or --token-file`;
         return `${keyOf(`${e.instancePath}/${k}`)}: unknown key`;
       }
       return `${keyOf(e.instancePath)}: ${e.message}`;

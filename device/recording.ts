@@ -11,7 +11,7 @@
 // back until the next arrives: NUT writes it at once.) See docs/capture.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FrameStamper } from '../core/arrival.js';
@@ -210,6 +210,75 @@ export class SessionRecorder extends EventEmitter {
     const err = new RecordingError(this.path, reason);
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err.message);
+  }
+}
+
+/** A marked moment of a recording (events.jsonl): the overlay's "mark event". */
+export interface RecordedEvent { kind: string; label: string; seq: number | null; at: string; by: string; /** Frames written when it was marked. */ i: number }
+
+export interface OnDemandRecorderOptions extends Omit<RecorderOptions, 'path'> {
+  /** Folder the recordings go to, one session-<time>.sonrec each. */
+  dir: string;
+}
+
+/**
+ * Recording started and stopped at will (from the overlay or the panel): while active, every
+ * frame given to write() is recorded by a SessionRecorder. Events: 'change' when it starts,
+ * stops or fails ('error' then carries the RecordingError).
+ */
+export class OnDemandRecorder extends EventEmitter {
+  private current: { recorder: SessionRecorder; name: string; since: string } | undefined;
+  private stopping: Promise<{ name: string; frames: number; dropped: number }> | undefined;
+
+  constructor(private readonly o: OnDemandRecorderOptions) {
+    super();
+  }
+
+  state(): { available: true; active: boolean; name: string | null; since: string | null } {
+    return { available: true, active: this.current !== undefined, name: this.current?.name ?? null, since: this.current?.since ?? null };
+  }
+
+  async start(): Promise<string> {
+    if (this.current) throw new RecordingError(this.current.name, 'already recording');
+    if (this.stopping) await this.stopping;
+    const since = new Date().toISOString();
+    // A time stamp names it: never anything about the patient.
+    const name = `session-${since.replace(/[:.]/g, '-')}.sonrec`;
+    mkdirSync(this.o.dir, { recursive: true });
+    const recorder = new SessionRecorder({ ...this.o, path: join(this.o.dir, name) });
+    recorder.on('error', (e: RecordingError) => {
+      if (this.current?.recorder === recorder) this.current = undefined;
+      this.emit('error', e);
+      this.emit('change');
+    });
+    this.current = { recorder, name, since };
+    this.emit('change');
+    return name;
+  }
+
+  /** Records the frame while a recording is active. */
+  write(frame: Frame): void {
+    this.current?.recorder.write(frame);
+  }
+
+  mark(e: Omit<RecordedEvent, 'i'>): void {
+    const c = this.current;
+    if (!c) return;
+    const line: RecordedEvent = { ...e, i: c.recorder.stats.written };
+    appendFileSync(join(c.recorder.path, 'events.jsonl'), JSON.stringify(line) + '\n');
+  }
+
+  async stop(): Promise<{ name: string; frames: number; dropped: number }> {
+    const c = this.current;
+    if (!c) throw new RecordingError(this.o.dir, 'not recording');
+    this.current = undefined;
+    this.stopping = c.recorder.close().then((st) => ({ name: c.name, frames: st.written, dropped: st.dropped }));
+    try {
+      return await this.stopping;
+    } finally {
+      this.stopping = undefined;
+      this.emit('change');
+    }
   }
 }
 

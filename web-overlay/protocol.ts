@@ -1,28 +1,59 @@
-// The overlay WebSocket protocol, version 1 (docs/overlay-protocol.md).
-// Server -> page:
-//   text  {type:'hello', v, notice, layout, ringsMm, models}
-//   binary video frame: [uint32 LE header length][header JSON = OverlayHeader][JPEG bytes]
-//          (picture and overlay travel in one message, so the contour is always drawn on its frame)
-//   text  {type:'scores', v, seq, live, reason?, trackingState, scores}
-//   text  {type:'status', v, stats}
-//   text  {type:'error', v, error}
-// Page -> server (text JSON; each gets one reply to the sender, and the connection stays open):
-//   {type:'ping'}                          -> {type:'pong', v}
-//   {type:'lock', polygon:[x0,y0,x1,y1,...]} -> {type:'locked', v, shape:'polygon', points:N, area}
-//          outline in B-mode pane pixel coordinates (an integer names a pixel centre), 3..1024
-//          points, closed implicitly; filled by core/mask.ts polygonMask, then pipeline.lockLesion:
-//          tracking (re)starts from it on the next frame processed
-//   {type:'lock', ellipse:{cx,cy,rx,ry}}     -> {type:'locked', v, shape:'ellipse', area}
-//          axis-aligned ellipse, pixels, same coordinates (core/mask.ts ellipseMask)
-//   bad input (a lock with a wrong field, unknown type, non-JSON, binary)
-//                                          -> {type:'error', v, error} naming the field and the
-//          problem; nothing changes (server.ts checkLockMessage and the mask builders)
+// The overlay WebSocket protocol, version 2 (docs/overlay-protocol.md). Every message both ways
+// has a JSON schema here: the server checks what a page sends against PAGE_MESSAGE_SCHEMA (an
+// error reply names the field and the problem) and what it sends itself against
+// SERVER_MESSAGE_SCHEMA (a message that fails is a bug: it is not sent, and counted).
+//
+// Server -> page
+//   text   hello   {v, notice, viewer, layout, ringsMm, models, state}
+//   binary frame   [uint32 LE header length][header JSON = OverlayHeader][JPEG]: picture and
+//                  overlay travel in one message, so a contour is always drawn on its own frame
+//   text   scores  {v, seq, live, reason, trackingState, scores, tic}
+//   text   state   {v, state}      after every change, to every viewer
+//   text   event   {v, event}      a marked event, to every viewer
+//   text   status  {v, stats}      every second
+//   text   ack     {v, re, id?, ...result}   the reply to a page message that was carried out
+//   text   error   {v, re, id?, error}       the reply to one that was not; nothing changed
+// Page -> server (text JSON; each gets exactly one reply, and the connection stays open):
+//   ping, control, layers, models, freeze, lock, clinical, record, mark
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DisplayFrame, ScoreUpdate } from '../core/pipeline.js';
 import type { Layout } from '../core/layout.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/modelcard.js';
+import { ringName } from '../core/regions.js';
 import type { RiskModel } from '../core/risk.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** The WebSocket subprotocol a page asks for; a token may ride along as a second one ("bearer.<token>"). */
+export const SUBPROTOCOL = 'sonomics.v2';
+
+export const LAYERS = ['contour', 'rings', 'scores', 'tic'] as const;
+export type LayerName = (typeof LAYERS)[number];
+export type Layers = Record<LayerName, boolean>;
+
+export interface RecordingState {
+  /** False when the command serving the overlay cannot record (no recorder configured). */
+  available: boolean;
+  active: boolean;
+  /** The recording's folder name while active. */
+  name: string | null;
+  /** ISO time the recording started. */
+  since: string | null;
+}
+
+/** What every viewer sees the same way; sent in hello and after every change. */
+export interface OverlayState {
+  frozen: boolean;
+  /** The frame held on screen while frozen. */
+  frozenSeq: number | null;
+  layers: Layers;
+  /** Ids of the models scored and shown, in card order. */
+  models: string[];
+  /** The viewer that may change state, or null. */
+  controller: string | null;
+  /** Clinical inputs as entered, by card variable name. */
+  clinical: Record<string, number | boolean | string>;
+  recording: RecordingState;
+}
 
 export interface OverlayHeader {
   type: 'frame';
@@ -36,11 +67,228 @@ export interface OverlayHeader {
   /** Contours in pane coordinates: [x0, y0, x1, y1, ...]. Drawn on both panes. */
   lesion: number[] | null;
   rings: Array<{ mm: number; contour: number[] }>;
+  /** True for the frame held on screen while frozen (re-sent when a lock changes its outline). */
+  frozen: boolean;
 }
 
-export function helloMessage(layout: Layout, ringsMm: readonly number[], models: readonly RiskModel[]) {
+/** One time-intensity point: mean display intensity of each region in the contrast pane. */
+export interface TicPoint { seq: number; tMs: number; lesion: number | null; rings: Array<{ mm: number; mean: number | null }> }
+
+// ---- Page -> server -------------------------------------------------------------------------
+
+export type PageMessage =
+  | { type: 'ping'; id?: string }
+  | { type: 'control'; id?: string; action: 'take' | 'release'; force?: boolean }
+  | { type: 'layers'; id?: string; layers: Partial<Layers> }
+  | { type: 'models'; id?: string; enabled: string[] }
+  | { type: 'freeze'; id?: string; frozen: boolean }
+  | { type: 'lock'; id?: string; polygon?: number[]; ellipse?: { cx: number; cy: number; rx: number; ry: number } }
+  | { type: 'clinical'; id?: string; values: Record<string, number | boolean | string | null> }
+  | { type: 'record'; id?: string; action: 'start' | 'stop' }
+  | { type: 'mark'; id?: string; label?: string };
+
+export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark'] as const;
+
+const requestId = { type: 'string', maxLength: 64, description: 'echoed in the reply' };
+const page = (type: string, properties: Record<string, unknown>, required: string[] = [], extra: Record<string, unknown> = {}) => ({
+  type: 'object', required: ['type', ...required], additionalProperties: false,
+  properties: { type: { const: type }, id: requestId, ...properties }, ...extra,
+});
+const finiteNumber = { type: 'number' };
+
+export const PAGE_MESSAGE_SCHEMA = {
+  $id: 'sonomics-overlay-page-message-v2',
+  type: 'object', required: ['type'], discriminator: { propertyName: 'type' },
+  oneOf: [
+    page('ping', {}),
+    page('control', { action: { enum: ['take', 'release'] }, force: { type: 'boolean' } }, ['action']),
+    page('layers', {
+      layers: { type: 'object', minProperties: 1, additionalProperties: false, properties: Object.fromEntries(LAYERS.map((l) => [l, { type: 'boolean' }])) },
+    }, ['layers']),
+    page('models', { enabled: { type: 'array', maxItems: 64, uniqueItems: true, items: { type: 'string', maxLength: 128 } } }, ['enabled']),
+    page('freeze', { frozen: { type: 'boolean' } }, ['frozen']),
+    page('lock', {
+      // Counts, finiteness and geometry are checked by the mask builders (core/mask.ts).
+      polygon: { type: 'array', items: finiteNumber },
+      ellipse: {
+        type: 'object', required: ['cx', 'cy', 'rx', 'ry'], additionalProperties: false,
+        properties: { cx: finiteNumber, cy: finiteNumber, rx: finiteNumber, ry: finiteNumber },
+      },
+    }, [], { oneOf: [{ required: ['polygon'] }, { required: ['ellipse'] }], description: 'one of "polygon" or "ellipse"' }),
+    page('clinical', {
+      values: {
+        type: 'object', minProperties: 1, maxProperties: 64, propertyNames: { maxLength: 64 },
+        additionalProperties: {
+          anyOf: [{ type: 'number' }, { type: 'boolean' }, { type: 'string', maxLength: 64 }, { type: 'null' }],
+          description: 'a number, true/false, a level name (up to 64 characters), or null to clear',
+        },
+      },
+    }, ['values']),
+    page('record', { action: { enum: ['start', 'stop'] } }, ['action']),
+    page('mark', { label: { type: 'string', maxLength: 120 } }),
+  ],
+} as const;
+
+// ---- Server -> page -------------------------------------------------------------------------
+
+const nullable = (s: Record<string, unknown>) => ({ anyOf: [s, { type: 'null' }] });
+const num = { type: 'number' };
+const str = { type: 'string' };
+const int = { type: 'integer' };
+const bool = { type: 'boolean' };
+const contour = { type: 'array', items: num };
+const closed = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({ type: 'object', required, additionalProperties: false, properties });
+const server = (type: string, properties: Record<string, unknown>, required = Object.keys(properties)) =>
+  closed({ type: { const: type }, v: { const: PROTOCOL_VERSION }, ...properties }, ['type', 'v', ...required]);
+
+const rect = closed({ x: int, y: int, width: int, height: int });
+const pane = { type: 'object', required: ['name', 'rect', 'spacingX', 'spacingY'], properties: { name: str, rect, spacingX: num, spacingY: num } };
+const layersSchema = closed(Object.fromEntries(LAYERS.map((l) => [l, bool])));
+const stateSchema = closed({
+  frozen: bool, frozenSeq: nullable(int), layers: layersSchema, models: { type: 'array', items: str }, controller: nullable(str),
+  clinical: { type: 'object', additionalProperties: { anyOf: [num, bool, str] } },
+  recording: closed({ available: bool, active: bool, name: nullable(str), since: nullable(str) }),
+});
+const scoreSchema = {
+  type: 'object', additionalProperties: false,
+  required: ['modelId', 'version', 'cardSha256', 'task', 'link', 'value', 'band', 'linearPredictor', 'category', 'cutoffs', 'cutoff', 'drivers', 'status', 'frames', 'seq', 'researchUseOnly', 'notice'],
+  properties: {
+    modelId: str, version: str, cardSha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, task: str, link: { enum: ['logistic', 'cox'] },
+    value: nullable(num), band: { type: 'array', minItems: 2, maxItems: 2, items: nullable(num) }, linearPredictor: nullable(num),
+    category: str, cutoffs: { type: 'array', items: num }, cutoff: nullable(num),
+    drivers: { type: 'array', items: closed({ feature: str, contribution: num }) },
+    status: { enum: ['ok', 'warming-up', 'incomplete', 'invalid'] }, problem: str, missing: { type: 'array', items: str },
+    frames: int, seq: int, researchUseOnly: bool, notice: { const: DECISION_SUPPORT_NOTICE },
+  },
+};
+const ticSchema = closed({ seq: int, tMs: num, lesion: nullable(num), rings: { type: 'array', items: closed({ mm: num, mean: nullable(num) }) } });
+const modelSchema = closed({
+  id: str, version: str, sha256: str, task: str, intendedUse: str, researchUseOnly: bool, link: { enum: ['logistic', 'cox'] },
+  categories: { type: 'object' }, performance: nullable({ type: 'object' }), radScore: bool,
+  clinical: {
+    type: 'array',
+    items: closed({
+      name: str, type: { enum: ['number', 'integer', 'boolean', 'category'] }, unit: nullable(str),
+      range: nullable({ type: 'array', items: num }), levels: nullable({ type: 'array', items: str }), source: { enum: ['overlay', 'panel', 'api'] },
+    }),
+  },
+});
+const replyBase = { re: nullable({ enum: [...PAGE_MESSAGE_TYPES] }), id: str };
+
+export const FRAME_HEADER_SCHEMA = closed({
+  type: { const: 'frame' }, v: { const: PROTOCOL_VERSION }, seq: int, width: int, height: int, captureMs: num,
+  tracking: closed({ state: { enum: ['idle', 'tracking', 'uncertain', 'lost'] }, reason: nullable(str), confidence: num, center: nullable(closed({ x: num, y: num })), scale: num }),
+  lesion: nullable(contour), rings: { type: 'array', items: closed({ mm: num, contour }) }, frozen: bool,
+});
+
+export const SERVER_MESSAGE_SCHEMA = {
+  $id: 'sonomics-overlay-server-message-v2',
+  type: 'object', required: ['type'], discriminator: { propertyName: 'type' },
+  oneOf: [
+    server('hello', {
+      notice: { const: DECISION_SUPPORT_NOTICE },
+      viewer: closed({ id: str, role: { enum: ['controller', 'viewer'] } }),
+      layout: closed({ width: int, height: int, panes: closed({ bmode: pane, contrast: pane }) }),
+      ringsMm: { type: 'array', items: num }, models: { type: 'array', items: modelSchema }, state: stateSchema,
+    }),
+    server('scores', {
+      seq: int, live: bool, reason: nullable(str), trackingState: { enum: ['idle', 'tracking', 'uncertain', 'lost'] },
+      scores: { type: 'array', items: scoreSchema }, tic: nullable(ticSchema),
+    }),
+    server('state', { state: stateSchema }),
+    server('event', { event: closed({ kind: { const: 'mark' }, label: str, seq: nullable(int), at: str, by: str }) }),
+    server('status', { stats: { type: 'object', required: ['pipeline', 'overlay'] } }),
+    server('ack', { ...replyBase, result: { type: 'object' } }, ['re', 'result']),
+    server('error', { ...replyBase, error: str }, ['re', 'error']),
+  ],
+};
+
+// ---- Validation -----------------------------------------------------------------------------
+
+const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, strictRequired: false, verbose: true });
+const validatePage = ajv.compile<PageMessage>(PAGE_MESSAGE_SCHEMA);
+const validateServer = ajv.compile(SERVER_MESSAGE_SCHEMA);
+const validateHeader = ajv.compile<OverlayHeader>(FRAME_HEADER_SCHEMA);
+
+function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' && !Number.isFinite(v) ? String(v) : typeof v;
+}
+
+const ARTICLE: Record<string, string> = { array: 'an array', object: 'an object', integer: 'an integer' };
+
+const MAX_PROBLEMS = 3;
+
+/** One readable line per problem (the first few): the field as a path (lock.polygon[2], clinical.values.age) and what is wrong. */
+export function describeErrors(type: string, errors: readonly ErrorObject[]): string[] {
+  const path = (p: string) => type + p.replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+  // Branch failures inside a oneOf/anyOf are summed up by the oneOf/anyOf error itself.
+  const branches = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => `${e.schemaPath}/`);
+  const out: string[] = [];
+  for (const e of errors) {
+    if (branches.some((b) => e.schemaPath.startsWith(b))) continue;
+    const at = path(e.instancePath);
+    const p = e.params as Record<string, unknown>;
+    switch (e.keyword) {
+      case 'type': {
+        const t = String(p.type);
+        const nonFinite = t === 'number' && typeof e.data === 'number';
+        out.push(`${at} must be ${nonFinite ? 'a finite number' : ARTICLE[t] ?? `a ${t}`} (got ${kindOf(e.data)})`);
+        break;
+      }
+      case 'minProperties': out.push(`${at} must name at least ${String(p.limit)} field${p.limit === 1 ? '' : 's'}`); break;
+      case 'maxProperties': out.push(`${at} may name at most ${String(p.limit)} fields`); break;
+      case 'maxLength': out.push(`${at} must be at most ${String(p.limit)} characters (got ${String((e.data as string).length)})`); break;
+      case 'maxItems': out.push(`${at} may have at most ${String(p.limit)} items`); break;
+      case 'uniqueItems': out.push(`${at} must not repeat an item (items ${Math.min(Number(p.i), Number(p.j))} and ${Math.max(Number(p.i), Number(p.j))} are the same)`); break;
+      case 'required': out.push(`${at}.${String(p.missingProperty)} is required`); break;
+      case 'additionalProperties': out.push(`${at}: unknown field "${String(p.additionalProperty).slice(0, 40)}"`); break;
+      case 'enum': out.push(`${at} must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')} (got ${JSON.stringify(e.data)?.slice(0, 40)})`); break;
+      case 'oneOf':
+      case 'anyOf': {
+        const d = (e.parentSchema as { description?: string }).description ?? 'one of the allowed forms';
+        const both = e.keyword === 'oneOf' && Array.isArray(p.passingSchemas);
+        out.push(`${at} ${both ? 'takes' : e.keyword === 'oneOf' ? 'needs' : 'must be'} ${d}${both ? ', not both' : ''}`);
+        break;
+      }
+      default: out.push(`${at}: ${e.message}`);
+    }
+  }
+  return out.length > MAX_PROBLEMS ? [...out.slice(0, MAX_PROBLEMS), `(and ${out.length - MAX_PROBLEMS} more)`] : out;
+}
+
+export type PageParse = { ok: true; msg: PageMessage } | { ok: false; re: PageMessage['type'] | null; id?: string; error: string };
+
+/** Parses and checks one text message from a page. */
+export function parsePageMessage(text: string): PageParse {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return { ok: false, re: null, error: 'message is not valid JSON' };
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || typeof (msg as { type?: unknown }).type !== 'string')
+    return { ok: false, re: null, error: 'message must be an object with a string "type"' };
+  const o = msg as { type: string; id?: unknown };
+  const id = typeof o.id === 'string' && o.id.length <= 64 ? o.id : undefined;
+  if (!(PAGE_MESSAGE_TYPES as readonly string[]).includes(o.type))
+    return { ok: false, re: null, id, error: `unknown message type "${o.type.slice(0, 40)}" (known: ${PAGE_MESSAGE_TYPES.join(', ')})` };
+  const re = o.type as PageMessage['type'];
+  if (!validatePage(msg)) return { ok: false, re, id, error: describeErrors(re, validatePage.errors ?? []).join('; ') };
+  return { ok: true, msg: msg as PageMessage };
+}
+
+/** The schema problems of a message the server is about to send ([] when it is good). */
+export function serverMessageProblems(msg: unknown): string[] {
+  const type = String((msg as { type?: unknown }).type);
+  const check: ValidateFunction = type === 'frame' ? validateHeader : validateServer;
+  return check(msg) ? [] : describeErrors(type, check.errors ?? []);
+}
+
+// ---- Builders -------------------------------------------------------------------------------
+
+export function helloMessage(layout: Layout, ringsMm: readonly number[], models: readonly RiskModel[], viewer: { id: string; role: 'controller' | 'viewer' }, state: OverlayState) {
   return {
-    type: 'hello', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE,
+    type: 'hello', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE, viewer,
     layout: { width: layout.width, height: layout.height, panes: { bmode: layout.panes.bmode, contrast: layout.panes.contrast } },
     ringsMm,
     models: models.map(({ card: c }) => ({
@@ -50,10 +298,11 @@ export function helloMessage(layout: Layout, ringsMm: readonly number[], models:
       radScore: !c.inputs.clinical?.length && !c.inputs.deep,
       clinical: (c.inputs.clinical ?? []).map((v) => ({ name: v.name, type: v.type, unit: v.unit ?? null, range: v.range ?? null, levels: v.levels ?? null, source: v.source })),
     })),
+    state,
   };
 }
 
-export function overlayHeader(d: DisplayFrame): OverlayHeader {
+export function overlayHeader(d: DisplayFrame, frozen = false): OverlayHeader {
   const t = d.track;
   const ok = t.state !== 'idle';
   return {
@@ -61,13 +310,23 @@ export function overlayHeader(d: DisplayFrame): OverlayHeader {
     tracking: { state: t.state, reason: t.reason ?? null, confidence: round(t.confidence, 4), center: ok ? { x: round(t.center.x, 2), y: round(t.center.y, 2) } : null, scale: round(t.scale, 4) },
     lesion: d.contours ? Array.from(d.contours.lesion) : null,
     rings: d.contours ? d.contours.ringsMm.map((mm, k) => ({ mm, contour: Array.from(d.contours!.rings[k]) })) : [],
+    frozen,
   };
 }
 
-export function scoresMessage(u: ScoreUpdate) {
+/** The time-intensity point of a scored frame: contrast-pane mean of the lesion and of the shown rings. */
+export function ticPoint(u: ScoreUpdate, ringsMm: readonly number[]): TicPoint | null {
+  const f = u.features;
+  if (!f || u.captureMs === undefined) return null;
+  const mean = (region: string) => finite(f[`contrast.${region}.firstorder_Mean`] ?? NaN);
+  return { seq: u.seq, tMs: u.captureMs, lesion: mean('lesion'), rings: ringsMm.map((mm) => ({ mm, mean: mean(ringName(mm, 'mm')) })) };
+}
+
+export function scoresMessage(u: ScoreUpdate, ringsMm: readonly number[] = []) {
   return {
     type: 'scores', v: PROTOCOL_VERSION, seq: u.seq, live: u.live, reason: u.reason ?? null, trackingState: u.trackingState,
     scores: u.scores.map((s) => ({ ...s, value: finite(s.value), linearPredictor: finite(s.linearPredictor), cutoff: finite(s.cutoff), band: s.band.map(finite), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
+    tic: u.live ? ticPoint(u, ringsMm) : null,
   };
 }
 

@@ -1,23 +1,47 @@
-// The overlay server: serves the page and feeds it over one WebSocket. Each display frame is
-// JPEG-encoded once (sharp, off the main thread) and sent with its overlay in one binary
-// message. Every viewer has a latest-value slot: a slow viewer gets the newest frame when its
-// socket is ready and skips the rest (counted); it never delays the pipeline or other viewers.
+// The overlay server: serves the page and feeds it over one WebSocket (protocol v2,
+// web-overlay/protocol.ts). Each display frame is JPEG-encoded once (sharp, off the main thread)
+// and sent with its overlay in one binary message. Every viewer has a latest-value slot: a slow
+// viewer gets the newest frame when its socket is ready and skips the rest (counted); it never
+// delays the pipeline or other viewers. Viewers watch; one controller at a time changes state,
+// and every change goes to the audit log.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { AuditActor, AuditLog } from '../core/audit.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
-import { ellipseMask, maskStats, polygonMask, type EllipseSpec, type LesionMask } from '../core/mask.js';
+import { ellipseMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
 import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
-import { encodeFrameMessage, helloMessage, overlayHeader, PROTOCOL_VERSION, scoresMessage } from './protocol.js';
+import { checkBinding, originAllowed, presentedToken, RateLimiter, tokenMatches } from './auth.js';
+import {
+  encodeFrameMessage, helloMessage, LAYERS, overlayHeader, parsePageMessage, PROTOCOL_VERSION, scoresMessage, serverMessageProblems, SUBPROTOCOL,
+  type Layers, type OverlayState, type PageMessage, type RecordingState,
+} from './protocol.js';
+
+export { isLoopback } from './auth.js';
 
 // One libvips thread: the other core stays free for the pipeline's main thread and the
 // features worker (the edge box has two cores).
 sharp.concurrency(1);
+
+/** A marked event: the sonographer flags a moment of the exam. */
+export interface MarkEvent { kind: 'mark'; label: string; seq: number | null; at: string; by: string }
+
+/** Recording on demand, provided by the command that serves the overlay (cli/demo.ts). */
+export interface RecordingControl {
+  state(): RecordingState;
+  /** Starts a recording; resolves with its name. */
+  start(): Promise<string>;
+  /** Ends it; resolves with its name and counts. */
+  stop(): Promise<{ name: string; frames: number; dropped: number }>;
+  /** Notes a marked event in the active recording. */
+  mark(e: MarkEvent): void;
+}
 
 export interface OverlayServerOptions {
   pipeline: Pipeline;
@@ -29,9 +53,32 @@ export interface OverlayServerOptions {
   /** Extra status (source, recording, ...) merged into the periodic status message. */
   status?: () => Record<string, unknown>;
   statusIntervalMs?: number;
+  /** Access token (web-overlay/auth.ts resolveToken). Required to bind a non-loopback address. */
+  token?: string;
+  /** PEM certificate chain and key: serve https/wss. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Origins besides the server's own whose pages may open the socket. */
+  allowedOrigins?: string[];
+  /** Messages per page: a bucket of `burst` refilled at `perSecond`. */
+  controlRate?: { perSecond: number; burst: number };
+  /** Where every state change is recorded. */
+  audit?: AuditLog;
+  recording?: RecordingControl;
 }
 
-interface Viewer { ws: WebSocket; sending: boolean; pending: Buffer | undefined }
+interface Viewer {
+  id: string;
+  address: string;
+  ws: WebSocket;
+  sending: boolean;
+  pending: { msg: Buffer; captureMs?: number } | undefined;
+  limiter: RateLimiter;
+  /** performance.now() of the last rate-limit error sent: at most one per second. */
+  limitedAt: number;
+}
+
+/** A refusal: the reply is an error, and nothing changed. */
+class Refusal extends Error {}
 
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -40,91 +87,91 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 };
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
-
-function sameHost(origin: string, host: string | undefined): boolean {
-  try {
-    return host !== undefined && new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
-/** A page's request to (re)start tracking from an outline in B-mode pane pixel coordinates. */
-export type LockRequest = { polygon: number[] } | { ellipse: EllipseSpec };
-
-function jsonKind(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-}
-
-/**
- * Checks the JSON shape of a 'lock' message: exactly one of `polygon` (an array of numbers) or
- * `ellipse` (an object with numeric cx, cy, rx, ry). Returns the request, or the problem naming
- * the field. Counts, finiteness, radii and the pane are checked by the mask builders. (A JSON
- * schema for the whole protocol will replace this function.)
- */
-export function checkLockMessage(msg: Record<string, unknown>): LockRequest | string {
-  const hasPolygon = msg.polygon !== undefined, hasEllipse = msg.ellipse !== undefined;
-  if (hasPolygon === hasEllipse) return hasPolygon ? 'lock takes "polygon" or "ellipse", not both' : 'lock needs a "polygon" or an "ellipse"';
-  if (hasPolygon) {
-    const p = msg.polygon;
-    if (!Array.isArray(p)) return `lock.polygon must be an array [x0, y0, x1, y1, ...] (got ${jsonKind(p)})`;
-    const bad = p.findIndex((v) => typeof v !== 'number');
-    if (bad >= 0) return `lock.polygon[${bad}] must be a number (got ${jsonKind(p[bad])})`;
-    return { polygon: p as number[] };
-  }
-  const e = msg.ellipse;
-  if (typeof e !== 'object' || e === null || Array.isArray(e)) return `lock.ellipse must be an object {cx, cy, rx, ry} (got ${jsonKind(e)})`;
-  const o = e as Record<string, unknown>;
-  for (const k of ['cx', 'cy', 'rx', 'ry']) if (typeof o[k] !== 'number') return `lock.ellipse.${k} must be a number (got ${jsonKind(o[k])})`;
-  return { ellipse: { cx: o.cx as number, cy: o.cy as number, rx: o.rx as number, ry: o.ry as number } };
-}
+const NO_RECORDING: RecordingState = { available: false, active: false, name: null, since: null };
 
 export interface OverlayStats {
   viewers: number;
+  controller: string | null;
   encoded: number;
   encodeDropped: number;
   sent: number;
   skipped: number;
+  /** Messages from pages refused by the rate limit. */
+  rateLimited: number;
+  /** Connections refused (token, origin). */
+  refused: number;
+  /** Outgoing messages that failed their schema (a bug): not sent. */
+  invalidOutgoing: number;
   encode: LatencySummary;
+  /** Frame capture (frame.timestampMs) to the WebSocket send completing, per viewer and frame. */
+  captureToSend: LatencySummary;
 }
 
-/** Events: 'listening' (url), 'viewer' (count), 'clientError' (Error). */
+/**
+ * Events: 'listening' (url), 'viewer' (count), 'clientError' (Error), 'warning' (string),
+ * 'audit' (AuditEntry-like {who, what, details}) for every state change made through the socket.
+ */
 export class OverlayServer extends EventEmitter {
-  private readonly opts: Required<Omit<OverlayServerOptions, 'status'>> & Pick<OverlayServerOptions, 'status'>;
+  private readonly opts: Required<Omit<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording'>>
+    & Pick<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording'>;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly viewers = new Set<Viewer>();
   private readonly files = new Map<string, Buffer>();
+  private nextViewer = 1;
+  private controller: Viewer | undefined;
+  private layers: Layers = Object.fromEntries(LAYERS.map((l) => [l, true])) as Layers;
   private encoding = false;
   private pendingDisplay: DisplayFrame | undefined;
+  /** The newest frame message: a viewer that connects gets it at once (the held frame while frozen). */
+  private lastFrame: Buffer | undefined;
   private readonly encodeLatency = new LatencyRecorder();
-  private counters = { encoded: 0, encodeDropped: 0, sent: 0, skipped: 0 };
+  private readonly sendLatency = new LatencyRecorder();
+  private counters = { encoded: 0, encodeDropped: 0, sent: 0, skipped: 0, rateLimited: 0, refused: 0, invalidOutgoing: 0 };
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly onDisplay = (d: DisplayFrame) => this.display(d);
-  private readonly onScores = (u: ScoreUpdate) => this.broadcast(JSON.stringify(scoresMessage(u)));
+  private readonly onScores = (u: ScoreUpdate) => this.broadcast(scoresMessage(u, this.opts.pipeline.ringsMm));
+  private readonly onStateChange = () => this.broadcastState();
 
   constructor(opts: OverlayServerOptions) {
     super();
     this.opts = {
-      host: '127.0.0.1', port: 8080, jpegQuality: 70, maxBufferedBytes: 4 * 1024 * 1024, statusIntervalMs: 1000, ...opts,
+      host: '127.0.0.1', port: 8080, jpegQuality: 70, maxBufferedBytes: 4 * 1024 * 1024, statusIntervalMs: 1000,
+      allowedOrigins: [], controlRate: { perSecond: 10, burst: 20 },
+      // An option given as undefined keeps its default.
+      ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as OverlayServerOptions),
     };
+    checkBinding(this.opts.host, this.opts.token);
     const dir = join(packageRoot(), 'web-overlay', 'public');
     for (const { file } of Object.values(STATIC)) if (!this.files.has(file)) this.files.set(file, readFileSync(join(dir, file)));
-    if (!isLoopback(this.opts.host))
-      throw new Error(`overlay.host ${this.opts.host}: only loopback addresses are served until token authentication is configured`);
-    this.http = createServer((req, res) => this.serve(req, res));
-    // Browsers send Origin: only the page this server serves may open the socket.
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.serve(req, res);
+    this.http = this.opts.tls ? createHttpsServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, handler) : createServer(handler);
     this.wss = new WebSocketServer({
       server: this.http, path: '/ws', maxPayload: 64 * 1024,
-      verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }) => !origin || sameHost(origin, req.headers.host),
+      verifyClient: (info: { origin?: string; req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
+        const problem = this.refusal(info.req, info.origin);
+        if (problem) {
+          this.counters.refused++;
+          this.audit({ id: 'unauthenticated', address: info.req.socket.remoteAddress ?? '?' }, 'refused', { reason: problem.reason });
+          done(false, problem.code, problem.reason);
+        } else {
+          done(true);
+        }
+      },
+      // The page asks for the protocol (and may carry its token as a second, never echoed).
+      handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
-    this.wss.on('connection', (ws) => this.connect(ws));
+    this.wss.on('connection', (ws, req) => this.connect(ws, req));
+    if (!this.opts.tls && this.opts.token !== undefined && !['127.0.0.1', '::1', 'localhost'].includes(this.opts.host))
+      process.nextTick(() => this.emit('warning', `overlay on ${this.opts.host} without TLS: the token and the pictures cross the network in clear; configure overlay.tls`));
+  }
+
+  /** Why a WebSocket upgrade is refused (origin, token), or undefined when it may connect. */
+  private refusal(req: IncomingMessage, origin: string | undefined): { code: number; reason: string } | undefined {
+    if (!originAllowed(origin, req.headers.host, this.opts.allowedOrigins)) return { code: 403, reason: `origin ${String(origin).slice(0, 100)} is not allowed` };
+    if (this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token))
+      return { code: 401, reason: presentedToken(req) === undefined ? 'an access token is required' : 'wrong access token' };
+    return undefined;
   }
 
   listen(): Promise<string> {
@@ -133,9 +180,11 @@ export class OverlayServer extends EventEmitter {
       this.http.once('error', onError);
       this.http.listen(this.opts.port, this.opts.host, () => {
         this.http.off('error', onError);
-        this.opts.pipeline.on('display', this.onDisplay);
-        this.opts.pipeline.on('scores', this.onScores);
-        this.statusTimer = setInterval(() => this.broadcast(JSON.stringify({ type: 'status', v: PROTOCOL_VERSION, stats: this.statusPayload() })), this.opts.statusIntervalMs);
+        const p = this.opts.pipeline;
+        p.on('display', this.onDisplay);
+        p.on('scores', this.onScores);
+        for (const e of ['freeze', 'models', 'clinical']) p.on(e, this.onStateChange);
+        this.statusTimer = setInterval(() => this.broadcast({ type: 'status', v: PROTOCOL_VERSION, stats: this.statusPayload() }), this.opts.statusIntervalMs);
         this.statusTimer.unref();
         const url = this.url;
         this.emit('listening', url);
@@ -147,12 +196,14 @@ export class OverlayServer extends EventEmitter {
   get url(): string {
     const a = this.http.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}/`;
+    return `${this.opts.tls ? 'https' : 'http'}://${host}:${a.port}/`;
   }
 
   async close(): Promise<void> {
-    this.opts.pipeline.off('display', this.onDisplay);
-    this.opts.pipeline.off('scores', this.onScores);
+    const p = this.opts.pipeline;
+    p.off('display', this.onDisplay);
+    p.off('scores', this.onScores);
+    for (const e of ['freeze', 'models', 'clinical']) p.off(e, this.onStateChange);
     if (this.statusTimer) clearInterval(this.statusTimer);
     // Stop accepting first: a page that reconnects while the socket server is closing would
     // otherwise leave an upgrade request that nobody answers, and close() would never end.
@@ -165,82 +216,236 @@ export class OverlayServer extends EventEmitter {
   }
 
   stats(): OverlayStats {
-    return { viewers: this.viewers.size, ...this.counters, encode: this.encodeLatency.summary() };
+    return {
+      viewers: this.viewers.size, controller: this.controller?.id ?? null, ...this.counters,
+      encode: this.encodeLatency.summary(), captureToSend: this.sendLatency.summary(),
+    };
+  }
+
+  /** What every viewer sees the same way. */
+  state(): OverlayState {
+    const p = this.opts.pipeline;
+    return {
+      frozen: p.frozen, frozenSeq: p.frozenSeq, layers: { ...this.layers }, models: p.enabledModels, controller: this.controller?.id ?? null,
+      clinical: p.clinicalValues, recording: this.opts.recording?.state() ?? NO_RECORDING,
+    };
+  }
+
+  /** Sends the state to every viewer (after any change, wherever it came from). */
+  broadcastState(): void {
+    this.broadcast({ type: 'state', v: PROTOCOL_VERSION, state: this.state() });
   }
 
   private statusPayload() {
-    return { pipeline: this.opts.pipeline.stats(), overlay: this.stats(), ...(this.opts.status?.() ?? {}) };
+    return { pipeline: this.opts.pipeline.stats(), overlay: this.stats(), recording: this.opts.recording?.state() ?? NO_RECORDING, ...(this.opts.status?.() ?? {}) };
   }
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'no-store');
+    if (this.opts.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { Allow: 'GET, HEAD' }).end('method not allowed\n'); return; }
     if (url.pathname === '/api/status') {
+      if (this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token)) {
+        res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('an access token is required (Authorization: Bearer <token>)\n');
+        return;
+      }
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.statusPayload()));
       return;
     }
     const entry = STATIC[url.pathname];
     if (!entry) { res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n'); return; }
     res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'");
+    res.setHeader('Referrer-Policy', 'no-referrer');
     res.writeHead(200, { 'Content-Type': entry.type }).end(req.method === 'HEAD' ? undefined : this.files.get(entry.file));
   }
 
-  private connect(ws: WebSocket): void {
-    const viewer: Viewer = { ws, sending: false, pending: undefined };
-    this.viewers.add(viewer);
+  private actor(v: Viewer): AuditActor {
+    return { id: v.id, address: v.address, role: this.controller === v ? 'controller' : 'viewer' };
+  }
+
+  private audit(who: AuditActor, what: string, details: Record<string, unknown>): void {
+    this.opts.audit?.record(who, what, details);
+    this.emit('audit', { who, what, details });
+  }
+
+  private connect(ws: WebSocket, req: IncomingMessage): void {
+    const { perSecond, burst } = this.opts.controlRate;
+    const v: Viewer = {
+      id: `v${this.nextViewer++}`, address: req.socket.remoteAddress ?? '?', ws, sending: false, pending: undefined,
+      limiter: new RateLimiter(perSecond, burst), limitedAt: -Infinity,
+    };
+    this.viewers.add(v);
+    this.audit(this.actor(v), 'connect', { viewers: this.viewers.size });
+    // The first page to arrive while nobody has control gets it: a lone tablet needs no ceremony.
+    const auto = !this.controller;
+    if (auto) {
+      this.controller = v;
+      this.audit(this.actor(v), 'control', { action: 'take', auto: true });
+    }
     this.emit('viewer', this.viewers.size);
     const p = this.opts.pipeline;
-    ws.send(JSON.stringify(helloMessage(p.layout, p.ringsMm, p.models)));
-    ws.on('message', (data, isBinary) => this.message(viewer, data as Buffer, isBinary));
+    this.send(v, helloMessage(p.layout, p.ringsMm, p.models, { id: v.id, role: this.controller === v ? 'controller' : 'viewer' }, this.state()));
+    if (this.lastFrame) this.offer(v, this.lastFrame);
+    if (auto) this.broadcastState();
+    ws.on('message', (data, isBinary) => this.message(v, data as Buffer, isBinary));
     ws.on('error', (e) => this.emit('clientError', e));
-    ws.on('close', () => { this.viewers.delete(viewer); this.emit('viewer', this.viewers.size); });
+    ws.on('close', () => {
+      this.viewers.delete(v);
+      this.audit(this.actor(v), 'disconnect', { viewers: this.viewers.size });
+      if (this.controller === v) {
+        this.controller = undefined;
+        this.audit({ id: v.id, address: v.address }, 'control', { action: 'release', reason: 'disconnected' });
+        this.broadcastState();
+      }
+      this.emit('viewer', this.viewers.size);
+    });
   }
 
   private message(v: Viewer, data: Buffer, isBinary: boolean): void {
-    const reply = (o: object) => { if (v.ws.readyState === v.ws.OPEN) v.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, ...o })); };
-    if (isBinary) { reply({ type: 'error', error: 'binary messages are not accepted from the page' }); return; }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(data.toString('utf8'));
-    } catch {
-      reply({ type: 'error', error: 'message is not valid JSON' });
+    if (!v.limiter.take()) {
+      this.counters.rateLimited++;
+      const now = performance.now();
+      if (now - v.limitedAt >= 1000) {
+        v.limitedAt = now;
+        const { perSecond, burst } = this.opts.controlRate;
+        this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: null, error: `rate limited: at most ${perSecond} messages a second (bursts of ${burst}); this message and any more in the next second are dropped` });
+      }
       return;
     }
-    if (typeof msg !== 'object' || msg === null || typeof (msg as { type?: unknown }).type !== 'string') {
-      reply({ type: 'error', error: 'message must be an object with a string "type"' });
+    if (isBinary) { this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: null, error: 'binary messages are not accepted from the page' }); return; }
+    const parsed = parsePageMessage(data.toString('utf8'));
+    if (!parsed.ok) {
+      this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: parsed.re, ...(parsed.id !== undefined && { id: parsed.id }), error: parsed.error });
       return;
     }
-    const type = (msg as { type: string }).type;
-    if (type === 'ping') reply({ type: 'pong' });
-    else if (type === 'lock') void this.lock(msg as Record<string, unknown>).then(reply);
-    else reply({ type: 'error', error: `unknown message type "${type.slice(0, 40)}"` });
+    const msg = parsed.msg;
+    const id = msg.id !== undefined ? { id: msg.id } : {};
+    this.handle(v, msg).then(
+      (result) => this.send(v, { type: 'ack', v: PROTOCOL_VERSION, re: msg.type, ...id, result }),
+      (e: Error) => this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: msg.type, ...id, error: e instanceof Refusal ? e.message : `${msg.type}: ${e.message}` }),
+    );
+  }
+
+  /** Carries out one checked page message; throws a Refusal (nothing changed) or resolves with the ack's result. */
+  private async handle(v: Viewer, msg: PageMessage): Promise<Record<string, unknown>> {
+    if (msg.type === 'ping') return {};
+    if (msg.type === 'control') return this.control(v, msg.action, msg.force === true);
+    if (this.controller !== v)
+      throw new Refusal(`${msg.type}: only the controller may change state (${this.controller ? `viewer ${this.controller.id} has control` : 'nobody has control'}): send {"type":"control","action":"take"} first`);
+    const p = this.opts.pipeline;
+    const who = this.actor(v);
+    switch (msg.type) {
+      case 'layers': {
+        this.layers = { ...this.layers, ...msg.layers };
+        this.audit(who, 'layers', { layers: msg.layers });
+        this.broadcastState();
+        return { layers: this.layers };
+      }
+      case 'models': {
+        try {
+          p.selectModels(msg.enabled);
+        } catch (e) {
+          throw new Refusal(`models.enabled: ${(e as Error).message}`);
+        }
+        this.audit(who, 'models', { enabled: p.enabledModels });
+        return { enabled: p.enabledModels };
+      }
+      case 'freeze': {
+        const seq = p.freeze(msg.frozen);
+        if (msg.frozen && seq === null) throw new Refusal('freeze: no frame has been shown yet');
+        this.audit(who, 'freeze', { frozen: msg.frozen, seq });
+        return { frozen: p.frozen, seq };
+      }
+      case 'lock': return this.lock(who, msg);
+      case 'clinical': {
+        try {
+          p.setClinical(msg.values);
+        } catch (e) {
+          throw new Refusal(`clinical: ${(e as Error).message}`);
+        }
+        this.audit(who, 'clinical', { values: msg.values });
+        return { clinical: p.clinicalValues };
+      }
+      case 'record': {
+        const r = this.opts.recording;
+        if (!r) throw new Refusal('record: recording is not available here (the command serving the overlay has no recorder)');
+        const active = r.state().active;
+        if (msg.action === 'start' && active) throw new Refusal(`record: already recording (${r.state().name})`);
+        if (msg.action === 'stop' && !active) throw new Refusal('record: not recording');
+        let result: Record<string, unknown>;
+        try {
+          result = msg.action === 'start' ? { name: await r.start() } : await r.stop();
+        } catch (e) {
+          throw new Refusal(`record: ${(e as Error).message}`);
+        } finally {
+          this.broadcastState();
+        }
+        this.audit(who, 'record', { action: msg.action, ...result });
+        return { action: msg.action, ...result };
+      }
+      case 'mark': {
+        const event: MarkEvent = { kind: 'mark', label: msg.label ?? '', seq: p.lastShownSeq, at: new Date().toISOString(), by: v.id };
+        if (this.opts.recording?.state().active) this.opts.recording.mark(event);
+        this.audit(who, 'mark', { label: event.label, seq: event.seq });
+        this.broadcast({ type: 'event', v: PROTOCOL_VERSION, event });
+        return { seq: event.seq, at: event.at };
+      }
+    }
+  }
+
+  private control(v: Viewer, action: 'take' | 'release', force: boolean): Record<string, unknown> {
+    if (action === 'take') {
+      if (this.controller && this.controller !== v && !force)
+        throw new Refusal(`control: viewer ${this.controller.id} has control; send "force": true to take it over`);
+      if (this.controller !== v) {
+        const from = this.controller?.id ?? null;
+        this.controller = v;
+        this.audit(this.actor(v), 'control', { action: 'take', from });
+        this.broadcastState();
+      }
+    } else {
+      if (this.controller !== v) throw new Refusal('control: you do not have control');
+      this.controller = undefined;
+      this.audit({ id: v.id, address: v.address }, 'control', { action: 'release' });
+      this.broadcastState();
+    }
+    return { controller: this.controller?.id ?? null };
   }
 
   /**
-   * 'lock': builds the mask and hands it to the pipeline; replies once the tracker has taken it
-   * (on the next frame) or refused it (too small, no texture). On any problem nothing changes.
+   * 'lock': builds the mask and hands it to the pipeline; resolves once the tracker has taken it
+   * (on the next frame, or at once on the held frame while frozen) or refused it.
    */
-  private async lock(msg: Record<string, unknown>): Promise<object> {
-    const req = checkLockMessage(msg);
-    if (typeof req === 'string') return { type: 'error', error: req };
+  private async lock(who: AuditActor, msg: Extract<PageMessage, { type: 'lock' }>): Promise<Record<string, unknown>> {
     const { width, height } = this.opts.pipeline.layout.panes.bmode.rect;
     let mask: LesionMask;
     try {
-      mask = 'polygon' in req ? polygonMask(width, height, req.polygon) : ellipseMask(width, height, req.ellipse);
+      mask = msg.polygon ? polygonMask(width, height, msg.polygon) : ellipseMask(width, height, msg.ellipse!);
     } catch (e) {
-      const field = 'polygon' in req ? 'polygon' : 'ellipse';
-      return { type: 'error', error: `lock.${field}: ${(e as Error).message.replace(/^(polygon|ellipse)Mask: /, '')}` };
+      const field = msg.polygon ? 'polygon' : 'ellipse';
+      throw new Refusal(`lock.${field}: ${(e as Error).message.replace(/^(polygon|ellipse)Mask: /, '')}`);
     }
-    let seq: number;
-    try {
-      seq = await this.opts.pipeline.lockLesion(mask);
-    } catch (e) {
-      return { type: 'error', error: `lock: ${(e as Error).message}` };
-    }
+    const seq = await this.opts.pipeline.lockLesion(mask);
     const area = maskStats(mask).area;
-    return 'polygon' in req ? { type: 'locked', shape: 'polygon', points: req.polygon.length / 2, area, seq } : { type: 'locked', shape: 'ellipse', area, seq };
+    const result = msg.polygon ? { shape: 'polygon', points: msg.polygon.length / 2, area, seq } : { shape: 'ellipse', area, seq };
+    this.audit(who, 'lock', { ...result, frozen: this.opts.pipeline.frozen });
+    return result;
+  }
+
+  /** Sends a text message after checking it against the protocol schema (a failure is a bug: counted, reported, not sent). */
+  private send(v: Viewer, msg: object): void {
+    if (!this.valid(msg)) return;
+    if (v.ws.readyState === v.ws.OPEN) v.ws.send(JSON.stringify(msg));
+  }
+
+  private valid(msg: object): boolean {
+    const problems = serverMessageProblems(msg);
+    if (problems.length === 0) return true;
+    this.counters.invalidOutgoing++;
+    this.emit('clientError', new Error(`overlay: not sending an invalid ${String((msg as { type?: unknown }).type)} message: ${problems.join('; ')}`));
+    return false;
   }
 
   private display(d: DisplayFrame): void {
@@ -257,14 +462,17 @@ export class OverlayServer extends EventEmitter {
     this.encoding = true;
     const t0 = performance.now();
     const f = d.frame;
+    const header = overlayHeader(d, d.frozen === true);
     sharp(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength), { raw: { width: f.width, height: f.height, channels: 1 } })
       .jpeg({ quality: this.opts.jpegQuality, optimiseCoding: false })
       .toBuffer()
       .then((jpeg) => {
         this.encodeLatency.record(performance.now() - t0);
         this.counters.encoded++;
-        const msg = encodeFrameMessage(overlayHeader(d), jpeg);
-        for (const v of this.viewers) this.offer(v, msg);
+        if (!this.valid(header)) return;
+        const msg = encodeFrameMessage(header, jpeg);
+        this.lastFrame = msg;
+        for (const v of this.viewers) this.offer(v, msg, f.timestampMs);
       })
       .catch((e: Error) => this.emit('clientError', new Error(`overlay: JPEG encoding failed for frame ${f.seq}: ${e.message}`)))
       .finally(() => {
@@ -276,24 +484,34 @@ export class OverlayServer extends EventEmitter {
   }
 
   /** Per-viewer latest-value slot: send now if the socket is free, else keep only the newest. */
-  private offer(v: Viewer, msg: Buffer): void {
+  private offer(v: Viewer, msg: Buffer, captureMs?: number): void {
     if (v.ws.readyState !== v.ws.OPEN) return;
     if (v.sending || v.ws.bufferedAmount > this.opts.maxBufferedBytes) {
       if (v.pending) this.counters.skipped++;
-      v.pending = msg;
+      v.pending = { msg, captureMs };
       return;
     }
     v.sending = true;
     v.ws.send(msg, { binary: true }, () => {
       v.sending = false;
       this.counters.sent++;
+      if (captureMs !== undefined) this.sendLatency.record(performance.now() - captureMs);
       const next = v.pending;
       v.pending = undefined;
-      if (next) this.offer(v, next);
+      if (next) this.offer(v, next.msg, next.captureMs);
     });
   }
 
-  private broadcast(text: string): void {
-    for (const v of this.viewers) if (v.ws.readyState === v.ws.OPEN && v.ws.bufferedAmount <= this.opts.maxBufferedBytes) v.ws.send(text);
+  /**
+   * Sends a text message to every viewer. Scores and status are skipped for a viewer whose socket
+   * is full (newer ones follow); state and events are always queued, or a slow page would show a
+   * state that no longer holds (they are small, and come only from rate-limited human actions).
+   */
+  private broadcast(msg: { type: string; [k: string]: unknown }): void {
+    if (!this.valid(msg)) return;
+    const text = JSON.stringify(msg);
+    const droppable = msg.type === 'scores' || msg.type === 'status';
+    for (const v of this.viewers)
+      if (v.ws.readyState === v.ws.OPEN && (!droppable || v.ws.bufferedAmount <= this.opts.maxBufferedBytes)) v.ws.send(text);
   }
 }
