@@ -274,5 +274,9 @@ t.test('backpressure: a viewer that stops reading does not slow another; its fra
   t.ok(encoded >= 40, `${encoded} frames encoded in 4 s`);
   t.ok(got >= encoded - 3, `the reading viewer got ${got} of ${encoded}`);
   t.ok(skipped >= 10, `the stalled viewer's frames were skipped (${skipped})`);
+  const [reader, staller] = server.stats().clients;
+  t.equal(reader.id, fast.id);
+  t.equal(reader.skipped, 0, 'none skipped for the reading viewer');
+  t.ok(staller.skipped >= 10, `per viewer: ${staller.skipped} skipped for the stalled one`);
   t.same(fast.invalid, []);
 });

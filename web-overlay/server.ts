@@ -23,8 +23,6 @@ import {
   type Layers, type OverlayState, type PageMessage, type RecordingState,
 } from './protocol.js';
 
-export { isLoopback } from './auth.js';
-
 // One libvips thread: the other core stays free for the pipeline's main thread and the
 // features worker (the edge box has two cores).
 sharp.concurrency(1);
@@ -75,6 +73,8 @@ interface Viewer {
   limiter: RateLimiter;
   /** performance.now() of the last rate-limit error sent: at most one per second. */
   limitedAt: number;
+  sent: number;
+  skipped: number;
 }
 
 /** A refusal: the reply is an error, and nothing changed. */
@@ -105,6 +105,8 @@ export interface OverlayStats {
   encode: LatencySummary;
   /** Frame capture (frame.timestampMs) to the WebSocket send completing, per viewer and frame. */
   captureToSend: LatencySummary;
+  /** Each connected page: frames sent to it and skipped for it. */
+  clients: Array<{ id: string; address: string; role: 'controller' | 'viewer'; sent: number; skipped: number }>;
 }
 
 /**
@@ -219,6 +221,7 @@ export class OverlayServer extends EventEmitter {
     return {
       viewers: this.viewers.size, controller: this.controller?.id ?? null, ...this.counters,
       encode: this.encodeLatency.summary(), captureToSend: this.sendLatency.summary(),
+      clients: [...this.viewers].map((v) => ({ id: v.id, address: v.address, role: this.controller === v ? 'controller' : 'viewer', sent: v.sent, skipped: v.skipped })),
     };
   }
 
@@ -274,7 +277,7 @@ export class OverlayServer extends EventEmitter {
     const { perSecond, burst } = this.opts.controlRate;
     const v: Viewer = {
       id: `v${this.nextViewer++}`, address: req.socket.remoteAddress ?? '?', ws, sending: false, pending: undefined,
-      limiter: new RateLimiter(perSecond, burst), limitedAt: -Infinity,
+      limiter: new RateLimiter(perSecond, burst), limitedAt: -Infinity, sent: 0, skipped: 0,
     };
     this.viewers.add(v);
     this.audit(this.actor(v), 'connect', { viewers: this.viewers.size });
@@ -487,7 +490,10 @@ export class OverlayServer extends EventEmitter {
   private offer(v: Viewer, msg: Buffer, captureMs?: number): void {
     if (v.ws.readyState !== v.ws.OPEN) return;
     if (v.sending || v.ws.bufferedAmount > this.opts.maxBufferedBytes) {
-      if (v.pending) this.counters.skipped++;
+      if (v.pending) {
+        this.counters.skipped++;
+        v.skipped++;
+      }
       v.pending = { msg, captureMs };
       return;
     }
@@ -495,6 +501,7 @@ export class OverlayServer extends EventEmitter {
     v.ws.send(msg, { binary: true }, () => {
       v.sending = false;
       this.counters.sent++;
+      v.sent++;
       if (captureMs !== undefined) this.sendLatency.record(performance.now() - captureMs);
       const next = v.pending;
       v.pending = undefined;
