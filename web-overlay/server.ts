@@ -225,6 +225,12 @@ export class OverlayServer extends EventEmitter {
     };
   }
 
+  /** Starts the latency figures afresh (a bench's measuring window); the counters keep counting. */
+  resetStats(): void {
+    this.encodeLatency.reset();
+    this.sendLatency.reset();
+  }
+
   /** What every viewer sees the same way. */
   state(): OverlayState {
     const p = this.opts.pipeline;
