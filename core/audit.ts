@@ -66,39 +66,46 @@ function lastLine(fd: number): string | undefined {
 export class AuditLog {
   readonly path: string;
   private readonly fd: number;
-  private n: number;
-  private prev: string;
+  private n = 0;
+  private prev = AUDIT_GENESIS;
+  /** File size after our last write: if it grew otherwise, another process wrote to it too. */
+  private size = 0;
 
   constructor(path: string, private readonly models: () => AuditModel[] = () => []) {
     this.path = path;
     mkdirSync(dirname(path), { recursive: true });
     this.fd = openSync(path, 'a+', 0o600);
-    const last = lastLine(this.fd);
-    if (last === undefined) {
-      this.n = 0;
-      this.prev = AUDIT_GENESIS;
-    } else {
-      let e: Partial<AuditEntry>;
-      try {
-        e = JSON.parse(last) as Partial<AuditEntry>;
-      } catch {
-        closeSync(this.fd);
-        throw new AuditError(path, 'the last line is not JSON: the file is damaged or not an audit log; move it aside');
-      }
-      if (e.format !== AUDIT_FORMAT || !Number.isInteger(e.n)) {
-        closeSync(this.fd);
-        throw new AuditError(path, `the last line is not a ${AUDIT_FORMAT} entry; move the file aside`);
-      }
-      this.n = (e.n as number) + 1;
-      this.prev = sha256(last);
+    try {
+      this.follow();
+    } catch (e) {
+      closeSync(this.fd);
+      throw e;
     }
+  }
+
+  /** Continues the chain from the file's last entry. */
+  private follow(): void {
+    this.size = fstatSync(this.fd).size;
+    const last = lastLine(this.fd);
+    if (last === undefined) return;
+    let e: Partial<AuditEntry>;
+    try {
+      e = JSON.parse(last) as Partial<AuditEntry>;
+    } catch {
+      throw new AuditError(this.path, 'the last line is not JSON: the file is damaged or not an audit log; move it aside');
+    }
+    if (e.format !== AUDIT_FORMAT || !Number.isInteger(e.n)) throw new AuditError(this.path, `the last line is not a ${AUDIT_FORMAT} entry; move the file aside`);
+    this.n = (e.n as number) + 1;
+    this.prev = sha256(last);
   }
 
   /** Appends one entry and returns it. */
   record(who: AuditActor, what: string, details: Record<string, unknown> = {}): AuditEntry {
+    // Another sonomics on the same box may share the file: chain on to what it wrote.
+    if (fstatSync(this.fd).size !== this.size) this.follow();
     const entry: AuditEntry = { format: AUDIT_FORMAT, n: this.n, at: new Date().toISOString(), who, what, details, models: this.models(), prev: this.prev };
     const line = JSON.stringify(entry);
-    writeSync(this.fd, line + '\n');
+    this.size += writeSync(this.fd, line + '\n');
     this.n++;
     this.prev = sha256(line);
     return entry;

@@ -24,6 +24,17 @@ t.test('entries carry who, what, when and the models, chained by hash; a reopene
   t.same(verifyAuditLog(path), { entries: 3, ok: true, problems: [] });
 });
 
+t.test('two writers on one file (two sonomics on a box) keep one chain', async (t) => {
+  const path = join(dir, 'shared.jsonl');
+  const a = new AuditLog(path), b = new AuditLog(path);
+  a.record({ id: 'v1' }, 'freeze', {});
+  b.record({ id: 'v1' }, 'lock', {});
+  a.record({ id: 'v2' }, 'mark', {});
+  a.close();
+  b.close();
+  t.same(verifyAuditLog(path), { entries: 3, ok: true, problems: [] });
+});
+
 t.test('an edited, removed or inserted line breaks the chain, and verify says where', async (t) => {
   const path = join(dir, 'tamper.jsonl');
   const log = new AuditLog(path);
