@@ -76,7 +76,7 @@ export interface PipelineStats {
 }
 
 interface Job { frame: Frame; arrivalMs: number; truth?: unknown }
-interface Held { lf: LaidOutFrame; truth?: unknown }
+interface Held { lf: LaidOutFrame; truth?: unknown; shown?: DisplayFrame }
 interface ScoringJob { lf: LaidOutFrame; track: TrackResult; rings: RingSet; arrivalMs: number }
 interface RiskJob extends ScoringJob { features: FeatureSet }
 
@@ -175,8 +175,15 @@ export class Pipeline extends EventEmitter {
    */
   freeze(on: boolean): number | null {
     if (on && !this.frozenOn && this.last) {
-      this.frozenOn = this.last;
-      this.emit('freeze', true, this.frozenOn.lf.frame.seq);
+      const held = this.frozenOn = this.last;
+      this.emit('freeze', true, held.lf.frame.seq);
+      // A lock still waiting for its frame is taken on the held one: that is the picture the
+      // user outlined on, and no new frame will come while frozen.
+      const pending = this.pendingLock;
+      this.pendingLock = undefined;
+      if (pending && this.applyLock(held.lf, pending.mask, pending.settle)) this.trackAndPublish(held, performance.now());
+      // Otherwise show the held frame again, marked frozen, so every page knows it is held.
+      else if (held.shown) this.emit('display', { ...held.shown, frozen: true } satisfies DisplayFrame);
     } else if (!on && this.frozenOn) {
       const seq = this.frozenOn.lf.frame.seq;
       this.frozenOn = undefined;
@@ -363,8 +370,10 @@ export class Pipeline extends EventEmitter {
     }
     t = this.mark('regions', t);
     this.counters.displayed++;
-    this.last = held;
-    this.emit('display', { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined } satisfies DisplayFrame);
+    const shown: DisplayFrame = { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined };
+    this.last = { ...held, shown };
+    if (this.frozenOn) this.frozenOn = this.last;
+    this.emit('display', shown);
     this.mark('publish', t);
     this.e2eDisplay.record(performance.now() - arrivalMs);
     if (rings && track.state !== 'idle') this.scoring.put({ lf, track, rings, arrivalMs });

@@ -179,11 +179,13 @@ t.test('freeze holds the last frame: later frames are skipped and counted, a loc
   p.on('freeze', (on: boolean, seq: number) => freezes.push([on, seq]));
   for (let i = 0; i < 5; i++) { p.push(phantom.frameAt(i).frame); await sleep(20); }
   const last = shown.at(-1)!.frame.seq;
+  const n = shown.length;
   t.equal(p.freeze(true), last, 'holds the last frame shown');
   t.equal(p.freeze(true), last, 'freezing again changes nothing');
-  const n = shown.length;
+  t.equal(shown.length, n + 1, 'the held frame is shown again once ...');
+  t.match(shown.at(-1), { frame: { seq: last }, frozen: true }, '... marked frozen');
   for (let i = 5; i < 10; i++) { p.push(phantom.frameAt(i).frame); await sleep(20); }
-  t.equal(shown.length, n, 'nothing shown while frozen');
+  t.equal(shown.length, n + 1, 'nothing new shown while frozen');
   t.equal(p.stats().frozen, 5, 'five frames skipped and counted');
   const truth = phantom.frameAt(last).truth;
   const scored = nextEvent<ScoreUpdate>(p, 'scores', (u) => u.seq === last && u.live);
@@ -195,6 +197,19 @@ t.test('freeze holds the last frame: later frames are skipped and counted, a loc
   p.push(phantom.frameAt(10).frame);
   await nextEvent<DisplayFrame>(p, 'display', (d) => d.frame.seq === 10);
   t.same(freezes, [[true, last], [false, last]]);
+});
+
+t.test('a lock still waiting for its frame when the picture is frozen is taken on the held frame', async (t) => {
+  const phantom = new PhantomScanner({ seed: 9 });
+  const p = new Pipeline({ layout: phantom.layout }).start();
+  t.teardown(() => p.stop());
+  for (let i = 0; i < 3; i++) { p.push(phantom.frameAt(i).frame); await sleep(20); }
+  const r = phantom.layout.panes.bmode.rect;
+  const held = p.lastShownSeq!;
+  const locked = p.lockLesion(createLesionMask(phantom.frameAt(held).truth.lesionMask.slice(), r.width, r.height));
+  p.freeze(true);
+  t.equal(await locked, held, 'answered at once, on the held frame');
+  t.equal(p.trackingState, 'tracking');
 });
 
 t.test('selectModels scores only the chosen cards; an unknown id changes nothing', async (t) => {
