@@ -1,174 +1,248 @@
-// The sonographer outlines the lesion on the overlay page (Debian chromium driven by
-// playwright-core); the server (re)starts tracking from that outline.
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import t from 'tap';
-import type { Page } from 'playwright-core';
-import { createFrame } from '../core/frame.js';
-import { maskStats, type LesionMask } from '../core/mask.js';
-import { loadRiskModel } from '../core/models.js';
-import { Pipeline } from '../core/pipeline.js';
-import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
-import { OverlayServer } from '../web-overlay/server.js';
-import { launchChromium, sleep, until } from './helpers.js';
+// Drawing the lesion on the overlay page (Debian chromium driven by playwright-core): freeze,
+// outline or ellipse by mouse and by touch (Pointer Events), adjust, accept; the server locks
+// the tracker onto it and the held frame comes back with the new contour.
+import t, { type Test } from 'tap';
+import type { CDPSession, Page } from 'playwright-core';
+import {
+  canvasPixelsOn, circle, distanceToPolygon, fraction, isContourColour, lastReply, openPage, pageState, replyCount, screenMapper, startDemo, waitPage,
+  type PageState,
+} from './browser-helpers.js';
 
-interface PageState {
-  framesDrawn: number;
-  layout: { panes: { bmode: { rect: { x: number; y: number; width: number; height: number }; spacingX: number; spacingY: number } } } | null;
-  outline: { points: number[] } | null;
-  locks: Array<{ type: string; polygon?: number[]; ellipse?: unknown }>;
-  trackingState: string;
+type Polygon = { shape: 'polygon'; points: number[] };
+type Ellipse = { shape: 'ellipse'; cx: number; cy: number; rx: number; ry: number };
+
+function polygonArea(p: number[]): number {
+  let a = 0;
+  for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) a += p[j] * p[i + 1] - p[i] * p[j + 1];
+  return Math.abs(a) / 2;
 }
-const pageState = (page: Page) => page.evaluate(() => {
-  const s = (window as unknown as { __sonomics: PageState }).__sonomics;
-  return { framesDrawn: s.framesDrawn, layout: s.layout, outline: s.outline, locks: s.locks, trackingState: s.trackingState };
-});
+const mean = (p: number[], o: number) => p.filter((_, i) => i % 2 === o).reduce((a, b) => a + b, 0) / (p.length / 2);
+const ellipsePolygon = (e: Ellipse, n = 360) => Array.from({ length: n }, (_, k) => [e.cx + e.rx * Math.cos((2 * Math.PI * k) / n), e.cy + e.ry * Math.sin((2 * Math.PI * k) / n)]).flat();
 
-t.test('outline the lesion on the page: the server locks onto the clicked outline and the page shows the tracking state', async (t) => {
-  const browser = await launchChromium(t);
-  if (!browser) return;
-  // A live phantom, not locked: tracking starts only when the page sends an outline.
-  const phantom = new PhantomScanner({ seed: 5 });
-  const pipeline = new Pipeline({ layout: phantom.layout, models: [await loadRiskModel('busi-malignancy')] }).start();
-  const masks: LesionMask[] = [];
-  const lockEvents: number[] = [];
-  const lockLesion = pipeline.lockLesion.bind(pipeline);
-  pipeline.lockLesion = (m: LesionMask) => { masks.push(m); return lockLesion(m); };
-  pipeline.on('lock', (seq: number) => lockEvents.push(seq));
-  pipeline.on('frameError', (e: Error) => t.comment(`pipeline frame error: ${e.message}`));
-  const server = new OverlayServer({ pipeline, port: 0 });
-  const url = await server.listen();
-  let lastTruth: PhantomTruth | undefined;
-  phantom.on('frame', (frame, truth: PhantomTruth) => { lastTruth = truth; pipeline.push(frame, truth); });
-  phantom.start();
-  let serverOpen = true;
-  t.teardown(async () => { await browser.close(); phantom.stop(); if (serverOpen) await server.close(); await pipeline.stop(); });
+/** Freezes by `press` (click or tap) and waits until the held frame is the one on screen. */
+async function freeze(page: Page, press: (sel: string) => Promise<void>): Promise<PageState> {
+  await press('#freeze');
+  return waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'the frozen frame on screen');
+}
 
+/** Accepts the proposal; checks the ack and that the held frame comes back with the new contour near `outline`. */
+async function acceptAndCheck(t: Test, page: Page, press: (sel: string) => Promise<void>, outline: number[], shape: string, frozenSeq: number): Promise<void> {
+  const before = await replyCount(page, 'lock');
+  const redrawn = (await pageState(page)).framesDrawn;
+  await press('#accept');
+  const r = await lastReply(page, 'lock', before);
+  t.equal(r.type, 'ack', `lock acknowledged${r.error ? ` (${r.error})` : ''}`);
+  t.equal(r.result?.shape, shape, `as ${shape}`);
+  t.equal(r.result?.seq, frozenSeq, 'on the held frame');
+  t.match(await page.textContent('#msg'), /^Locked: /, 'the reply is shown');
+  const s = await waitPage(page, (s) => s.framesDrawn > redrawn && !!s.lastHeader?.frozen && s.lastHeader.seq === frozenSeq, 'the held frame re-sent with its new contour');
+  const contour = s.lastHeader!.lesion!;
+  let worst = 0;
+  for (let i = 0; i < contour.length; i += 2) worst = Math.max(worst, distanceToPolygon(contour[i], contour[i + 1], outline));
+  t.ok(worst < 2.5, `every point of the new contour within ${worst.toFixed(2)} px of the outline drawn`);
+  t.equal(s.proposal, null, 'the proposal is gone');
+}
+
+t.test('freeze, outline by mouse, grow / shrink / move, accept: the held frame shows the new contour; unfreeze resumes', async (t) => {
+  const demo = await startDemo(t);
+  if (!demo) return;
   // A wide, short window: the canvas is scaled down and letterboxed (object-fit: contain), so the
   // page's screen-to-pane conversion is exercised, not an identity.
-  const page = await browser.newPage({ viewport: { width: 1800, height: 760 } });
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) pageErrors.push(m.text()); });
-  await page.goto(url);
-  await page.waitForFunction(() => (window as unknown as { __sonomics: { framesDrawn: number } }).__sonomics.framesDrawn > 5, undefined, { timeout: 20000 });
-  t.match(await page.textContent('#notice'), /not for diagnosis/);
+  const { page, problems } = await openPage(demo.browser, demo.url, { viewport: { width: 1800, height: 760 } });
+  await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
+  const click = (sel: string) => page.click(sel);
+  const st = await freeze(page, click);
+  const seq = st.state!.frozenSeq!;
+  const { toScreen, scale } = await screenMapper(page);
+  t.ok(scale < 0.95, `canvas drawn at scale ${scale.toFixed(3)}`);
+  const c = st.lastHeader!.tracking.center!;
 
-  // Before any lock: idle, and the page says why there is no live score.
-  t.equal(await page.textContent('#tracking'), 'idle');
-  t.match(await page.textContent('#score-state') ?? '', /Not tracking: outline the lesion to start\. No live score\./, 'idle: the reason for no score is shown');
-  t.equal((await page.$$('#scores .model')).length, 0, 'no score shown while idle');
-
-  const st = await pageState(page);
-  const rect = st.layout!.panes.bmode.rect;
-  const W = phantom.layout.width, H = phantom.layout.height;
-  const box = (await page.locator('#view').boundingBox())!;
-  // object-fit: contain: the picture is scaled by s and centred in the element's box.
-  const s = Math.min(box.width / W, box.height / H);
-  const ox = box.x + (box.width - W * s) / 2, oy = box.y + (box.height - H * s) / 2;
-  t.ok(s < 0.95, `canvas drawn at scale ${s.toFixed(3)}, offset (${(ox - box.x).toFixed(1)}, ${(oy - box.y).toFixed(1)}) in its box`);
-  /** Pane coordinates -> page (CSS pixel) coordinates for the mouse. */
-  const toScreen = (px: number, py: number) => ({ x: ox + (rect.x + px + 0.5) * s, y: oy + (rect.y + py + 0.5) * s });
-
-  // Escape cancels: nothing is sent.
-  await page.click('#outline');
-  for (const [px, py] of [[100, 100], [150, 100]]) { const p = toScreen(px, py); await page.mouse.click(p.x, p.y); }
-  t.equal((await pageState(page)).outline?.points.length, 4, 'two points while outlining');
+  // Escape discards a proposal: nothing is sent.
+  await page.click('#tool-freehand');
+  t.equal(await page.getAttribute('#tool-freehand', 'aria-pressed'), 'true', 'Outline tool selected');
+  const small = circle(c.x, c.y, 30, 12);
+  let p = toScreen(...small[0]);
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  for (const q of small.slice(1)) { p = toScreen(...q); await page.mouse.move(p.x, p.y, { steps: 2 }); }
+  await page.mouse.up();
+  t.equal((await pageState(page)).proposal?.shape, 'polygon', 'a proposal after the stroke');
   await page.keyboard.press('Escape');
-  t.equal((await pageState(page)).outline, null, 'Escape cancels the outline');
-  t.same((await pageState(page)).locks, [], 'nothing sent');
+  t.equal((await pageState(page)).proposal, null, 'Escape discards it');
+  t.equal(await replyCount(page, 'lock'), 0, 'nothing sent');
 
-  // Outline: an octagon on the phantom's lesion where it is now, clicked on the B-mode pane,
-  // closed with Enter. (Where tracking goes from there is the tracker's business, not tested here.)
-  const c = lastTruth!.center, R = 45;
-  const target = { x: Math.round(c.x), y: Math.round(c.y) };
-  await page.click('#outline');
-  const clicked: number[] = [];
-  for (let k = 0; k < 8; k++) {
-    const px = target.x + R * Math.cos((k * Math.PI) / 4), py = target.y + R * Math.sin((k * Math.PI) / 4);
-    clicked.push(px, py);
-    const p = toScreen(px, py);
-    await page.mouse.click(p.x, p.y);
-  }
-  const drawn = await pageState(page);
-  t.equal(drawn.outline?.points.length, 16, '8 points in the outline in progress');
-  // The browser reports whole CSS pixels: a point may land up to one CSS pixel (1/s pane pixels) off.
-  const off = Math.max(...clicked.map((v, i) => Math.abs(v - drawn.outline!.points[i])));
-  t.ok(off <= 1 / s + 0.01, `page's pane coordinates within ${off.toFixed(2)} px of the clicked ones`);
-  t.equal(await page.isVisible('#outline-lock'), true, 'Lock button shown while outlining');
-  await page.screenshot({ path: join(tmpdir(), 'sonomics-outline.png') });
+  // Outline: press, trace a circle around the lesion, release.
+  await page.click('#tool-freehand');
+  const R = 45;
+  const ring = circle(c.x, c.y, R, 48);
+  p = toScreen(...ring[0]);
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  for (const q of ring.slice(1)) { p = toScreen(...q); await page.mouse.move(p.x, p.y, { steps: 3 }); }
+  await page.mouse.up();
+  let s = await pageState(page);
+  const drawn = s.proposal as Polygon;
+  t.equal(drawn?.shape, 'polygon', 'proposed outline');
+  t.ok(drawn.points.length / 2 >= 40 && drawn.points.length / 2 <= 1024, `${drawn.points.length / 2} points (at most 1024)`);
+  // The browser reports whole CSS pixels: a point may land up to one CSS pixel (1/scale pane pixels) off.
+  const off = Math.max(...drawn.points.map((_, i) => (i % 2 ? 0 : Math.abs(Math.hypot(drawn.points[i] - c.x, drawn.points[i + 1] - c.y) - R))));
+  t.ok(off <= 1 / scale + 0.6, `traced points within ${off.toFixed(2)} px of the circle`);
+  t.equal(await page.isVisible('#proposal-tools'), true, 'Accept / Grow / Shrink / Cancel shown');
+
+  // Grow and shrink: 5 % about the centroid.
+  const a0 = polygonArea(drawn.points);
+  await page.click('#grow');
+  s = await pageState(page);
+  const grown = polygonArea((s.proposal as Polygon).points);
+  t.ok(Math.abs(grown / a0 - 1.05 ** 2) < 0.01, `Grow: area x ${(grown / a0).toFixed(4)}`);
+  await page.click('#shrink');
+  await page.click('#shrink');
+  s = await pageState(page);
+  t.ok(Math.abs(polygonArea((s.proposal as Polygon).points) / a0 - 1 / 1.05 ** 2) < 0.01, 'Shrink twice: area / 1.05²');
+  await page.keyboard.press('+');
+  s = await pageState(page);
+  t.ok(Math.abs(polygonArea((s.proposal as Polygon).points) / a0 - 1) < 0.01, '+ key grows back');
+
+  // Move: drag inside the outline.
+  const cx0 = mean((s.proposal as Polygon).points, 0), cy0 = mean((s.proposal as Polygon).points, 1);
+  const from = toScreen(c.x + 10, c.y - 5);
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(from.x + 12, from.y + 6, { steps: 4 });
+  await page.mouse.move(from.x + 24, from.y + 12, { steps: 4 });
+  await page.mouse.up();
+  s = await pageState(page);
+  const moved = s.proposal as Polygon;
+  const dx = mean(moved.points, 0) - cx0, dy = mean(moved.points, 1) - cy0;
+  t.ok(Math.abs(dx - 24 / scale) < 1.5 && Math.abs(dy - 12 / scale) < 1.5, `moved by (${dx.toFixed(1)}, ${dy.toFixed(1)}) px for (${(24 / scale).toFixed(1)}, ${(12 / scale).toFixed(1)})`);
+  t.equal(moved.points.length, drawn.points.length, 'same points, moved');
+
+  await acceptAndCheck(t, page, click, moved.points, 'polygon', seq);
+  t.equal(await page.getAttribute('#tool-freehand', 'aria-pressed'), 'false', 'the tool is released after Accept');
+
+  // Ellipse by mouse: press on the centre, drag outwards.
+  await page.click('#tool-ellipse');
+  const e0 = toScreen(c.x, c.y), e1 = toScreen(c.x + 50, c.y + 35);
+  await page.mouse.move(e0.x, e0.y);
+  await page.mouse.down();
+  await page.mouse.move(e1.x, e1.y, { steps: 8 });
+  await page.mouse.up();
+  const el = (await pageState(page)).proposal as Ellipse;
+  t.equal(el?.shape, 'ellipse', 'ellipse proposed');
+  t.ok(Math.abs(el.rx - 50) < 1 / scale + 0.6 && Math.abs(el.ry - 35) < 1 / scale + 0.6, `radii ${el.rx} x ${el.ry} for 50 x 35`);
   await page.keyboard.press('Enter');
-  await until(() => lockEvents.length >= 1, 10000, "the pipeline's 'lock' event");
-  t.equal(masks.length, 1, 'one mask reached pipeline.lockLesion');
-  t.same([masks[0].width, masks[0].height], [rect.width, rect.height], 'B-mode pane sized');
-  const ms = maskStats(masks[0]);
-  const err = Math.hypot(ms.cx - target.x, ms.cy - target.y);
-  t.ok(err < 3, `mask centroid (${ms.cx.toFixed(2)}, ${ms.cy.toFixed(2)}) vs clicked centre (${target.x}, ${target.y}): ${err.toFixed(2)} px`);
-  const octagonArea = 2 * Math.SQRT2 * R * R;
-  t.ok(Math.abs(ms.area - octagonArea) < 0.1 * octagonArea, `mask area ${ms.area} px vs octagon ${octagonArea.toFixed(0)} px`);
-  await page.waitForFunction(() => /Locked: outline of 8 points/.test(document.getElementById('lock-msg')!.textContent ?? ''), undefined, { timeout: 5000 });
-  t.pass('the page shows the locked reply');
+  const r = await lastReply(page, 'lock', 1);
+  t.equal(r.type, 'ack', 'Enter accepts: the ellipse is locked');
+  t.equal(r.result?.shape, 'ellipse');
+  const held = await waitPage(page, (s) => !!s.lastHeader?.frozen && (s.lastHeader.lesion?.length ?? 0) > 0 && Math.abs(s.lastHeader.tracking.center!.y - c.y) < 3 && s.replies.filter((x) => x.re === 'lock').length === 2, 'the held frame with the ellipse');
+  const contour = held.lastHeader!.lesion!;
+  const worst = Math.max(...contour.map((_, i) => (i % 2 ? 0 : distanceToPolygon(contour[i], contour[i + 1], ellipsePolygon(el)))));
+  t.ok(worst < 2.5, `ellipse contour within ${worst.toFixed(2)} px of the ellipse drawn`);
 
-  // Tracking has (re)started: the page shows a state other than idle, and whenever it is not
-  // 'tracking' it says why there is no live score.
-  await page.waitForFunction(() => document.getElementById('tracking')!.textContent !== 'idle', undefined, { timeout: 10000 });
-  const shown = await page.evaluate(() => ({
-    state: (window as unknown as { __sonomics: PageState }).__sonomics.trackingState,
-    tracking: document.getElementById('tracking')!.textContent,
-    line: document.getElementById('score-state')!.textContent ?? '',
-  }));
-  t.match(shown.tracking, /^(tracking|uncertain|lost)$/, `page shows tracking state "${shown.tracking}"`);
-  if (shown.state === 'tracking') t.notMatch(shown.line, /No live score/, `tracking: "${shown.line}"`);
-  else t.match(shown.line, new RegExp(`^Tracking ${shown.state}: .*No live score\\.`), `${shown.state}: "${shown.line}"`);
-
-  // Double-click closes an outline too; the double-click's second click adds no point.
-  await page.click('#outline');
-  const tri = [[200, 200], [260, 200], [260, 260]];
-  for (const [px, py] of tri) { const p = toScreen(px, py); await page.mouse.click(p.x, p.y); }
-  const last = toScreen(200, 260);
-  await page.mouse.dblclick(last.x, last.y);
-  await until(() => lockEvents.length >= 2, 10000, "the second 'lock' event");
-  const sent = (await pageState(page)).locks.at(-1)!;
-  t.equal(sent.polygon?.length, 8, 'double-click closed a 4-point outline');
-  const sq = maskStats(masks[1]);
-  t.ok(Math.hypot(sq.cx - 230, sq.cy - 230) < 3, `square outline centroid (${sq.cx.toFixed(1)}, ${sq.cy.toFixed(1)}) vs (230, 230)`);
-
-  // Lock ellipse: a centred 5 mm x 4 mm ellipse.
-  await page.click('#lock-ellipse');
-  await until(() => lockEvents.length >= 3, 10000, "the third 'lock' event");
-  const el = maskStats(masks[2]);
-  const pane = phantom.layout.panes.bmode;
-  t.ok(Math.hypot(el.cx - (rect.width - 1) / 2, el.cy - (rect.height - 1) / 2) < 1, 'ellipse centred on the pane');
-  t.ok(Math.abs((el.x1 - el.x0 + 1) / 2 - 5 / pane.spacingX) < 2, `ellipse x radius ${((el.x1 - el.x0 + 1) / 2).toFixed(1)} px = 5 mm`);
-  t.ok(Math.abs((el.y1 - el.y0 + 1) / 2 - 4 / pane.spacingY) < 2, `ellipse y radius ${((el.y1 - el.y0 + 1) / 2).toFixed(1)} px = 4 mm`);
-  await page.waitForFunction(() => /Locked: ellipse/.test(document.getElementById('lock-msg')!.textContent ?? ''), undefined, { timeout: 5000 });
-
-  // Take the lesion away (noise frames from here on): neither template matches noise, so the
-  // tracker goes lost after a few frames, and the page says why and shows no score.
-  phantom.stop();
-  const noise = new Uint8Array(W * H);
-  let seq = 1_000_000, x = 12345;
-  let shownState: string | null = null;
-  for (const end = Date.now() + 8000; Date.now() < end;) {
-    for (let i = 0; i < noise.length; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; noise[i] = x >>> 24; }
-    pipeline.push(createFrame(noise.slice(), W, H, seq++, 'noise'));
-    await sleep(40);
-    shownState = await page.textContent('#tracking');
-    if (shownState === 'lost') break;
+  // A too small outline: the server refuses it and the page says why.
+  await page.click('#tool-ellipse');
+  const z1 = toScreen(c.x + 4, c.y + 4);
+  await page.mouse.move(e0.x, e0.y);
+  await page.mouse.down();
+  await page.mouse.move(z1.x, z1.y, { steps: 2 });
+  await page.mouse.up();
+  const tiny = (await pageState(page)).proposal;
+  if (tiny) {
+    await page.click('#accept');
+    const refused = await lastReply(page, 'lock', 2);
+    t.equal(refused.type, 'error', `a ${JSON.stringify(tiny)} outline is refused`);
+    t.match(await page.textContent('#msg'), /^Not locked: lock: .*too small/, 'the server\'s reason is shown');
+  } else {
+    t.match(await page.textContent('#msg'), /too small/, 'the page refuses a tiny ellipse itself');
   }
-  t.equal(shownState, 'lost', 'lost on noise frames');
-  const line = await page.textContent('#score-state') ?? '';
-  t.match(line, /^Tracking lost: searching for the lesion\. No live score\./, `lost: "${line}"`);
-  t.match(line, /reason: (the lesion (was not found|left the view)|lost: )/, 'with the tracker\'s reason');
-  t.equal((await page.$$('#scores .model')).length, 0, 'no score shown while lost');
-  await page.screenshot({ path: join(tmpdir(), 'sonomics-not-tracking.png') });
 
-  t.match(await page.textContent('#notice'), /not for diagnosis/, 'still decision support, not a diagnosis');
-  t.same(pageErrors, [], 'no page errors (nor CSP violations)');
+  // Unfreeze: frames again, newer than the held one.
+  const frames = (await pageState(page)).framesDrawn;
+  await page.click('#freeze');
+  await waitPage(page, (s) => s.state?.frozen === false && s.framesDrawn > frames + 3 && s.lastHeader!.seq > seq && !s.lastHeader!.frozen, 'live frames after Unfreeze');
+  t.equal(await page.isVisible('#badge-frozen'), false, 'FROZEN badge gone');
+  t.same(problems, [], 'no page errors, no console errors');
+});
 
-  // The server goes away: nothing on the page may pass for live.
-  serverOpen = false;
-  await server.close();
-  await page.waitForFunction(() => /^Disconnected from the server: no live score\./.test(document.getElementById('score-state')!.textContent ?? ''), undefined, { timeout: 5000 });
-  t.equal((await page.$$('#scores .model')).length, 0, 'disconnected: no score shown');
+/** Touch through the browser's input pipeline (CDP), so the page gets Pointer Events of type 'touch'. */
+async function touchStroke(cdp: CDPSession, points: Array<{ x: number; y: number }>): Promise<void> {
+  const at = (p: { x: number; y: number }) => [{ x: p.x, y: p.y, id: 1, radiusX: 4, radiusY: 4, force: 1 }];
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: at(points[0]) });
+  for (const p of points.slice(1)) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: at(p) });
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+}
+
+/** n + 1 points from a to b. */
+const line = (a: { x: number; y: number }, b: { x: number; y: number }, n = 8) => Array.from({ length: n + 1 }, (_, k) => ({ x: a.x + ((b.x - a.x) * k) / n, y: a.y + ((b.y - a.y) * k) / n }));
+
+t.test('by touch on a tablet: layer toggles, freeze, outline and ellipse drawn with the finger, move, accept', async (t) => {
+  const demo = await startDemo(t);
+  if (!demo) return;
+  const { page, context, problems } = await openPage(demo.browser, demo.url, { viewport: { width: 1280, height: 800 }, hasTouch: true });
+  await waitPage(page, (s) => s.trackingState === 'tracking' && !!s.lastHeader?.lesion, 'tracking');
+  const tap = (sel: string) => page.tap(sel);
+  // Which kind of pointer the canvas saw.
+  await page.evaluate(() => {
+    const w = window as unknown as { pointerTypes: string[] };
+    w.pointerTypes = [];
+    document.getElementById('view')!.addEventListener('pointerdown', (e) => w.pointerTypes.push(e.pointerType));
+  });
+
+  // Layers by touch.
+  await tap('#layer-contour');
+  await waitPage(page, (s) => s.state?.layers.contour === false, 'contour off by tap');
+  let n = (await pageState(page)).framesDrawn;
+  await waitPage(page, (s) => s.framesDrawn > n + 1, 'frames');
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) < 0.05, 'tap: contour gone from the canvas');
+  await tap('#layer-contour');
+  await waitPage(page, (s) => !!s.state?.layers.contour, 'contour on by tap');
+  n = (await pageState(page)).framesDrawn;
+  await waitPage(page, (s) => s.framesDrawn > n + 1, 'frames');
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) > 0.8, 'tap: contour back');
+  await tap('#layer-rings');
+  await waitPage(page, (s) => s.state?.layers.rings === false, 'rings off by tap');
+  await tap('#layer-rings');
+  await waitPage(page, (s) => !!s.state?.layers.rings, 'rings on by tap');
+  t.pass('rings toggled by tap');
+
+  // Selecting a tool freezes the picture (drawing is done on a held frame).
+  await tap('#tool-freehand');
+  const st = await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'frozen by selecting the tool');
+  const seq = st.state!.frozenSeq!;
+  t.equal(await page.evaluate(() => getComputedStyle(document.getElementById('view')!).touchAction), 'none', 'touch-action: none on the canvas while drawing');
+  const { toScreen, scale } = await screenMapper(page);
+  const c = st.lastHeader!.tracking.center!;
+  const cdp = await context.newCDPSession(page);
+  await touchStroke(cdp, circle(c.x - 5, c.y + 3, 40, 60).map(([x, y]) => toScreen(x, y)));
+  let s = await pageState(page);
+  const drawn = s.proposal as Polygon;
+  t.equal(drawn?.shape, 'polygon', 'outline traced with the finger');
+  const off = Math.max(...drawn.points.map((_, i) => (i % 2 ? 0 : Math.abs(Math.hypot(drawn.points[i] - (c.x - 5), drawn.points[i + 1] - (c.y + 3)) - 40))));
+  t.ok(off <= 1 / scale + 0.6, `touch points within ${off.toFixed(2)} px of the circle`);
+
+  // Move it with the finger: press inside, drag.
+  await touchStroke(cdp, line(toScreen(c.x - 5, c.y + 3), toScreen(c.x + 5, c.y - 2)));
+  s = await pageState(page);
+  const moved = s.proposal as Polygon;
+  t.ok(Math.abs(mean(moved.points, 0) - mean(drawn.points, 0) - 10) < 1 / scale + 0.6, 'moved 10 px right by touch');
+  await tap('#grow');
+  s = await pageState(page);
+  const grown = s.proposal as Polygon;
+  t.ok(Math.abs(polygonArea(grown.points) / polygonArea(moved.points) - 1.05 ** 2) < 0.01, 'Grow by tap');
+  await acceptAndCheck(t, page, tap, grown.points, 'polygon', seq);
+
+  // Ellipse with the finger: press on the centre, drag outwards.
+  await tap('#tool-ellipse');
+  await touchStroke(cdp, line(toScreen(c.x, c.y), toScreen(c.x + 40, c.y + 30), 10));
+  const el = (await pageState(page)).proposal as Ellipse;
+  t.equal(el?.shape, 'ellipse', 'ellipse drawn with the finger');
+  t.ok(Math.abs(el.rx - 40) < 1 / scale + 0.6 && Math.abs(el.ry - 30) < 1 / scale + 0.6, `radii ${el.rx} x ${el.ry} for 40 x 30`);
+  await acceptAndCheck(t, page, tap, ellipsePolygon(el), 'ellipse', seq);
+
+  const types = await page.evaluate(() => (window as unknown as { pointerTypes: string[] }).pointerTypes);
+  t.ok(types.length >= 3 && types.every((x) => x === 'touch'), `the canvas saw touch pointers only (${types.join(', ')})`);
+
+  await tap('#freeze');
+  await waitPage(page, (s) => s.state?.frozen === false && !!s.lastHeader && s.lastHeader.seq > seq, 'live frames after Unfreeze by tap');
+  t.same(problems, [], 'no page errors, no console errors');
 });

@@ -1,44 +1,151 @@
-// The overlay page in a real browser (Debian chromium driven by playwright-core).
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The overlay page in a real browser (Debian chromium driven by playwright-core), against the
+// demo: the phantom scanner through the pipeline to the overlay server.
+import { mkdirSync } from 'node:fs';
 import t from 'tap';
-import { runDemo } from '../cli/demo.js';
-import { resolveConfig } from '../core/config.js';
-import { launchChromium } from './helpers.js';
+import { fromRoot } from './helpers.js';
+import {
+  canvasPixelsOn, colourNear, fraction, isContourColour, isRingColour, maskBoundary, openPage, pageState, screenMapper, screenshotRgb, startDemo, waitPage,
+} from './browser-helpers.js';
 
-t.test('the page draws the video with the lesion contour on it and shows the live score', async (t) => {
-  const browser = await launchChromium(t);
-  if (!browser) return;
-  const ac = new AbortController();
-  let url = '';
-  const demo = runDemo({ config: resolveConfig({ overlay: { port: 0 } }), headless: true, frames: 3000, log: (l) => { const m = /(http:\/\/\S+)/.exec(l); if (m) url = m[1]; } }, ac.signal);
-  const end = Date.now() + 10000;
-  while (!url && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  t.ok(url, 'demo serving');
-  t.teardown(async () => { await browser.close(); ac.abort(); await demo; });
-  const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(url);
-  await page.waitForFunction(() => {
-    const s = (window as unknown as { __sonomics: { framesDrawn: number; scores: { live: boolean; scores: Array<{ status: string }> } | null } }).__sonomics;
-    return s.framesDrawn > 20 && s.scores?.live && s.scores.scores[0]?.status === 'ok';
-  }, undefined, { timeout: 20000 });
-  t.match(await page.textContent('#notice'), /not for diagnosis/);
-  t.equal(await page.textContent('#tracking'), 'tracking');
-  t.match(await page.textContent('#scores') ?? '', /busi-malignancy v1\.0\.0/);
-  t.match(await page.textContent('#scores') ?? '', /\d+%/);
-  // Read the canvas where the lesion contour of the frame just drawn runs: it must be the contour colour.
-  const px = await page.evaluate(() => {
-    const s = (window as unknown as { __sonomics: { lastHeader: { lesion: number[] }; layout: { panes: { bmode: { rect: { x: number; y: number } } } } } }).__sonomics;
-    const ctx = (document.getElementById('view') as HTMLCanvasElement).getContext('2d')!;
-    const { x, y } = s.layout.panes.bmode.rect;
-    const out: number[][] = [];
-    for (let i = 0; i < s.lastHeader.lesion.length; i += 40) out.push(Array.from(ctx.getImageData(x + s.lastHeader.lesion[i], y + s.lastHeader.lesion[i + 1], 1, 1).data));
-    return out;
-  });
-  const yellow = px.filter(([r, g, b]) => r > 180 && g > 140 && b < 140).length;
-  t.ok(yellow >= 0.8 * px.length, `${yellow} of ${px.length} contour points drawn in the contour colour`);
-  await page.screenshot({ path: join(tmpdir(), 'sonomics-overlay.png') });
-  t.same(pageErrors, [], 'no page errors');
+t.test('the contour is drawn where the phantom\'s ground truth says the lesion is; the page shows score, TIC, status and the notice', async (t) => {
+  const demo = await startDemo(t);
+  if (!demo) return;
+  const { page, problems } = await openPage(demo.browser, demo.url);
+
+  // A nice state for the picture: tracking, a live score, and some seconds of the time-intensity curve.
+  await waitPage(page, (s) => s.trackingState === 'tracking' && !!s.scores?.live && s.scores.scores[0]?.status === 'ok', 'a live score');
+  await waitPage(page, (s) => s.ticPoints.length > 20 && s.ticPoints.at(-1)!.tMs - s.ticPoints[0].tMs > 9000, 'nine seconds of time-intensity points');
+  t.match(await page.textContent('#notice'), /not for diagnosis/, 'the notice in the header');
+  t.match(await page.textContent('#scores-notice'), /not for diagnosis/, 'and under the scores');
+  t.match(await page.textContent('#model-versions'), /busi-malignancy v1\.0\.0/, 'model version in the header');
+  const scores = (await page.textContent('#scores')) ?? '';
+  t.match(scores, /busi-malignancy v1\.0\.0/, 'model id and version on the gauge');
+  t.match(scores, /\d+%(lower|higher) risk/, 'value and category');
+  t.match(scores, /band \d+%–\d+% over \d+ frames/, 'band');
+  t.match(scores, /top drivers/, 'drivers');
+  t.equal(await page.locator('#scores .gauge').count(), 1, 'one gauge for the one model');
+  t.match(await page.textContent('#scores .drivers') ?? '', /^(lesion|ring \d+ px|CEUS)/, 'driver names shortened');
+  const status = (await page.textContent('#status')) ?? '';
+  for (const re of [/source\s*phantom:42/, /signal\s*live/, /latency display\s*\d+ \/ \d+ ms/, /latency scores\s*\d+ \/ \d+ ms/, /capture → sent\s*\d+ \/ \d+ ms/,
+    /viewers\s*1/, /controller\s*v1 \(this screen\)/, /panel\s*not configured/, /telemetry\s*not configured/, /recording\s*off/])
+    t.match(status, re, `status: ${re.source}`);
+  t.match(await page.textContent('#role'), /In control \(v1\)/, 'the first page has control');
+  t.equal(await page.isVisible('#tic'), true, 'TIC chart shown');
+  t.equal(await page.textContent('#clinical-none'), 'The loaded models read no clinical inputs.', 'the shipped model reads no clinical inputs');
+  t.equal(await page.locator('#clinical-fields [data-name]').count(), 0, 'so no clinical field');
+
+  // Freeze, so that the picture and its header hold still while they are compared.
+  await page.click('#freeze');
+  const st = await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'the frozen frame on screen');
+  t.equal(await page.getAttribute('#freeze', 'aria-pressed'), 'true', 'Freeze shows pressed');
+  t.match(await page.textContent('#badge-frozen'), new RegExp(`FROZEN · frame ${st.state!.frozenSeq}`), 'FROZEN badge with the frame');
+  const header = st.lastHeader!;
+  t.equal(header.tracking.state, 'tracking', 'the held frame is tracked');
+  const truth = demo.truthOf(header.seq);
+  t.ok(truth, `the phantom's truth for frame ${header.seq}`);
+  if (!truth) return;
+
+  const frames = st.framesDrawn;
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal((await pageState(page)).framesDrawn, frames, 'no frame drawn while frozen');
+
+  mkdirSync(fromRoot('test', 'artifacts'), { recursive: true });
+  const shot = fromRoot('test', 'artifacts', 'overlay.png');
+  const img = await screenshotRgb(page, shot);
+  t.comment(`screenshot: ${shot}`);
+  const { toScreen, scale } = await screenMapper(page);
+  const { width, height } = st.layout!.panes.bmode.rect;
+  const boundary = maskBoundary(truth.lesionMask, width, height, 7);
+  t.ok(boundary.length > 40, `${boundary.length} true boundary points sampled`);
+  // Near: the contour colour within 3 screen px of the true boundary.
+  const near = boundary.filter(([x, y]) => { const p = toScreen(x, y); return colourNear(img, p.x, p.y, 3, isContourColour); }).length;
+  t.ok(near >= 0.9 * boundary.length, `contour colour within 3 px of ${near} of ${boundary.length} true boundary points (scale ${scale.toFixed(3)})`);
+  // Far: 15 screen px outwards from the true centre, no contour colour.
+  const c = truth.center;
+  let far = 0, checked = 0;
+  for (const [x, y] of boundary) {
+    const d = Math.hypot(x - c.x, y - c.y);
+    const k = 15 / scale;
+    const qx = Math.round(x + ((x - c.x) / d) * k), qy = Math.round(y + ((y - c.y) / d) * k);
+    if (qx < 0 || qy < 0 || qx >= width || qy >= height || truth.lesionMask[qy * width + qx]) continue;
+    checked++;
+    const q = toScreen(qx, qy);
+    if (colourNear(img, q.x, q.y, 2, isContourColour)) far++;
+  }
+  t.ok(checked > 0.8 * boundary.length, `${checked} points checked 15 px outside`);
+  t.ok(far <= 0.03 * checked, `contour colour 15 px outside the true boundary at ${far} of ${checked} points`);
+  // The same outline on the contrast pane.
+  const nearContrast = boundary.filter(([x, y]) => { const p = toScreen(x, y, 'contrast'); return colourNear(img, p.x, p.y, 3, isContourColour); }).length;
+  t.ok(nearContrast >= 0.9 * boundary.length, `and on the contrast pane: ${nearContrast} of ${boundary.length}`);
+
+  await page.click('#freeze');
+  await waitPage(page, (s) => s.state?.frozen === false && s.framesDrawn > frames + 3, 'frames again after Unfreeze');
+  t.same(problems, [], 'no page errors, no console errors');
+});
+
+t.test('layer toggles by click: contour, rings, scores and TIC follow the shared state', async (t) => {
+  const demo = await startDemo(t);
+  if (!demo) return;
+  const { page, problems } = await openPage(demo.browser, demo.url);
+  await waitPage(page, (s) => s.trackingState === 'tracking' && !!s.lastHeader?.lesion, 'tracking');
+  const frames = async () => (await pageState(page)).framesDrawn;
+
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) > 0.8, 'contour drawn');
+  t.ok(fraction(await canvasPixelsOn(page, 'rings', 5), isRingColour) > 0.3, 'rings drawn (dashed)');
+
+  await page.click('#layer-contour');
+  await waitPage(page, (s) => s.state?.layers.contour === false, 'state.layers.contour false');
+  let n = await frames();
+  await waitPage(page, (s) => s.framesDrawn > n + 1, 'frames');
+  t.equal(await page.getAttribute('#layer-contour', 'aria-pressed'), 'false', 'Contour shows off');
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) < 0.05, 'no contour colour on the contour');
+  t.ok(fraction(await canvasPixelsOn(page, 'rings', 5), isRingColour) > 0.3, 'rings still drawn');
+
+  await page.click('#layer-rings');
+  await waitPage(page, (s) => s.state?.layers.rings === false, 'state.layers.rings false');
+  n = await frames();
+  await waitPage(page, (s) => s.framesDrawn > n + 1, 'frames');
+  t.ok(fraction(await canvasPixelsOn(page, 'rings', 5), isRingColour) < 0.05, 'no ring colour on the rings');
+
+  await page.click('#layer-contour');
+  await page.click('#layer-rings');
+  await waitPage(page, (s) => !!s.state?.layers.contour && !!s.state.layers.rings, 'both layers back on');
+  n = await frames();
+  await waitPage(page, (s) => s.framesDrawn > n + 1, 'frames');
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) > 0.8, 'contour drawn again');
+  t.ok(fraction(await canvasPixelsOn(page, 'rings', 5), isRingColour) > 0.3, 'rings drawn again');
+
+  // Scores and TIC hide their panels.
+  await page.click('#layer-scores');
+  await waitPage(page, (s) => s.state?.layers.scores === false, 'state.layers.scores false');
+  t.equal(await page.isVisible('#risk-card'), false, 'scores panel hidden');
+  await page.click('#layer-tic');
+  await waitPage(page, (s) => s.state?.layers.tic === false, 'state.layers.tic false');
+  t.equal(await page.isVisible('#tic-card'), false, 'TIC panel hidden');
+  await page.click('#layer-scores');
+  await page.click('#layer-tic');
+  await waitPage(page, (s) => !!s.state?.layers.scores && !!s.state.layers.tic, 'scores and TIC back on');
+  t.equal(await page.isVisible('#risk-card'), true, 'scores panel shown');
+  t.equal(await page.isVisible('#tic-card'), true, 'TIC panel shown');
+
+  // While frozen no new frame comes: the toggle redraws the held frame itself.
+  await page.click('#freeze');
+  await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'frozen');
+  await page.click('#layer-contour');
+  await waitPage(page, (s) => s.state?.layers.contour === false, 'contour off while frozen');
+  await new Promise((r) => setTimeout(r, 100));
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) < 0.05, 'the held frame redrawn without the contour');
+  await page.click('#layer-contour');
+  await waitPage(page, (s) => !!s.state?.layers.contour, 'contour on while frozen');
+  await new Promise((r) => setTimeout(r, 100));
+  t.ok(fraction(await canvasPixelsOn(page, 'lesion'), isContourColour) > 0.8, 'and with it again');
+
+  // Models: the one loaded model can be switched off (no score) and on.
+  await page.click('#freeze');
+  await page.click('#model-toggles [data-model="busi-malignancy"]');
+  await waitPage(page, (s) => s.state?.models.length === 0, 'no model enabled');
+  t.equal(await page.getAttribute('#model-toggles [data-model="busi-malignancy"]', 'aria-pressed'), 'false', 'model toggle off');
+  await page.click('#model-toggles [data-model="busi-malignancy"]');
+  await waitPage(page, (s) => s.state?.models[0] === 'busi-malignancy' && !!s.scores?.live && s.scores.scores.length === 1, 'the model scored again');
+  t.same(problems, [], 'no page errors, no console errors');
 });

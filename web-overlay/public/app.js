@@ -1,136 +1,321 @@
-// The sonomics overlay page: draws each video frame with the overlay that travelled with it
-// (same WebSocket message, same sequence number), shows live scores, tracking and status, and
-// lets the sonographer outline the lesion (or lock a centred ellipse) to (re)start tracking.
-const canvas = document.getElementById('view');
-const ctx = canvas.getContext('2d');
-const $ = (id) => document.getElementById(id);
-const state = {
-  layout: null, models: [], framesDrawn: 0, lastSeq: -1, lastHeader: null, scores: null, errors: [], drawing: false, next: null,
-  bitmap: null,
-  // Tracking state of the newest frame; scores for frames up to notLiveSeq are not shown as live.
-  trackingState: 'idle', notLiveSeq: -1,
-  // Outline in progress: { points: [x0, y0, ...] } in B-mode pane pixel coordinates, or null.
-  outline: null, lockPending: false, locks: [],
-};
-window.__sonomics = state;
+// The sonomics overlay page, WebSocket protocol v2 (web-overlay/protocol.ts).
+//
+// - Each video frame is drawn with the overlay that travelled with it (one binary message: header
+//   + JPEG), so a contour can never drift from its picture.
+// - The overlay's state (layers, models, freeze, clinical inputs, recording, who has control) is
+//   SHARED: the page never changes it locally; it asks the server, and draws what the server's
+//   `state` says. Only the controller may ask; other viewers see read-only controls.
+// - The lesion is drawn with Pointer Events (mouse, pen and touch alike) on the B-mode pane.
+// Decision support only, not for diagnosis.
 
+const $ = (id) => document.getElementById(id);
+const canvas = $('view');
+const ctx = canvas.getContext('2d');
+
+const SUBPROTOCOL = 'sonomics.v2';
+const TOKEN_KEY = 'sonomics.token';
 const MAX_OUTLINE_POINTS = 1024;
-const ELLIPSE_RADII_MM = [5, 4];
+/** Grow / Shrink step: scales the proposed outline about its centroid. */
+const SCALE_STEP = 1.05;
+const TIC_WINDOW_MS = 120000;
+const COLOUR = { tracking: '#ffd23f', uncertain: '#ffb347', lost: '#ff5c5c', proposal: '#ff4fd8' };
+/** Ring colours, inner to outer; the TIC legend uses the same order (.sw.c1...). */
+const RING_COLOURS = ['#39c0ff', '#5b8cff', '#a070ff', '#6fe0d0'];
+const LESION_COLOUR = '#ffd23f';
+
+/** Everything the page knows. Exposed as window.__sonomics for the browser tests. */
+const S = {
+  connected: false, viewer: null, layout: null, ringsMm: [], models: [], notice: '',
+  /** The server's OverlayState (null before hello). */
+  state: null,
+  framesDrawn: 0, lastSeq: -1, lastHeader: null, bitmap: null,
+  // Decode only the newest frame: while one decodes, later ones replace each other here.
+  decoding: false, nextFrame: null,
+  scores: null, status: null, ticPoints: [], events: [], errors: [], replies: [],
+  // Tracking state of the newest frame; scores for frames up to notLiveSeq are not shown as live.
+  trackingState: 'idle', trackingReason: null, notLiveSeq: -1,
+  // Drawing: the selected tool, the stroke in progress, the proposed outline (pane coordinates).
+  tool: null, stroke: null, proposal: null, locks: [],
+};
+window.__sonomics = S;
+
+// ---- Small helpers ------------------------------------------------------------------------
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+const round2 = (v) => Math.round(v * 100) / 100;
+const pct = (v) => `${(100 * v).toFixed(0)}%`;
+const fixed = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+const isController = () => !!(S.connected && S.viewer && S.state && S.state.controller === S.viewer.id);
+
+let msgTimer = null;
+/** The message line under the video: replies from the server, hints while drawing. */
+function say(text, kind = '', ms = 6000) {
+  const m = $('msg');
+  m.textContent = text;
+  m.className = `msg ${kind}`;
+  clearTimeout(msgTimer);
+  msgTimer = ms ? setTimeout(() => { m.textContent = ''; m.className = 'msg'; }, ms) : null;
+}
+
+// ---- Connection and access token ----------------------------------------------------------
+
+/** The token from the URL fragment (#token=...) goes to sessionStorage and leaves the address bar. */
+function takeTokenFromUrl() {
+  const m = /(?:^#|[#&])token=([^&]*)/.exec(location.hash);
+  if (!m) return;
+  let value = m[1];
+  try { value = decodeURIComponent(value); } catch { /* a stray %: keep it as typed */ }
+  sessionStorage.setItem(TOKEN_KEY, value);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+const token = () => sessionStorage.getItem(TOKEN_KEY) || '';
+
+let ws = null;
+let nextId = 1;
+/** Messages sent and not answered yet: id -> { type, done(reply) }. */
+const pending = new Map();
 
 function connect() {
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-  ws.binaryType = 'arraybuffer';
-  ws.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'pill ok'; };
-  ws.onclose = () => {
-    $('conn').textContent = 'reconnecting…';
-    $('conn').className = 'pill';
-    // Nothing shown may pass for live while the page hears nothing.
-    state.scores = null;
-    state.trackingState = 'disconnected';
-    state.lockPending = false;
-    renderScores();
-    setTimeout(connect, 1000);
+  const protocols = [SUBPROTOCOL];
+  if (token()) protocols.push(`bearer.${token()}`);
+  let sock;
+  try {
+    sock = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, protocols);
+  } catch (e) {
+    // A token with characters a subprotocol cannot carry.
+    showTokenForm(`That token cannot be used (${e.message}).`);
+    return;
+  }
+  ws = sock;
+  sock.binaryType = 'arraybuffer';
+  let opened = false;
+  sock.onopen = () => { opened = true; setConn('live', 'ok'); };
+  sock.onclose = () => {
+    if (ws !== sock) return;
+    ws = null;
+    disconnected();
+    // A socket that never opened may have been refused for its token: ask the status endpoint
+    // (it answers 401 the same way) instead of retrying blindly forever.
+    if (!opened) checkAccess(); else retry();
   };
-  ws.onmessage = (ev) => {
+  sock.onmessage = (ev) => {
     if (typeof ev.data !== 'string') { onFrame(ev.data); return; }
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
-    if (msg.type === 'hello') onHello(msg);
-    else if (msg.type === 'scores') onScores(msg);
-    else if (msg.type === 'status') onStatus(msg.stats);
-    else if (msg.type === 'locked') onLocked(msg);
-    else if (msg.type === 'error') onError(msg.error);
+    onMessage(msg);
   };
-  state.ws = ws;
+}
+
+function retry() {
+  setConn('reconnecting…', 'bad');
+  setTimeout(connect, 1000);
+}
+
+async function checkAccess() {
+  let status = 0;
+  try {
+    const t = token();
+    status = (await fetch('/api/status', { headers: t ? { Authorization: `Bearer ${t}` } : {}, cache: 'no-store' })).status;
+  } catch { /* the server is down: retry */ }
+  if (status === 401) showTokenForm(token() ? 'The access token was refused.' : 'This overlay needs an access token.');
+  else retry();
+}
+
+function showTokenForm(why) {
+  setConn('access token needed', 'bad');
+  $('token-msg').textContent = why;
+  $('token-form').hidden = false;
+  $('token-input').focus();
+}
+
+$('token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const t = $('token-input').value.trim();
+  if (!t) return;
+  sessionStorage.setItem(TOKEN_KEY, t);
+  $('token-input').value = '';
+  $('token-form').hidden = true;
+  setConn('connecting…', '');
+  connect();
+});
+
+function setConn(text, kind) {
+  $('conn').textContent = text;
+  $('conn').className = `pill ${kind}`;
+}
+
+/** Nothing shown may pass for live while the page hears nothing. */
+function disconnected() {
+  S.connected = false;
+  S.scores = null;
+  S.trackingState = 'disconnected';
+  for (const [, p] of pending) if (p.done) p.done({ type: 'error', re: p.type, error: 'connection lost before the reply' });
+  pending.clear();
+  cancelDrawing();
+  renderScores();
+  applyState();
+}
+
+/** Sends a page message with a fresh id; `done(reply)` gets its ack or error. False when not connected. */
+function send(msg, done) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) { say('Not connected: nothing was sent.', 'error'); return false; }
+  const id = `p${nextId++}`;
+  pending.set(id, { type: msg.type, done });
+  ws.send(JSON.stringify({ ...msg, id }));
+  return true;
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case 'hello': onHello(msg); break;
+    case 'state': onState(msg.state); break;
+    case 'scores': onScores(msg); break;
+    case 'status': onStatus(msg.stats); break;
+    case 'event': onEvent(msg.event); break;
+    case 'ack': case 'error': onReply(msg); break;
+    default: break;
+  }
+}
+
+/** Routes an ack or error to whoever sent the message; unclaimed errors go to the message line. */
+function onReply(msg) {
+  S.replies.push(msg);
+  if (S.replies.length > 50) S.replies.shift();
+  if (msg.type === 'error') S.errors.push(msg.error);
+  const p = msg.id !== undefined ? pending.get(msg.id) : undefined;
+  if (p) pending.delete(msg.id);
+  if (p && p.done) p.done(msg);
+  else if (msg.type === 'error') say(msg.error, 'error', 10000);
 }
 
 function onHello(msg) {
-  state.layout = msg.layout;
-  state.models = msg.models;
+  S.connected = true;
+  S.viewer = msg.viewer;
+  S.layout = msg.layout;
+  S.ringsMm = msg.ringsMm;
+  S.models = msg.models;
+  S.notice = msg.notice;
   $('notice').textContent = msg.notice;
+  $('scores-notice').textContent = msg.notice;
   canvas.width = msg.layout.width;
   canvas.height = msg.layout.height;
-  // A new connection may be a restarted server: its frame numbers start again.
-  state.lastSeq = -1;
-  state.notLiveSeq = -1;
-  state.scores = null;
+  // The narrow (portrait tablet) layout sizes the video to the frame's shape (style.css).
+  document.documentElement.style.setProperty('--frame-aspect', `${msg.layout.width} / ${msg.layout.height}`);
+  // A new connection may be a restarted server: its frame numbers and clock start again.
+  S.lastSeq = -1;
+  S.notLiveSeq = -1;
+  S.scores = null;
+  S.ticPoints = [];
+  S.state = null;
+  $('model-versions').textContent = msg.models.map((m) => `${m.id} v${m.version}`).join(' · ');
+  buildModelToggles();
+  buildLegend();
+  onState(msg.state);
   renderScores();
-  $('outline').disabled = false;
-  $('lock-ellipse').disabled = false;
+  drawTic();
 }
 
-// Frames: decode, then draw picture + its own overlay. While one is decoding, keep only the newest.
+// ---- Frames: decode the newest, draw picture + its own overlay ----------------------------
+
 function onFrame(buf) {
-  const view = new DataView(buf);
-  const n = view.getUint32(0, true);
+  const n = new DataView(buf).getUint32(0, true);
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
   const jpeg = new Blob([new Uint8Array(buf, 4 + n)], { type: 'image/jpeg' });
-  if (state.drawing) { state.next = { header, jpeg }; return; }
-  draw(header, jpeg);
+  if (S.decoding) { S.nextFrame = { header, jpeg }; return; }
+  decodeAndDraw(header, jpeg);
 }
 
-async function draw(header, jpeg) {
-  state.drawing = true;
+async function decodeAndDraw(header, jpeg) {
+  S.decoding = true;
   try {
     const bmp = await createImageBitmap(jpeg);
-    // Keep the picture: an outline in progress is redrawn on it between frames.
-    if (state.bitmap) state.bitmap.close();
-    state.bitmap = bmp;
-    state.lastHeader = header;
+    // Keep the picture: the overlay, a stroke or a proposal is redrawn on it between frames.
+    if (S.bitmap) S.bitmap.close();
+    S.bitmap = bmp;
+    S.lastHeader = header;
+    if (canvas.width !== header.width || canvas.height !== header.height) { canvas.width = header.width; canvas.height = header.height; }
     redraw();
-    state.framesDrawn++;
-    state.lastSeq = header.seq;
+    S.framesDrawn++;
+    S.lastSeq = header.seq;
     showTracking(header.tracking);
     setTrackingState(header.tracking.state, header.seq, header.tracking.reason);
+  } catch (e) {
+    // A frame that cannot be decoded is skipped; the next one replaces it.
+    S.errors.push(`frame ${header.seq}: ${e.message}`);
   } finally {
-    state.drawing = false;
-    const next = state.next;
-    state.next = null;
-    if (next) draw(next.header, next.jpeg);
+    S.decoding = false;
+    const next = S.nextFrame;
+    S.nextFrame = null;
+    if (next) decodeAndDraw(next.header, next.jpeg);
   }
+}
+
+let redrawQueued = false;
+/** Redraw on the next animation frame (pointer moves come faster than the screen refreshes). */
+function queueRedraw() {
+  if (redrawQueued) return;
+  redrawQueued = true;
+  requestAnimationFrame(() => { redrawQueued = false; redraw(); });
 }
 
 function redraw() {
-  if (state.bitmap) ctx.drawImage(state.bitmap, 0, 0);
-  else ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (state.lastHeader) drawOverlay(state.lastHeader);
-  drawOutline();
+  lineScale = 1 / Math.min(1, viewScale());
+  if (S.bitmap) ctx.drawImage(S.bitmap, 0, 0);
+  else { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height); }
+  if (S.lastHeader) drawOverlay(S.lastHeader);
+  drawStroke();
+  drawProposal();
 }
 
-function path(contour, ox, oy) {
+/** Displayed size / canvas size. */
+function viewScale() {
+  const r = canvas.getBoundingClientRect();
+  return Math.min(r.width / canvas.width, r.height / canvas.height) || 1;
+}
+// Line widths are given in screen pixels, so that lines stay visible on a scaled-down picture
+// (set once per redraw: reading the canvas's size costs a layout).
+let lineScale = 1;
+const screenPx = (px) => px * lineScale;
+
+function tracePath(points, ox, oy, closed = true) {
   ctx.beginPath();
-  for (let i = 0; i < contour.length; i += 2) {
-    const x = ox + contour[i] + 0.5, y = oy + contour[i + 1] + 0.5;
+  for (let i = 0; i < points.length; i += 2) {
+    const x = ox + points[i] + 0.5, y = oy + points[i + 1] + 0.5;
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   }
-  ctx.closePath();
+  if (closed) ctx.closePath();
 }
 
 function drawOverlay(h) {
-  if (!state.layout || !h.lesion) return;
-  const colourFor = { tracking: '#ffd23f', uncertain: '#ffb347', lost: '#ff5c5c' };
-  for (const pane of Object.values(state.layout.panes)) {
+  const layers = S.state ? S.state.layers : { contour: true, rings: true };
+  if (!S.layout || !h.lesion) return;
+  for (const pane of Object.values(S.layout.panes)) {
     const { x, y } = pane.rect;
-    if ($('layer-rings').checked) {
-      ctx.setLineDash([6, 5]);
-      ctx.lineWidth = 1.5;
+    if (layers.rings) {
+      ctx.setLineDash([screenPx(7), screenPx(5)]);
+      ctx.lineWidth = screenPx(1.5);
       h.rings.forEach((r, k) => {
-        ctx.strokeStyle = `rgba(57,192,255,${0.9 - k * 0.2})`;
-        path(r.contour, x, y);
+        ctx.strokeStyle = RING_COLOURS[k % RING_COLOURS.length];
+        tracePath(r.contour, x, y);
         ctx.stroke();
       });
       ctx.setLineDash([]);
     }
-    if ($('layer-contour').checked) {
-      ctx.strokeStyle = colourFor[h.tracking.state] || '#ffd23f';
-      ctx.lineWidth = 2;
-      path(h.lesion, x, y);
+    if (layers.contour) {
+      ctx.strokeStyle = COLOUR[h.tracking.state] || LESION_COLOUR;
+      ctx.lineWidth = screenPx(2);
+      tracePath(h.lesion, x, y);
       ctx.stroke();
     }
   }
 }
 
-// ---- Outlining the lesion -------------------------------------------------------------------
+// ---- Screen <-> pane coordinates ----------------------------------------------------------
 
 // Screen (client) position -> B-mode pane pixel coordinates. The canvas is scaled by CSS with
 // object-fit: contain (centred, letterboxed); pane pixel k spans canvas [rect.x + k, rect.x + k + 1),
@@ -140,143 +325,525 @@ function toPane(clientX, clientY) {
   const s = Math.min(r.width / canvas.width, r.height / canvas.height);
   const cx = (clientX - r.left - (r.width - canvas.width * s) / 2) / s;
   const cy = (clientY - r.top - (r.height - canvas.height * s) / 2) / s;
-  const b = state.layout.panes.bmode.rect;
+  const b = S.layout.panes.bmode.rect;
   return { x: cx - b.x - 0.5, y: cy - b.y - 0.5, inside: cx >= b.x && cx < b.x + b.width && cy >= b.y && cy < b.y + b.height };
 }
 
-const round2 = (v) => Math.round(v * 100) / 100;
+/** Keeps a point on the B-mode pane (a stroke may run past its edge). */
+function clampToPane(p) {
+  const b = S.layout.panes.bmode.rect;
+  return { x: Math.min(b.width - 1, Math.max(0, p.x)), y: Math.min(b.height - 1, Math.max(0, p.y)) };
+}
 
-function drawOutline() {
-  const o = state.outline;
-  if (!o || !state.layout || o.points.length === 0) return;
-  const { x, y } = state.layout.panes.bmode.rect;
-  const p = o.points;
-  ctx.save();
-  ctx.strokeStyle = '#ff4fd8';
-  ctx.fillStyle = '#ff4fd8';
-  ctx.lineWidth = 2;
+// ---- Drawing the lesion: tools, stroke, proposal ------------------------------------------
+
+const TOOL_HINT = {
+  freehand: 'Outline: press on the B-mode pane, trace around the lesion, release.',
+  ellipse: 'Ellipse: press on the lesion centre and drag outwards, release.',
+};
+
+/** Selects a drawing tool (or none). Drawing is done on a frozen frame: the page asks for the freeze. */
+function selectTool(tool) {
+  if (tool && !isController()) return;
+  S.tool = tool;
+  S.stroke = null;
+  if (tool && S.state && !S.state.frozen) send({ type: 'freeze', frozen: true }, (r) => { if (r.type === 'error') say(r.error, 'error'); });
+  if (tool) say(TOOL_HINT[tool], 'hint', 0);
+  else if (!S.proposal) say('');
+  drawingUi();
+  queueRedraw();
+}
+
+function cancelDrawing() {
+  const had = S.tool || S.stroke || S.proposal;
+  S.tool = null;
+  S.stroke = null;
+  S.proposal = null;
+  drawingUi();
+  if (had) queueRedraw();
+  return had;
+}
+
+function drawingUi() {
+  const ctl = isController();
+  for (const b of document.querySelectorAll('[data-tool]')) b.setAttribute('aria-pressed', String(S.tool === b.dataset.tool));
+  $('proposal-tools').hidden = !S.proposal;
+  canvas.classList.toggle('drawing', !!(S.tool || S.proposal) && ctl);
+  const badge = $('badge-tool');
+  badge.hidden = !(S.tool || S.proposal);
+  badge.textContent = S.proposal ? 'Proposed outline: drag to move, then Accept' : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
+}
+
+let drag = null; // { pointerId, kind: 'stroke' | 'move', last }
+
+function onPointerDown(ev) {
+  if (!S.layout || !isController() || drag) return;
+  if (ev.pointerType === 'mouse' && ev.button !== 0) return;
+  const p = toPane(ev.clientX, ev.clientY);
+  if (S.proposal && hitsProposal(p)) {
+    drag = { pointerId: ev.pointerId, kind: 'move', last: p };
+    canvas.classList.add('moving');
+  } else if (S.tool && p.inside) {
+    S.proposal = null;
+    S.stroke = S.tool === 'freehand' ? { shape: 'polygon', points: [round2(p.x), round2(p.y)] } : { shape: 'ellipse', cx: round2(p.x), cy: round2(p.y), rx: 0, ry: 0 };
+    drag = { pointerId: ev.pointerId, kind: 'stroke' };
+    drawingUi();
+  } else {
+    return;
+  }
+  // Capture: the stroke continues even when the finger runs off the canvas. Focus: Enter and
+  // Esc then go to the drawing, not to the tool button last pressed.
+  canvas.setPointerCapture(ev.pointerId);
+  canvas.focus({ preventScroll: true });
+  ev.preventDefault();
+}
+
+function onPointerMove(ev) {
+  if (!drag || ev.pointerId !== drag.pointerId) return;
+  // Coalesced events: every sample of a fast stroke, not just one per animation frame.
+  const samples = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
+  for (const e of samples.length ? samples : [ev]) {
+    const p = toPane(e.clientX, e.clientY);
+    if (drag.kind === 'move') { moveProposal(p.x - drag.last.x, p.y - drag.last.y); drag.last = p; }
+    else extendStroke(clampToPane(p));
+  }
+  queueRedraw();
+}
+
+function onPointerUp(ev) {
+  if (!drag || ev.pointerId !== drag.pointerId) return;
+  const kind = drag.kind;
+  drag = null;
+  canvas.classList.remove('moving');
+  if (kind === 'stroke') {
+    if (ev.type === 'pointercancel') S.stroke = null;
+    else finishStroke();
+  }
+  drawingUi();
+  queueRedraw();
+}
+
+function extendStroke(p) {
+  const s = S.stroke;
+  if (!s) return;
+  if (s.shape === 'ellipse') { s.rx = round2(Math.abs(p.x - s.cx)); s.ry = round2(Math.abs(p.y - s.cy)); return; }
+  const n = s.points.length;
+  // Skip samples closer than half a pane pixel: they add points, not shape.
+  if (Math.hypot(p.x - s.points[n - 2], p.y - s.points[n - 1]) < 0.5) return;
+  s.points.push(round2(p.x), round2(p.y));
+}
+
+/** The stroke becomes the proposed outline, if it outlines something. */
+function finishStroke() {
+  const s = S.stroke;
+  S.stroke = null;
+  if (!s) return;
+  if (s.shape === 'ellipse') {
+    if (s.rx < 2 || s.ry < 2) { say('Ellipse too small: press on the lesion centre and drag outwards.', 'error'); return; }
+    S.proposal = s;
+  } else {
+    const points = decimate(s.points, MAX_OUTLINE_POINTS);
+    if (points.length < 6 || Math.abs(polygonArea(points)) < 16) { say('Outline too small: trace around the lesion.', 'error'); return; }
+    S.proposal = { shape: 'polygon', points };
+  }
+  say('Proposed outline: drag inside it to move it, Grow or Shrink it, then Accept (or Cancel).', 'hint', 0);
+}
+
+/** At most `max` points, evenly spread along the stroke's samples. */
+function decimate(points, max) {
+  const n = points.length / 2;
+  if (n <= max) return points.slice();
+  const out = [];
+  for (let k = 0; k < max; k++) {
+    const i = Math.floor((k * n) / max);
+    out.push(points[2 * i], points[2 * i + 1]);
+  }
+  return out;
+}
+
+function polygonArea(p) {
+  let a = 0;
+  for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) a += p[j] * p[i + 1] - p[i] * p[j + 1];
+  return a / 2;
+}
+
+/** Area centroid of a polygon (the vertex mean when it has no area). */
+function centroid(pr) {
+  if (pr.shape === 'ellipse') return { x: pr.cx, y: pr.cy };
+  const p = pr.points;
+  const a = polygonArea(p);
+  let cx = 0, cy = 0;
+  if (Math.abs(a) < 1e-9) {
+    for (let i = 0; i < p.length; i += 2) { cx += p[i]; cy += p[i + 1]; }
+    return { x: cx / (p.length / 2), y: cy / (p.length / 2) };
+  }
+  for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+    const f = p[j] * p[i + 1] - p[i] * p[j + 1];
+    cx += (p[j] + p[i]) * f;
+    cy += (p[j + 1] + p[i + 1]) * f;
+  }
+  return { x: cx / (6 * a), y: cy / (6 * a) };
+}
+
+function hitsProposal(q) {
+  const pr = S.proposal;
+  // A finger is not a mouse pointer: near the centre counts, however small the outline.
+  const c = centroid(pr);
+  if (Math.hypot(q.x - c.x, q.y - c.y) < 22 / viewScale()) return true;
+  if (pr.shape === 'ellipse') return ((q.x - pr.cx) / pr.rx) ** 2 + ((q.y - pr.cy) / pr.ry) ** 2 <= 1;
+  let inside = false;
+  const p = pr.points;
+  for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+    if ((p[i + 1] > q.y) !== (p[j + 1] > q.y) && q.x < ((p[j] - p[i]) * (q.y - p[i + 1])) / (p[j + 1] - p[i + 1]) + p[i]) inside = !inside;
+  }
+  return inside;
+}
+
+function moveProposal(dx, dy) {
+  const pr = S.proposal;
+  if (pr.shape === 'ellipse') { pr.cx = round2(pr.cx + dx); pr.cy = round2(pr.cy + dy); return; }
+  pr.points = pr.points.map((v, i) => round2(v + (i % 2 ? dy : dx)));
+}
+
+function scaleProposal(f) {
+  const pr = S.proposal;
+  if (!pr || !isController()) return;
+  if (pr.shape === 'ellipse') { pr.rx = round2(pr.rx * f); pr.ry = round2(pr.ry * f); }
+  else {
+    const c = centroid(pr);
+    pr.points = pr.points.map((v, i) => round2(i % 2 ? c.y + (v - c.y) * f : c.x + (v - c.x) * f));
+  }
+  queueRedraw();
+}
+
+function acceptProposal() {
+  const pr = S.proposal;
+  if (!pr || !isController()) return;
+  const msg = pr.shape === 'ellipse'
+    ? { type: 'lock', ellipse: { cx: pr.cx, cy: pr.cy, rx: pr.rx, ry: pr.ry } }
+    : { type: 'lock', polygon: pr.points };
+  const sent = send(msg, (r) => {
+    if (r.type === 'ack') {
+      const what = r.result.shape === 'polygon' ? `outline of ${r.result.points} points` : 'ellipse';
+      say(`Locked: ${what}, ${r.result.area} px on frame ${r.result.seq}. Tracking restarts from it.`, 'ok', 8000);
+    } else {
+      say(`Not locked: ${r.error}`, 'error', 12000);
+    }
+  });
+  if (!sent) return;
+  S.locks.push(msg);
+  // The outline is sent; the next frame from the server shows it as the tracked contour.
+  S.proposal = null;
+  S.tool = null;
+  say('Locking…', 'hint', 0);
+  drawingUi();
+  queueRedraw();
+}
+
+function ellipsePath(e, ox, oy) {
   ctx.beginPath();
-  for (let i = 0; i < p.length; i += 2) {
-    const px = x + p[i] + 0.5, py = y + p[i + 1] + 0.5;
-    if (i === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
-  }
+  ctx.ellipse(ox + e.cx + 0.5, oy + e.cy + 0.5, Math.max(0.5, e.rx), Math.max(0.5, e.ry), 0, 0, 2 * Math.PI);
+}
+
+function shapePath(shape, ox, oy, closed) {
+  if (shape.shape === 'ellipse') ellipsePath(shape, ox, oy);
+  else tracePath(shape.points, ox, oy, closed);
+}
+
+function drawStroke() {
+  const s = S.stroke;
+  if (!s || !S.layout) return;
+  const { x, y } = S.layout.panes.bmode.rect;
+  ctx.save();
+  ctx.strokeStyle = COLOUR.proposal;
+  ctx.lineWidth = screenPx(2);
+  shapePath(s, x, y, false);
   ctx.stroke();
-  if (p.length >= 6) {
-    // The closing edge, dashed: where the outline will close when it is locked.
-    ctx.setLineDash([5, 4]);
-    ctx.beginPath();
-    ctx.moveTo(x + p[p.length - 2] + 0.5, y + p[p.length - 1] + 0.5);
-    ctx.lineTo(x + p[0] + 0.5, y + p[1] + 0.5);
-    ctx.stroke();
-  }
-  for (let i = 0; i < p.length; i += 2) ctx.fillRect(x + p[i] - 1.5, y + p[i + 1] - 1.5, 4, 4);
   ctx.restore();
 }
 
-let flashTimer = null;
-function flash(text, kind, ms = 5000) {
-  const m = $('lock-msg');
-  m.textContent = text;
-  m.className = `lock-msg ${kind || ''}`;
-  clearTimeout(flashTimer);
-  flashTimer = ms ? setTimeout(() => { if (state.outline) outlineHint(); else { m.textContent = ''; m.className = 'lock-msg'; } }, ms) : null;
+/** The proposal on both panes (the same pane geometry): filled lightly on the B-mode pane, where it is edited. */
+function drawProposal() {
+  const pr = S.proposal;
+  if (!pr || !S.layout) return;
+  ctx.save();
+  ctx.strokeStyle = COLOUR.proposal;
+  ctx.lineWidth = screenPx(2.5);
+  for (const [name, pane] of Object.entries(S.layout.panes)) {
+    shapePath(pr, pane.rect.x, pane.rect.y, true);
+    if (name === 'bmode') { ctx.fillStyle = 'rgba(255,79,216,0.12)'; ctx.fill(); }
+    ctx.stroke();
+  }
+  const c = centroid(pr);
+  const b = S.layout.panes.bmode.rect;
+  const r = screenPx(6);
+  ctx.fillStyle = COLOUR.proposal;
+  ctx.fillRect(b.x + c.x + 0.5 - r / 2, b.y + c.y + 0.5 - r / 2, r, r);
+  ctx.restore();
 }
 
-function outlineHint() {
-  const n = state.outline.points.length / 2;
-  flash(`Outlining: ${n} point${n === 1 ? '' : 's'}. Click around the lesion on the B-mode pane; Enter, double-click or Lock to finish, Backspace to undo, Esc to cancel.`, 'hint', 0);
+canvas.addEventListener('pointerdown', onPointerDown);
+canvas.addEventListener('pointermove', onPointerMove);
+canvas.addEventListener('pointerup', onPointerUp);
+canvas.addEventListener('pointercancel', onPointerUp);
+// A long press on a tablet must not open a context menu over the picture.
+canvas.addEventListener('contextmenu', (ev) => { if (S.tool || S.proposal) ev.preventDefault(); });
+for (const b of document.querySelectorAll('[data-tool]')) b.addEventListener('click', () => selectTool(S.tool === b.dataset.tool ? null : b.dataset.tool));
+$('accept').addEventListener('click', acceptProposal);
+$('grow').addEventListener('click', () => scaleProposal(SCALE_STEP));
+$('shrink').addEventListener('click', () => scaleProposal(1 / SCALE_STEP));
+$('cancel').addEventListener('click', () => { cancelDrawing(); say('Outline discarded.', '', 3000); });
+
+// ---- Shared state: controls follow the server's state, never a local guess ----------------
+
+function onState(st) {
+  const prev = S.state;
+  S.state = st;
+  // Unfrozen (by anyone) or control lost: an outline drawn on the held picture is out of date.
+  if (prev && prev.frozen && !st.frozen && cancelDrawing()) say('Unfrozen: the outline was discarded.', '', 4000);
+  if (!isController() && cancelDrawing()) say('Control passed to another viewer: the outline was discarded.', '', 5000);
+  applyState();
+  if (!prev || prev.layers.contour !== st.layers.contour || prev.layers.rings !== st.layers.rings) queueRedraw();
+  if (!prev || prev.models.join() !== st.models.join()) buildClinicalForm();
+  else syncClinicalValues();
 }
 
-function outlineButtons() {
-  const on = state.outline !== null;
-  $('outline').hidden = on;
-  $('outline-lock').hidden = !on;
-  $('outline-cancel').hidden = !on;
-  $('outline-lock').disabled = !on || state.outline.points.length < 6;
-  canvas.classList.toggle('outlining', on);
+function applyState() {
+  const st = S.state;
+  const ctl = isController();
+  // Read-only for viewers: every control is disabled, except Take control.
+  for (const c of document.querySelectorAll('.ctl')) c.disabled = !ctl;
+  if (!st) { roleUi(); return; }
+  for (const b of document.querySelectorAll('[data-layer]')) b.setAttribute('aria-pressed', String(!!st.layers[b.dataset.layer]));
+  $('risk-card').hidden = !st.layers.scores;
+  $('tic-card').hidden = !st.layers.tic;
+  if (st.layers.tic) drawTic();
+  const fz = $('freeze');
+  fz.setAttribute('aria-pressed', String(st.frozen));
+  fz.textContent = st.frozen ? 'Unfreeze' : 'Freeze';
+  $('badge-frozen').hidden = !st.frozen;
+  $('badge-frozen').textContent = st.frozen ? `FROZEN · frame ${st.frozenSeq}` : '';
+  for (const b of $('model-toggles').querySelectorAll('[data-model]')) b.setAttribute('aria-pressed', String(st.models.includes(b.dataset.model)));
+  recordUi();
+  roleUi();
+  drawingUi();
 }
 
-function startOutline() {
-  if (!state.layout) return;
-  state.outline = { points: [] };
-  outlineButtons();
-  outlineHint();
-}
-
-function cancelOutline() {
-  state.outline = null;
-  outlineButtons();
-  redraw();
-  flash('Outline cancelled.', '', 3000);
-}
-
-function finishOutline() {
-  const o = state.outline;
-  if (!o) return;
-  if (o.points.length < 6) { flash('An outline needs at least 3 points.', 'error', 3000); return; }
-  if (!sendLock({ type: 'lock', polygon: o.points })) return; // not connected: keep the outline
-  state.outline = null;
-  outlineButtons();
-  redraw();
-}
-
-function onCanvasClick(ev) {
-  if (!state.outline || !state.layout) return;
-  if (ev.detail > 1) return; // second click of a double-click: the dblclick closes the outline
-  const p = toPane(ev.clientX, ev.clientY);
-  if (!p.inside) { flash('Click inside the B-mode pane.', 'error', 2500); return; }
-  if (state.outline.points.length / 2 >= MAX_OUTLINE_POINTS) { flash(`At most ${MAX_OUTLINE_POINTS} points: press Enter to lock.`, 'error', 2500); return; }
-  state.outline.points.push(round2(p.x), round2(p.y));
-  outlineButtons();
-  outlineHint();
-  redraw();
-}
-
-function lockEllipse() {
-  if (!state.layout) return;
-  const pane = state.layout.panes.bmode;
-  const { width, height } = pane.rect;
-  const [mmX, mmY] = ELLIPSE_RADII_MM;
-  // Centred on the pane; 5 mm x 4 mm radii converted with the pane's pixel spacing (mm/pixel).
-  sendLock({ type: 'lock', ellipse: { cx: (width - 1) / 2, cy: (height - 1) / 2, rx: round2(mmX / pane.spacingX), ry: round2(mmY / pane.spacingY) } });
-}
-
-function sendLock(msg) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) { flash('Not connected: nothing was locked.', 'error'); return false; }
-  ws.send(JSON.stringify(msg));
-  state.lockPending = true;
-  state.locks.push(msg);
-  flash('Locking…', 'hint', 0);
-  return true;
-}
-
-function onLocked(msg) {
-  state.lockPending = false;
-  const what = msg.shape === 'polygon' ? `outline of ${msg.points} points` : 'ellipse';
-  flash(`Locked: ${what}, ${msg.area} px. Tracking restarts from it.`, 'ok');
-}
-
-function onError(error) {
-  state.errors.push(error);
-  if (state.lockPending) {
-    state.lockPending = false;
-    flash(`Not locked: ${error}`, 'error', 8000);
+/** Who has control, at a glance; a viewer gets the Take control button. */
+function roleUi() {
+  const role = $('role');
+  const take = $('take-control');
+  if (!S.connected || !S.state) { role.textContent = 'not connected'; role.className = 'pill'; take.hidden = true; return; }
+  const c = S.state.controller;
+  if (isController()) { role.textContent = `In control (${S.viewer.id})`; role.className = 'pill me'; take.hidden = true; }
+  else {
+    role.textContent = `Viewing · ${c ? `${c} has control` : 'nobody has control'}`;
+    role.className = 'pill viewer';
+    take.hidden = false;
   }
 }
 
-canvas.addEventListener('click', onCanvasClick);
-canvas.addEventListener('dblclick', (ev) => { if (state.outline) { ev.preventDefault(); finishOutline(); } });
-document.addEventListener('keydown', (ev) => {
-  if (!state.outline) return;
-  if (ev.key === 'Enter') { ev.preventDefault(); finishOutline(); }
-  else if (ev.key === 'Escape') { ev.preventDefault(); cancelOutline(); }
-  else if (ev.key === 'Backspace') { ev.preventDefault(); state.outline.points.length = Math.max(0, state.outline.points.length - 2); outlineButtons(); outlineHint(); redraw(); }
+$('take-control').addEventListener('click', () => {
+  // force: the sonographer at this screen takes over; the other screen sees it at once.
+  send({ type: 'control', action: 'take', force: true }, (r) => {
+    if (r.type === 'ack') say('You have control.', 'ok', 4000); else say(r.error, 'error');
+  });
 });
-$('outline').addEventListener('click', startOutline);
-$('outline-lock').addEventListener('click', finishOutline);
-$('outline-cancel').addEventListener('click', cancelOutline);
-$('lock-ellipse').addEventListener('click', lockEllipse);
+
+for (const b of document.querySelectorAll('[data-layer]')) {
+  b.addEventListener('click', () => {
+    if (!S.state) return;
+    const name = b.dataset.layer;
+    send({ type: 'layers', layers: { [name]: !S.state.layers[name] } }, replyToLine);
+  });
+}
+
+/** Default reply handler: errors on the message line, acks silently. */
+function replyToLine(r) {
+  if (r.type === 'error') say(r.error, 'error', 10000);
+}
+
+$('freeze').addEventListener('click', toggleFreeze);
+function toggleFreeze() {
+  if (!S.state || !isController()) return;
+  send({ type: 'freeze', frozen: !S.state.frozen }, replyToLine);
+}
+
+function buildModelToggles() {
+  const box = $('model-toggles');
+  box.replaceChildren();
+  for (const m of S.models) {
+    const b = el('button', 'btn toggle ctl', `${m.id} v${m.version}`);
+    b.type = 'button';
+    b.dataset.model = m.id;
+    b.title = m.task;
+    b.addEventListener('click', () => {
+      if (!S.state) return;
+      const on = new Set(S.state.models);
+      if (on.has(m.id)) on.delete(m.id); else on.add(m.id);
+      send({ type: 'models', enabled: S.models.map((x) => x.id).filter((id) => on.has(id)) }, replyToLine);
+    });
+    box.append(b);
+  }
+  if (!S.models.length) box.append(el('div', 'small', 'No model loaded: no scores.'));
+}
+
+// ---- Clinical inputs ----------------------------------------------------------------------
+
+/** The variables of the enabled models that are entered here (source "overlay"), one per name. */
+function clinicalVariables() {
+  const seen = new Map();
+  for (const m of S.models) {
+    if (!S.state || !S.state.models.includes(m.id)) continue;
+    for (const v of m.clinical || []) {
+      // The card names one source; accept a list too.
+      const sources = [].concat(v.source);
+      if (sources.includes('overlay') && !seen.has(v.name)) seen.set(v.name, v);
+    }
+  }
+  return [...seen.values()];
+}
+
+function buildClinicalForm() {
+  const vars = clinicalVariables();
+  const box = $('clinical-fields');
+  box.replaceChildren();
+  for (const v of vars) box.append(clinicalField(v));
+  $('clinical-none').hidden = vars.length > 0;
+  $('clinical-actions').hidden = vars.length === 0;
+  const readsAny = S.models.some((m) => S.state && S.state.models.includes(m.id) && (m.clinical || []).length);
+  $('clinical-none').textContent = readsAny ? 'The enabled models read no clinical inputs entered here (they come from the panel or the API).' : 'The loaded models read no clinical inputs.';
+  for (const c of box.querySelectorAll('.ctl')) c.disabled = !isController();
+  syncClinicalValues(true);
+}
+
+function clinicalField(v) {
+  const row = el('div', 'field');
+  const id = `clin-${v.name}`;
+  const label = el('label', '', v.unit ? `${v.name} (${v.unit})` : v.name);
+  label.htmlFor = id;
+  let input;
+  if (v.type === 'boolean' || v.type === 'category') {
+    input = el('select', 'ctl');
+    input.append(new Option('not set', ''));
+    const options = v.type === 'boolean' ? [['yes', 'true'], ['no', 'false']] : (v.levels || []).map((l) => [l, l]);
+    for (const [text, value] of options) input.append(new Option(text, value));
+  } else {
+    input = el('input', 'ctl');
+    input.type = 'number';
+    input.step = v.type === 'integer' ? '1' : 'any';
+    input.inputMode = v.type === 'integer' ? 'numeric' : 'decimal';
+    if (v.range) { input.min = String(v.range[0]); input.max = String(v.range[1]); input.placeholder = `${v.range[0]}–${v.range[1]}`; }
+  }
+  input.id = id;
+  input.dataset.name = v.name;
+  input.dataset.type = v.type;
+  // Edited fields keep what was typed until Set, whatever state arrives meanwhile.
+  input.addEventListener('input', () => row.classList.add('dirty'));
+  row.append(label, input);
+  return row;
+}
+
+/** Shows the server's values (state.clinical) in the fields not being edited. */
+function syncClinicalValues(all = false) {
+  if (!S.state) return;
+  for (const input of $('clinical-fields').querySelectorAll('[data-name]')) {
+    if (!all && input.parentElement.classList.contains('dirty')) continue;
+    const v = S.state.clinical[input.dataset.name];
+    input.value = v === undefined ? '' : String(v);
+    input.parentElement.classList.remove('dirty');
+  }
+}
+
+/** The value of one field as the protocol wants it: null clears, numbers are numbers. */
+function fieldValue(input) {
+  if (input.value === '') {
+    if (input.validity && input.validity.badInput) throw new Error(`${input.dataset.name}: not a number`);
+    return null;
+  }
+  if (input.dataset.type === 'boolean') return input.value === 'true';
+  if (input.dataset.type === 'category') return input.value;
+  return Number(input.value);
+}
+
+$('clinical').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (!isController() || !S.state) return;
+  const msgEl = $('clinical-msg');
+  const values = {};
+  try {
+    for (const input of $('clinical-fields').querySelectorAll('[data-name]')) {
+      const v = fieldValue(input);
+      const was = S.state.clinical[input.dataset.name];
+      // Only what changed: setting an input restarts the live window of the models that read it.
+      if (v !== (was === undefined ? null : was)) values[input.dataset.name] = v;
+    }
+  } catch (e) {
+    msgEl.textContent = e.message;
+    msgEl.className = 'small error';
+    return;
+  }
+  if (!Object.keys(values).length) { msgEl.textContent = 'No change.'; msgEl.className = 'small'; return; }
+  send({ type: 'clinical', values }, (r) => {
+    msgEl.textContent = r.type === 'ack' ? 'Set.' : r.error;
+    msgEl.className = `small ${r.type === 'ack' ? 'ok' : 'error'}`;
+    if (r.type === 'ack') syncClinicalValues(true);
+  });
+});
+
+// ---- Recording and events -----------------------------------------------------------------
+
+function recordUi() {
+  const r = S.state && S.state.recording;
+  const b = $('record');
+  const info = $('record-info');
+  if (!r) return;
+  b.disabled = !isController() || !r.available;
+  b.setAttribute('aria-pressed', String(r.active));
+  b.textContent = r.active ? 'Stop recording' : 'Record';
+  info.className = r.active ? 'small rec-on' : 'small';
+  if (!r.available) info.textContent = 'recording not available here';
+  else if (r.active) info.textContent = `● ${r.name} · ${elapsed(r.since)}`;
+  else info.textContent = 'not recording';
+}
+
+/** Time since an ISO instant as m:ss (the server's clock; never negative). */
+function elapsed(since) {
+  const s = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+setInterval(() => { if (S.state && S.state.recording.active) recordUi(); }, 1000);
+
+$('record').addEventListener('click', () => {
+  if (!S.state) return;
+  const action = S.state.recording.active ? 'stop' : 'start';
+  say(action === 'start' ? 'Starting the recording…' : 'Stopping the recording…', 'hint', 0);
+  send({ type: 'record', action }, (r) => {
+    if (r.type === 'error') { say(r.error, 'error', 10000); return; }
+    say(action === 'start' ? `Recording ${r.result.name}` : `Recording ${r.result.name} saved: ${r.result.frames} frames${r.result.dropped ? `, ${r.result.dropped} dropped` : ''}.`, 'ok');
+  });
+});
+
+$('mark').addEventListener('click', markEvent);
+$('mark-label').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); markEvent(); } });
+function markEvent() {
+  const label = $('mark-label').value.trim();
+  send(label ? { type: 'mark', label } : { type: 'mark' }, (r) => {
+    if (r.type === 'error') say(r.error, 'error');
+    else $('mark-label').value = '';
+  });
+}
+
+function onEvent(e) {
+  S.events.push(e);
+  if (S.events.length > 50) S.events.shift();
+  const ul = $('events');
+  const t = new Date(e.at);
+  const time = Number.isNaN(t.getTime()) ? e.at : t.toLocaleTimeString();
+  const li = el('li', '', `${time} · ${e.label || 'event'} · frame ${e.seq ?? '–'} · by ${e.by}`);
+  ul.prepend(li);
+  while (ul.children.length > 5) ul.lastChild.remove();
+}
 
 // ---- Tracking state and scores ------------------------------------------------------------
 
@@ -290,103 +857,296 @@ const NOT_LIVE = {
 // The newest frame's tracking state decides whether scores are shown: scores travel behind the
 // frames, so a live score computed before a loss must not stay on screen after it.
 function setTrackingState(s, seq, reason) {
-  if (s !== 'tracking' && seq > state.notLiveSeq) state.notLiveSeq = seq;
-  if (reason !== undefined && (reason || null) !== state.trackingReason) {
-    state.trackingReason = reason || null;
-    if (s === state.trackingState) renderScores();
+  if (s !== 'tracking' && seq > S.notLiveSeq) S.notLiveSeq = seq;
+  // A held (frozen) frame is re-sent after a new lock: this frame is now tracked, so its scores may be live.
+  if (s === 'tracking' && seq === S.notLiveSeq) S.notLiveSeq = seq - 1;
+  if (reason !== undefined && (reason || null) !== S.trackingReason) {
+    S.trackingReason = reason || null;
+    if (s === S.trackingState) renderScores();
   }
-  if (s === state.trackingState) return;
-  state.trackingState = s;
+  if (s === S.trackingState) return;
+  S.trackingState = s;
   renderScores();
 }
 
 function showTracking(t) {
-  const el = $('tracking');
-  el.textContent = t.state;
-  el.className = `state ${t.state}`;
+  const e = $('tracking');
+  e.textContent = t.state;
+  e.className = `state ${t.state}`;
   $('confidence').textContent = t.state === 'idle' ? '–' : t.confidence.toFixed(2);
 }
 
-function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
-
 function onScores(msg) {
-  state.scores = msg;
+  S.scores = msg;
+  if (msg.tic) addTicPoint(msg.tic);
   // Without frames (none drawn yet, or the page is behind), the score's own state is the newest.
-  if (msg.seq >= state.lastSeq) setTrackingState(msg.trackingState, msg.seq);
+  if (msg.seq >= S.lastSeq) setTrackingState(msg.trackingState, msg.seq);
   renderScores();
 }
 
 function renderScores() {
-  const s = state.trackingState;
-  const msg = state.scores;
+  const s = S.trackingState;
+  const msg = S.scores;
   const line = $('score-state');
   line.className = `score-state ${s}`;
   line.replaceChildren();
   const box = $('scores');
   box.replaceChildren();
-  const live = s === 'tracking' && msg && msg.live && msg.seq > state.notLiveSeq;
+  const live = s === 'tracking' && msg && msg.live && msg.seq > S.notLiveSeq;
   if (s !== 'tracking') line.append(el('div', '', NOT_LIVE[s] || `Tracking ${s}. No live score.`));
   else if (!live) line.append(el('div', '', 'Tracking: waiting for a live score…'));
   // The newest frame's own reason (why it is not tracking) wins over an older score's.
-  if (s !== 'tracking' && state.trackingReason) line.append(el('div', 'small', `reason: ${state.trackingReason}`));
+  if (s !== 'tracking' && S.trackingReason) line.append(el('div', 'small', `reason: ${S.trackingReason}`));
   else if (msg && !msg.live && msg.reason && msg.trackingState === s) line.append(el('div', 'small', `reason: ${msg.reason}`));
+  if (live && S.state && S.state.frozen) line.append(el('div', 'small', `Frozen: score of the held frame ${msg.seq}.`));
   if (!live) return;
-  for (const s of msg.scores) {
-    const card = el('div', 'model' + (s.status === 'ok' ? '' : ' stale'));
-    const model = state.models.find((m) => m.id === s.modelId);
-    card.append(el('div', 'name', model ? model.task : s.modelId));
-    card.append(el('div', 'small', `${s.modelId} v${s.version}`));
-    if (model && model.researchUseOnly) card.append(el('div', 'small ruo', 'Research use only'));
-    if (s.status === 'invalid') { card.append(el('div', 'category hi', `invalid: ${s.problem}`)); box.append(card); continue; }
-    if (s.status === 'incomplete') {
-      card.append(el('div', 'category hi', `incomplete: enter ${(s.missing || []).join(', ')} (never guessed)`));
-      box.append(card);
-      continue;
-    }
-    if (s.link === 'cox') {
-      card.append(el('div', '', `risk group: ${s.category} (linear predictor ${s.value.toFixed(2)}, band ${s.band[0].toFixed(2)} to ${s.band[1].toFixed(2)})`));
-      card.append(el('div', 'small', s.notice));
-      box.append(card);
-      continue;
-    }
-    const pct = (v) => `${(100 * v).toFixed(0)}%`;
-    const line = el('div');
-    line.append(el('span', 'value-text', pct(s.value)), el('span', 'category ' + (s.value >= s.cutoff ? 'hi' : 'lo'), `  ${s.category}`));
-    card.append(line);
-    const g = el('div', 'gauge');
-    const band = el('div', 'band'); band.style.left = pct(s.band[0]); band.style.width = pct(Math.max(0.005, s.band[1] - s.band[0]));
-    const cut = el('div', 'cutoff'); cut.style.left = pct(s.cutoff);
-    const val = el('div', 'value'); val.style.left = `calc(${pct(s.value)} - 2px)`;
-    g.append(band, cut, val);
-    card.append(g);
-    card.append(el('div', 'small', `band ${pct(s.band[0])}–${pct(s.band[1])} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}; ` +
-      `${model && model.radScore ? 'Rad-score' : 'linear predictor'} ${Number.isFinite(s.linearPredictor) ? s.linearPredictor.toFixed(2) : 'n/a'}`));
-    const ul = el('ul', 'drivers');
-    for (const d of s.drivers) ul.append(el('li', '', `${d.feature.replace(/^bmode\.lesion\./, '')} ${d.contribution >= 0 ? '+' : ''}${d.contribution.toFixed(2)}`));
-    card.append(ul);
-    card.append(el('div', 'small', s.notice));
-    box.append(card);
-  }
+  if (!msg.scores.length) line.append(el('div', 'small', 'No model enabled.'));
+  for (const sc of msg.scores) box.append(scoreCard(sc));
+  // The notice the scores carry (the same text as hello's), right under them.
+  if (msg.scores.length) $('scores-notice').textContent = msg.scores[0].notice;
 }
+
+function scoreCard(s) {
+  const model = S.models.find((m) => m.id === s.modelId);
+  const card = el('div', 'model' + (s.status === 'ok' ? '' : ' stale'));
+  card.dataset.scoreModel = s.modelId;
+  card.append(el('div', 'name', model ? model.task : s.modelId));
+  card.append(el('div', 'small', `${s.modelId} v${s.version}`));
+  if (s.researchUseOnly || (model && model.researchUseOnly)) card.append(el('div', 'ruo', 'Research use only'));
+  if (s.status === 'invalid') { card.append(el('div', 'category hi', `invalid: ${s.problem}`)); return card; }
+  if (s.status === 'incomplete') {
+    card.append(el('div', 'category hi', `incomplete: enter ${(s.missing || []).join(', ')} (never guessed)`));
+    return card;
+  }
+  if (s.link === 'cox') {
+    const v = el('div');
+    v.append(el('span', 'value-text', fixed(s.value)), el('span', 'category', s.category));
+    card.append(v);
+    card.append(el('div', 'small', `risk group (linear predictor), band ${fixed(s.band[0])} to ${fixed(s.band[1])} over ${s.frames} frames`));
+  } else {
+    card.append(valueLine(s), gauge(s), gaugeScale(s));
+    card.append(el('div', 'small', `band ${bandText(s)} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}; ` +
+      `${model && model.radScore ? 'Rad-score' : 'linear predictor'} ${fixed(s.linearPredictor)}`));
+  }
+  card.append(drivers(s.drivers));
+  return card;
+}
+
+function bandText(s) {
+  return s.band[0] === null || s.band[1] === null ? 'n/a' : `${pct(s.band[0])}–${pct(s.band[1])}`;
+}
+
+/** The category's colour: above the first cutoff is the higher-risk side. */
+function valueLine(s) {
+  const line = el('div');
+  const hi = s.value !== null && s.cutoff !== null && s.value >= s.cutoff;
+  line.append(el('span', 'value-text', s.value === null ? 'n/a' : pct(s.value)), el('span', `category ${hi ? 'hi' : 'lo'}`, s.category));
+  return line;
+}
+
+const clamp01 = (v) => Math.min(1, Math.max(0, v));
+
+function gauge(s) {
+  const g = el('div', 'gauge');
+  g.setAttribute('role', 'meter');
+  g.setAttribute('aria-valuemin', '0');
+  g.setAttribute('aria-valuemax', '100');
+  if (s.band[0] !== null && s.band[1] !== null) {
+    const band = el('div', 'band');
+    band.style.left = pct(clamp01(s.band[0]));
+    band.style.width = pct(Math.max(0.005, clamp01(s.band[1]) - clamp01(s.band[0])));
+    g.append(band);
+  }
+  for (const c of s.cutoffs || []) {
+    const cut = el('div', 'cutoff');
+    cut.style.left = pct(clamp01(c));
+    g.append(cut);
+  }
+  if (s.value !== null) {
+    const val = el('div', 'value');
+    val.style.left = `calc(${pct(clamp01(s.value))} - 2px)`;
+    g.append(val);
+    g.setAttribute('aria-valuenow', (100 * s.value).toFixed(0));
+  }
+  return g;
+}
+
+function gaugeScale(s) {
+  const sc = el('div', 'gauge-scale');
+  const at = (v, text, align) => {
+    const t = el('span', '', text);
+    t.style.left = pct(clamp01(v));
+    if (align === 'end') t.style.transform = 'translateX(-100%)';
+    else if (align === 'mid') t.style.transform = 'translateX(-50%)';
+    sc.append(t);
+  };
+  at(0, '0%');
+  if (s.cutoff !== null && s.cutoff > 0.08 && s.cutoff < 0.92) at(s.cutoff, `cutoff ${pct(s.cutoff)}`, 'mid');
+  at(1, '100%', 'end');
+  return sc;
+}
+
+/** 'bmode.ring50px.shape2D_Elongation' -> 'ring 50 px Elongation' (the full name in the tooltip). */
+function shortFeature(f) {
+  const parts = f.split('.');
+  if (parts.length !== 3) return f;
+  const [pane, region, feature] = parts;
+  const name = feature.includes('_') ? feature.slice(feature.indexOf('_') + 1) : feature;
+  const where = region.replace(/^ring(\d+(?:\.\d+)?)(mm|px)$/, 'ring $1 $2');
+  return `${pane === 'contrast' ? 'CEUS ' : ''}${where} ${name}`;
+}
+
+function drivers(list) {
+  const ul = el('ul', 'drivers');
+  for (const d of list) {
+    const li = el('li');
+    const f = el('span', 'feat', shortFeature(d.feature));
+    f.title = d.feature;
+    li.append(f, el('span', d.contribution >= 0 ? 'up' : 'down', `${d.contribution >= 0 ? '+' : '−'}${Math.abs(d.contribution).toFixed(2)}`));
+    ul.append(li);
+  }
+  if (list.length) { const wrap = el('div'); wrap.append(el('div', 'small', 'top drivers'), ul); return wrap; }
+  return ul;
+}
+
+// ---- Time-intensity chart -----------------------------------------------------------------
+
+function addTicPoint(p) {
+  const pts = S.ticPoints;
+  const last = pts[pts.length - 1];
+  if (last && p.seq === last.seq) pts[pts.length - 1] = p; // a held frame scored again after a new lock
+  else if (last && (p.seq < last.seq || p.tMs < last.tMs)) return; // older than what is shown
+  else pts.push(p);
+  while (pts.length && pts[0].tMs < p.tMs - TIC_WINDOW_MS) pts.shift();
+  if (S.state && S.state.layers.tic) drawTic();
+}
+
+function buildLegend() {
+  const box = $('tic-legend');
+  box.replaceChildren();
+  const item = (k, text) => { const s = el('span'); s.append(el('span', `sw c${k}`), document.createTextNode(text)); box.append(s); };
+  item(0, 'lesion');
+  S.ringsMm.forEach((mm, k) => item(1 + (k % RING_COLOURS.length), `ring ${mm} mm`));
+}
+
+/** Line chart: x = seconds since the first point kept, y = mean intensity (0..255, zoomed to the data). */
+function drawTic() {
+  const c = $('tic');
+  const w = Math.max(1, Math.round(c.clientWidth * devicePixelRatio)), h = Math.max(1, Math.round(c.clientHeight * devicePixelRatio));
+  if (!c.clientWidth) return; // hidden
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+  const g = c.getContext('2d');
+  const dpr = devicePixelRatio;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const W = w / dpr, H = h / dpr, L = 30, B = 18, T = 6, R = 6;
+  g.clearRect(0, 0, W, H);
+  const pts = S.ticPoints;
+  let max = 0;
+  for (const p of pts) for (const v of [p.lesion, ...p.rings.map((r) => r.mean)]) if (v !== null && v > max) max = v;
+  // Zoomed to the data on round steps, never past the 8-bit range.
+  const ystep = max * 1.1 <= 128 ? 32 : 64;
+  const yMax = Math.min(255, Math.max(64, Math.ceil((max * 1.1) / ystep) * ystep));
+  const t0 = pts.length ? pts[0].tMs : 0;
+  const span = Math.max(10, pts.length ? (pts[pts.length - 1].tMs - t0) / 1000 : 10);
+  const X = (ms) => L + ((ms - t0) / 1000 / span) * (W - L - R);
+  const Y = (v) => H - B - (v / yMax) * (H - B - T);
+  g.font = '10px system-ui, sans-serif';
+  g.fillStyle = '#8593a3';
+  g.strokeStyle = '#243140';
+  g.lineWidth = 1;
+  for (let v = 0; v <= yMax; v += ystep) {
+    g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(W - R, Y(v)); g.stroke();
+    g.fillText(String(Math.round(v)), 2, Y(v) + 3);
+  }
+  const step = span > 60 ? 30 : span > 20 ? 10 : 5;
+  for (let s = 0; s <= span; s += step) {
+    const text = `${s}s`;
+    g.fillText(text, Math.min(W - R - g.measureText(text).width, Math.max(L, X(t0 + s * 1000) - 6)), H - 4);
+  }
+  if (pts.length < 2) { g.fillText(pts.length ? 'collecting…' : 'no time-intensity points yet (needs tracking)', L + 6, T + 14); return; }
+  const series = (get, colour) => {
+    g.strokeStyle = colour;
+    g.lineWidth = 2;
+    g.beginPath();
+    let pen = false;
+    for (const p of pts) {
+      const v = get(p);
+      if (v === null || v === undefined) { pen = false; continue; }
+      if (pen) g.lineTo(X(p.tMs), Y(v)); else g.moveTo(X(p.tMs), Y(v));
+      pen = true;
+    }
+    g.stroke();
+  };
+  S.ringsMm.forEach((mm, k) => series((p) => (p.rings.find((r) => r.mm === mm) || {}).mean, RING_COLOURS[k % RING_COLOURS.length]));
+  series((p) => p.lesion, LESION_COLOUR);
+}
+window.addEventListener('resize', () => { drawTic(); queueRedraw(); });
+
+// ---- Status -------------------------------------------------------------------------------
 
 function onStatus(stats) {
+  S.status = stats;
   const dl = $('status');
   dl.replaceChildren();
-  const p = stats.pipeline;
-  const row = (k, v) => dl.append(el('dt', '', k), el('dd', '', v));
-  const ms = (s) => (s && s.count ? `${s.p50.toFixed(1)} / ${s.p99.toFixed(1)} ms` : '–');
+  const p = stats.pipeline, o = stats.overlay;
+  const row = (k, v, bad = false) => dl.append(el('dt', '', k), el('dd', bad ? 'bad' : '', v));
+  const ms = (s) => (s && s.count ? `${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} ms` : '–');
   const src = stats.source;
   if (src) {
-    row('source', `${src.id} ${Math.round(src.fps * 100) / 100} fps`);
-    if (src.signal) row('signal', src.signal === 'live' ? 'live' : `NO SIGNAL${src.reason ? ` (${src.reason})` : ''}`);
-    if (src.delivered !== undefined) row('capture', `${src.unique} new, ${src.duplicates} repeated, ${src.dropped} lost, ${src.gaps} gaps`);
+    row('source', `${src.id} · ${Math.round(src.fps * 100) / 100} fps`);
+    if (src.signal) row('signal', src.signal === 'live' ? 'live' : `NO SIGNAL${src.reason ? ` (${src.reason})` : ''}`, src.signal !== 'live');
+    if (src.delivered !== undefined) row('capture', `${src.unique ?? src.delivered} new, ${src.duplicates ?? 0} repeated, ${src.dropped ?? 0} lost`);
   }
-  row('latency display', ms(p.endToEnd.display));
-  row('latency scores', ms(p.endToEnd.scores));
-  row('frames', `${p.displayed} shown, ${p.scored} scored, ${p.duplicates ?? 0} repeats skipped`);
-  row('dropped', `${p.dropped.display} display, ${p.dropped.features} features, ${p.dropped.risk} risk`);
-  row('viewers', String(stats.overlay.viewers));
-  for (const m of state.models) row('model', `${m.id} v${m.version}`);
+  row('latency display', `${ms(p.endToEnd.display)} (p50 / p99)`);
+  row('latency scores', `${ms(p.endToEnd.scores)} (p50 / p99)`);
+  if (o.captureToSend) row('capture → sent', `${ms(o.captureToSend)} (p50 / p99)`);
+  row('frames', `${p.displayed} shown, ${p.scored} scored${p.frozen ? `, ${p.frozen} held back (frozen)` : ''}`);
+  row('dropped', `${p.dropped.display} display, ${p.dropped.features} features, ${p.dropped.risk} risk, ${o.encodeDropped ?? 0} encode, ${o.skipped ?? 0} to slow viewers`);
+  row('viewers', String(o.viewers));
+  // Per screen: frames sent and skipped (a slow tablet skips frames; it never slows the others).
+  for (const c of o.clients || []) {
+    const me = S.viewer && c.id === S.viewer.id ? ', this screen' : '';
+    row(`· ${c.id}`, `${c.role}${me}: ${c.sent} sent, ${c.skipped} skipped`);
+  }
+  row('controller', o.controller ? `${o.controller}${S.viewer && o.controller === S.viewer.id ? ' (this screen)' : ''}` : 'nobody');
+  const rec = stats.recording;
+  if (rec) row('recording', !rec.available ? 'not available' : rec.active ? `${rec.name}` : 'off');
+  row('panel', configured(stats.panel));
+  row('telemetry', configured(stats.telemetry));
+  for (const m of S.models) row('model', `${m.id} v${m.version} (${m.sha256.slice(0, 12)}…)`);
+  const d = p.endToEnd.display;
+  $('latency').textContent = d && d.count ? `${d.p50.toFixed(0)} ms` : '– ms';
 }
 
+function configured(x) {
+  if (!x || x.configured === false) return 'not configured';
+  return x.state || x.status || 'configured';
+}
+
+// ---- Keyboard shortcuts (not while typing in a field) -------------------------------------
+
+document.addEventListener('keydown', (ev) => {
+  const t = ev.target;
+  if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA')) return;
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const onButton = t && t.tagName === 'BUTTON';
+  switch (ev.key) {
+    case 'f': case 'F': toggleFreeze(); break;
+    case 'o': case 'O': selectTool(S.tool === 'freehand' ? null : 'freehand'); break;
+    case 'e': case 'E': selectTool(S.tool === 'ellipse' ? null : 'ellipse'); break;
+    case '+': case '=': scaleProposal(SCALE_STEP); break;
+    case '-': case '_': scaleProposal(1 / SCALE_STEP); break;
+    case 'Enter': if (onButton || !S.proposal) return; acceptProposal(); break;
+    case 'Escape': if (cancelDrawing()) say('Outline discarded.', '', 3000); break;
+    default: return;
+  }
+  ev.preventDefault();
+});
+
+// ---- Start --------------------------------------------------------------------------------
+
+takeTokenFromUrl();
+applyState();
+renderScores();
+drawTic();
 connect();
