@@ -28,9 +28,10 @@ t.test('bad arguments give clear errors and exit code 2', async (t) => {
     t.match(r.stderr, re, args.join(' '));
     t.equal(r.stdout, '', 'nothing on stdout');
   }
+  // A network address without an access token is a set-up error (test/overlay-security.test.ts has the rest).
   const host = await run(['demo', '--host', '0.0.0.0', '--frames', '5', '--headless', '--port', '0']);
-  t.equal(host.code, 1);
-  t.match(host.stderr, /only loopback addresses/);
+  t.equal(host.code, 2);
+  t.match(host.stderr, /overlay\.host 0\.0\.0\.0 is not a loopback address/);
 });
 
 t.test('demo --frames N --json prints one JSON document; logs go to stderr', async (t) => {

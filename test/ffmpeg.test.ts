@@ -115,7 +115,8 @@ class FifoWriter {
   private fh: FileHandle | undefined;
   constructor(readonly path: string) {}
 
-  async open(ms = 5000): Promise<void> {
+  // ffmpeg opens the FIFO once it has started: seconds on a loaded two-core machine.
+  async open(ms = 20000): Promise<void> {
     const end = performance.now() + ms;
     for (;;) {
       try {
