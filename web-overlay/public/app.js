@@ -170,6 +170,9 @@ function send(msg, done) {
   return true;
 }
 
+// The browser tests send protocol messages through the page's own socket.
+S.send = send;
+
 function onMessage(msg) {
   switch (msg.type) {
     case 'hello': onHello(msg); break;
