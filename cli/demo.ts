@@ -11,6 +11,7 @@ import { loadRiskModel } from '../core/models.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
+import { startPanel, type PanelSession } from '../device/panel/start.js';
 import { OnDemandRecorder } from '../device/recording.js';
 import type { FrameSource, SignalState, SourceStats } from '../device/source.js';
 import { resolveToken } from '../web-overlay/auth.js';
@@ -27,6 +28,8 @@ export interface DemoOptions {
   layout?: Layout;
   /** Lesion outline (B-mode pane coordinates) to lock on the first frame; the phantom's truth by default. */
   lesion?: LesionMask;
+  /** The bedside panel's serial port (--panel PATH); overrides config.panel.path and .usb. */
+  panel?: string;
 }
 
 export interface DemoSummary {
@@ -65,15 +68,22 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     .map(({ card: c }) => ({ id: c.id, version: c.version, sha256: c.sha256 })));
   const recorder = new OnDemandRecorder({ dir: cfg.recording.dir, width: layout.width, height: layout.height, fps: source.fps, sourceId: source.id, layout });
   let server: OverlayServer;
+  let panel: PanelSession | undefined;
   try {
     server = new OverlayServer({
       pipeline, host: ov.host, port: ov.port, jpegQuality: ov.jpegQuality, maxBufferedBytes: ov.maxBufferedBytes,
       token, tls, allowedOrigins: ov.allowedOrigins, controlRate: ov.controlRate, audit, recording: recorder,
       status: () => ({
         source: { id: source.id, fps: source.fps, signal: signalState, reason: signalReason, ...source.stats },
-        // The touch panel and MQTT telemetry are not wired into this command yet.
-        panel: { configured: false }, telemetry: { configured: false },
+        panel: panel?.status() ?? { configured: false },
+        // MQTT telemetry is not wired into this command yet.
+        telemetry: { configured: false },
       }),
+    });
+    // A bad panel layout stops the command here, before anything runs; the port opens after listen().
+    panel = startPanel({
+      config: o.panel !== undefined ? { ...cfg.panel, path: o.panel, usb: undefined } : cfg.panel,
+      pipeline, overlay: server, recorder, audit, log: o.log,
     });
   } catch (e) {
     audit.close();
@@ -114,6 +124,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
 
   const url = await server.listen();
   o.log(`sonomics overlay: ${url}  (${DECISION_SUPPORT_NOTICE})`);
+  panel?.start();
   pipeline.start();
   const ended = new Promise<void>((resolve) => {
     source.once('end', () => resolve());
@@ -124,6 +135,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   if (!o.headless) openBrowser(url, o.log);
   const failed = await Promise.race([ended.then(() => undefined), sourceError]);
   source.stop();
+  await panel?.stop();
   await pipeline.stop();
   if (recorder.state().active) await recorder.stop().catch((e: Error) => o.log(`recording: ${e.message}`));
   if (failed) {

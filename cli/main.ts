@@ -1,7 +1,7 @@
 // The sonomics command line. Commands that report results take --json and then print exactly
 // one JSON document on stdout (features always does); logs go to stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, layoutProfile, loadConfig, resolveConfig, type SonomicsConfig } from '../core/config.js';
 import { packageRoot } from '../core/paths.js';
@@ -32,6 +32,8 @@ Commands:
   import-sklearn  A model card from a scikit-learn StandardScaler + LogisticRegression export
   seal-card   Recompute an edited model card's sha256 (after checking the rest of it)
   audit-verify  Check an audit log's hash chain: every line there, unchanged, in order
+  panel-sim   Play the bedside panel from the keyboard on a serial port (bedside testing)
+  panel-firmware  Generate the panel firmware's C header and codec from a panel layout
 
 Inputs: "phantom" (or phantom:SEED), a recording (NAME.sonrec), a DICOM file, or anything ffmpeg
 reads: a capture card (/dev/video0), a file, a stream URL, a test pattern (--format lavfi).
@@ -59,8 +61,17 @@ Options:
   --seed N        phantom seed (default 42)
   --fps N         phantom frame rate (default 30)
   --headless      serve without opening a browser
+  --panel PATH    the bedside panel's serial port (default: the config's panel section;
+                  docs/panel.md)
   --json          print the summary as one JSON document on stdout (logs on stderr)
   --config FILE   configuration file (JSON or YAML)
+`;
+
+const PANEL_FIRMWARE_HELP = `Usage: sonomics panel-firmware [--layout FILE] [--out DIR]
+
+Checks a panel layout (default: the package's firmware-config/panel-layout.json) and writes what
+the panel firmware compiles to DIR (default: generated/ beside the layout): panel_protocol.h,
+panel_codec.h and panel_codec.c. Prints {files, layoutHash}. See docs/panel.md.
 `;
 
 const FEATURES_HELP = `Usage: sonomics features --image IMG --mask MASK [options]
@@ -188,7 +199,7 @@ overlay, at the recorded timing or faster.
   --lesion MASK     lesion outline to lock on the first frame: an image the size of the screen or
                     of the B-mode pane, non-zero = lesion (without it tracking waits for a lock)
   --layout NAME     layout profile (when the recording has none, or to override it)
-  --port N, --host ADDR, --token-file F, --headless, --frames N, --json, --config FILE   as for demo
+  --port N, --host ADDR, --token-file F, --headless, --panel PATH, --frames N, --json, --config FILE   as for demo
 `;
 
 const RUN_HELP = `Usage: sonomics run --config FILE [options]
@@ -198,7 +209,7 @@ pipeline and serves the overlay. A capture card that loses its signal is restart
 the overlay keeps serving and shows 'no signal' meanwhile.
   --layout NAME     layout profile (default source.layout of the config)
   --lesion MASK     lesion outline to lock on the first frame (see replay --help)
-  --port N, --host ADDR, --token-file F, --headless, --frames N, --json   as for demo
+  --port N, --host ADDR, --token-file F, --headless, --panel PATH, --frames N, --json   as for demo
 `;
 
 const EXPORT_HELP = `Usage: sonomics export NAME.sonrec --out OUT [--from S] [--to S]
@@ -242,7 +253,7 @@ const inputOptions = {
 
 const serveOptions = {
   port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
-  config: { type: 'string' }, layout: { type: 'string' }, lesion: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  config: { type: 'string' }, layout: { type: 'string' }, lesion: { type: 'string' }, panel: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
 function ffmpegOptionsOf(v: { format?: string; 'pixel-format'?: string; size?: string; fps?: string }) {
@@ -273,7 +284,7 @@ const featuresOptions = {
 
 const demoOptions = {
   port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
-  headless: { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  headless: { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' }, panel: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The config's overlay section with --port, --host and --token-file applied. */
@@ -402,7 +413,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        const summary = await runDemo({ config, frames, headless: Boolean(v.headless), log }, ac.signal);
+        const summary = await runDemo({ config, frames, headless: Boolean(v.headless), log, panel: v.panel }, ac.signal);
         if (v.json) io.out(JSON.stringify(summary));
         else printDemoSummary(summary, io.out);
       } finally {
@@ -583,6 +594,23 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       io.out(JSON.stringify(sealCardFile(onePositional('seal-card', positionals, 'CARD.json'))));
       return 0;
     }
+    if (cmd === 'panel-sim') {
+      const { values: v, positionals } = parse(rest, { layout: { type: 'string' }, baud: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+      const { panelSim, PANEL_SIM_HELP } = await import('./panel-sim.js');
+      if (v.help) { io.out(PANEL_SIM_HELP); return 0; }
+      const path = onePositional('panel-sim', positionals, 'serial device PATH');
+      const { loadPanelLayout } = await import('../device/panel/layout.js');
+      await panelSim({ path, in: process.stdin, out: io.out, layout: loadPanelLayout(v.layout), baudRate: intOption('baud', v.baud, 300, 4000000) });
+      return 0;
+    }
+    if (cmd === 'panel-firmware') {
+      const { values: v } = parse(rest, { layout: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+      if (v.help) { io.out(PANEL_FIRMWARE_HELP); return 0; }
+      const { generatePanelFirmware } = await import('../device/panel/codegen.js');
+      const layout = v.layout ?? join(packageRoot(), 'firmware-config', 'panel-layout.json');
+      io.out(JSON.stringify(generatePanelFirmware(layout, v.out ?? join(dirname(layout), 'generated'))));
+      return 0;
+    }
     if (cmd === 'replay' || cmd === 'run') {
       const replay = cmd === 'replay';
       const { values: v, positionals } = parse(rest, { ...serveOptions, fast: { type: 'boolean' }, speed: { type: 'string' } }, replay);
@@ -602,7 +630,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       const lesion = v.lesion ? await readLesion(v.lesion, layout) : undefined;
       const log = v.json ? io.err : io.out;
       const summary = await withInterrupt((signal) => runDemo({
-        config, frames: intOption('frames', v.frames, 1, 1e9), headless: Boolean(v.headless), log, source, layout, lesion,
+        config, frames: intOption('frames', v.frames, 1, 1e9), headless: Boolean(v.headless), log, source, layout, lesion, panel: v.panel,
       }, signal));
       if (v.json) io.out(JSON.stringify(summary));
       else printDemoSummary(summary, io.out);
@@ -618,6 +646,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     // A clinical value given on the command line that a card refuses is a usage error too.
     if ((e as Error)?.name === 'ClinicalInputError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
+    // A panel layout that fails its schema or rules is a set-up error too.
+    if ((e as Error)?.name === 'PanelLayoutError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     io.err(`sonomics: ${(e as Error).message}`);
     return 1;
   }

@@ -46,6 +46,18 @@ export interface SonomicsConfig {
   audit: { path: string };
   /** Recordings started from the overlay go here, one NAME.sonrec folder each. */
   recording: { dir: string };
+  /** The bedside panel (docs/panel.md): its serial port by path or USB ids; no panel when neither is given. */
+  panel: {
+    path?: string;
+    usb?: { vendorId: string; productId: string };
+    /** Default: the layout's protocol.baudRate. */
+    baudRate?: number;
+    /** The layout file the panel's firmware was generated from (default: firmware-config/panel-layout.json). */
+    layout?: string;
+    reconnect: { initialMs: number; maxMs: number };
+    /** Default: the layout's protocol.heartbeatTimeoutMs. */
+    heartbeatTimeoutMs?: number;
+  };
   /** Screen layout profiles by name (scanner model/mode): panes, scan sector, calibration. See docs/layout-profiles.md. */
   layouts: Record<string, LayoutProfile>;
 }
@@ -160,6 +172,26 @@ export const configSchema = {
       type: 'object', additionalProperties: false, default: {},
       properties: { dir: { type: 'string', minLength: 1, default: 'recordings' } },
     },
+    panel: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        path: { type: 'string', minLength: 1 },
+        usb: {
+          type: 'object', additionalProperties: false, required: ['vendorId', 'productId'],
+          properties: { vendorId: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' }, productId: { type: 'string', pattern: '^[0-9a-fA-F]{4}$' } },
+        },
+        baudRate: { enum: [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] },
+        layout: { type: 'string', minLength: 1 },
+        reconnect: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            initialMs: { type: 'integer', minimum: 10, maximum: 60000, default: 250 },
+            maxMs: { type: 'integer', minimum: 10, maximum: 600000, default: 8000 },
+          },
+        },
+        heartbeatTimeoutMs: { type: 'integer', minimum: 200, maximum: 60000 },
+      },
+    },
     // Each profile is checked by profileProblems (core/profile.ts): its messages name the key plainly,
     // where a schema of alternatives (fan, rect or polygon; ruler, mmPerPixel or dicom) reports every branch.
     layouts: { default: {} },
@@ -215,6 +247,7 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
     problems.push(`source.layout: no layout profile "${c.source.layout}" in layouts (${Object.keys(profiles).join(', ') || 'none defined'})`);
   if ((c.source.type === 'dicom' || c.source.type === 'replay') && !c.source[c.source.type].path) problems.push(`source.${c.source.type}.path: required when source.type is "${c.source.type}"`);
   if (c.source.capture.restartMaxMs < c.source.capture.restartInitialMs) problems.push('source.capture.restartMaxMs: must be >= restartInitialMs');
+  if (c.panel.reconnect.maxMs < c.panel.reconnect.initialMs) problems.push('panel.reconnect.maxMs: must be >= initialMs');
   if ((c.source.capture.width === undefined) !== (c.source.capture.height === undefined)) problems.push('source.capture: give width and height together');
   if (problems.length) throw new ConfigError(problems, source);
   return c;

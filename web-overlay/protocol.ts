@@ -53,6 +53,8 @@ export interface OverlayState {
   /** Clinical inputs as entered, by card variable name. */
   clinical: Record<string, number | boolean | string>;
   recording: RecordingState;
+  /** The ring (mm, one of ringsMm) the touch panel highlights; null: all drawn alike. */
+  ring: number | null;
 }
 
 export interface OverlayHeader {
@@ -148,6 +150,7 @@ const stateSchema = closed({
   frozen: bool, frozenSeq: nullable(int), layers: layersSchema, models: { type: 'array', items: str }, controller: nullable(str),
   clinical: { type: 'object', additionalProperties: { anyOf: [num, bool, str] } },
   recording: closed({ available: bool, active: bool, name: nullable(str), since: nullable(str) }),
+  ring: nullable(num),
 });
 const scoreSchema = {
   type: 'object', additionalProperties: false,

@@ -123,6 +123,8 @@ export class OverlayServer extends EventEmitter {
   private nextViewer = 1;
   private controller: Viewer | undefined;
   private layers: Layers = Object.fromEntries(LAYERS.map((l) => [l, true])) as Layers;
+  /** The ring the touch panel highlights (mm), or null. */
+  private ring: number | null = null;
   private encoding = false;
   private pendingDisplay: DisplayFrame | undefined;
   /** The newest frame message: a viewer that connects gets it at once (the held frame while frozen). */
@@ -236,13 +238,41 @@ export class OverlayServer extends EventEmitter {
     const p = this.opts.pipeline;
     return {
       frozen: p.frozen, frozenSeq: p.frozenSeq, layers: { ...this.layers }, models: p.enabledModels, controller: this.controller?.id ?? null,
-      clinical: p.clinicalValues, recording: this.opts.recording?.state() ?? NO_RECORDING,
+      clinical: p.clinicalValues, recording: this.opts.recording?.state() ?? NO_RECORDING, ring: this.ring,
     };
   }
 
   /** Sends the state to every viewer (after any change, wherever it came from). */
   broadcastState(): void {
     this.broadcast({ type: 'state', v: PROTOCOL_VERSION, state: this.state() });
+  }
+
+  /**
+   * Shows or hides overlay layers on every page, as `who` (a page's controller, or the touch
+   * panel: {id: 'panel'}); audited. Returns the layers now.
+   */
+  setLayers(patch: Partial<Layers>, who: AuditActor): Layers {
+    this.layers = { ...this.layers, ...patch };
+    this.audit(who, 'layers', { layers: patch });
+    this.broadcastState();
+    return { ...this.layers };
+  }
+
+  /** Highlights one drawn ring (mm, one of pipeline.ringsMm) on every page, or none (null), as `who` (the touch panel); audited. */
+  highlightRing(mm: number | null, who: AuditActor): void {
+    if (mm !== null && !this.opts.pipeline.ringsMm.includes(mm)) throw new RangeError(`ring ${mm} mm is not drawn (rings: ${this.opts.pipeline.ringsMm.join(', ')} mm)`);
+    this.ring = mm;
+    this.audit(who, 'ring', { highlight: mm });
+    this.broadcastState();
+  }
+
+  /** Marks an event as `who`: the active recording's events, the audit log, an `event` message to every page. */
+  mark(label: string, who: AuditActor): MarkEvent {
+    const event: MarkEvent = { kind: 'mark', label, seq: this.opts.pipeline.lastShownSeq, at: new Date().toISOString(), by: who.id };
+    if (this.opts.recording?.state().active) this.opts.recording.mark(event);
+    this.audit(who, 'mark', { label: event.label, seq: event.seq });
+    this.broadcast({ type: 'event', v: PROTOCOL_VERSION, event });
+    return event;
   }
 
   private statusPayload() {
@@ -346,12 +376,7 @@ export class OverlayServer extends EventEmitter {
     const p = this.opts.pipeline;
     const who = this.actor(v);
     switch (msg.type) {
-      case 'layers': {
-        this.layers = { ...this.layers, ...msg.layers };
-        this.audit(who, 'layers', { layers: msg.layers });
-        this.broadcastState();
-        return { layers: this.layers };
-      }
+      case 'layers': return { layers: this.setLayers(msg.layers, who) };
       case 'models': {
         try {
           p.selectModels(msg.enabled);
@@ -395,10 +420,7 @@ export class OverlayServer extends EventEmitter {
         return { action: msg.action, ...result };
       }
       case 'mark': {
-        const event: MarkEvent = { kind: 'mark', label: msg.label ?? '', seq: p.lastShownSeq, at: new Date().toISOString(), by: v.id };
-        if (this.opts.recording?.state().active) this.opts.recording.mark(event);
-        this.audit(who, 'mark', { label: event.label, seq: event.seq });
-        this.broadcast({ type: 'event', v: PROTOCOL_VERSION, event });
+        const event = this.mark(msg.label ?? '', who);
         return { seq: event.seq, at: event.at };
       }
     }

@@ -302,11 +302,16 @@ function drawOverlay(h) {
     if (layers.rings) {
       ctx.setLineDash([screenPx(7), screenPx(5)]);
       ctx.lineWidth = screenPx(1.5);
+      // A ring picked on the touch panel (state.ring, in mm) stands out; the others fade.
+      const pick = S.state && S.state.ring != null ? S.state.ring : null;
       h.rings.forEach((r, k) => {
         ctx.strokeStyle = RING_COLOURS[k % RING_COLOURS.length];
+        ctx.lineWidth = screenPx(pick === r.mm ? 3 : 1.5);
+        ctx.globalAlpha = pick === null || pick === r.mm ? 1 : 0.35;
         tracePath(r.contour, x, y);
         ctx.stroke();
       });
+      ctx.globalAlpha = 1;
       ctx.setLineDash([]);
     }
     if (layers.contour) {
@@ -606,7 +611,7 @@ function onState(st) {
   if (prev && prev.frozen && !st.frozen && cancelDrawing()) say('Unfrozen: the outline was discarded.', '', 4000);
   if (!isController() && cancelDrawing()) say('Control passed to another viewer: the outline was discarded.', '', 5000);
   applyState();
-  if (!prev || prev.layers.contour !== st.layers.contour || prev.layers.rings !== st.layers.rings) queueRedraw();
+  if (!prev || prev.layers.contour !== st.layers.contour || prev.layers.rings !== st.layers.rings || prev.ring !== st.ring) queueRedraw();
   if (!prev || prev.models.join() !== st.models.join()) buildClinicalForm();
   else syncClinicalValues();
 }
