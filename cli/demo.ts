@@ -14,6 +14,8 @@ import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
 import { startPanel, type PanelSession } from '../device/panel/start.js';
 import { OnDemandRecorder } from '../device/recording.js';
 import type { FrameSource, SignalState, SourceStats } from '../device/source.js';
+import { createMetrics } from '../device/telemetry/metrics.js';
+import { telemetryFromConfig, type TelemetryStats } from '../device/telemetry/index.js';
 import { resolveToken } from '../web-overlay/auth.js';
 import { OverlayServer, type OverlayStats } from '../web-overlay/server.js';
 
@@ -41,6 +43,8 @@ export interface DemoSummary {
   lastScores: unknown;
   pipeline: PipelineStats;
   overlay: OverlayStats;
+  /** The MQTT telemetry publisher's counters; null when no broker is configured. */
+  telemetry: TelemetryStats | null;
 }
 
 export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<DemoSummary> {
@@ -61,6 +65,9 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth, featureThreads: cfg.pipeline.featureThreads,
     tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow,
   });
+  // MQTT telemetry (docs/telemetry.md): undefined without telemetry.url / --mqtt. Made before the
+  // audit log and the server, so a bad set-up (password file, certificates) stops the command cleanly.
+  const telemetry = telemetryFromConfig(cfg.telemetry);
   const ov = cfg.overlay;
   const token = resolveToken({ tokenFile: ov.tokenFile });
   const tls = ov.tls && { cert: readSecret('overlay.tls.cert', ov.tls.cert), key: readSecret('overlay.tls.key', ov.tls.key) };
@@ -69,15 +76,20 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   const recorder = new OnDemandRecorder({ dir: cfg.recording.dir, width: layout.width, height: layout.height, fps: source.fps, sourceId: source.id, layout });
   let server: OverlayServer;
   let panel: PanelSession | undefined;
+  // /metrics: the same figures in the Prometheus text format (read when scraped, after the server exists).
+  const metrics = createMetrics({
+    pipeline: () => pipeline.stats(), overlay: () => server.stats(), tracking: () => pipeline.trackingState,
+    source: () => ({ id: source.id, state: signalState, fps: source.fps, stats: source.stats }),
+    ...(telemetry && { telemetry: () => telemetry.stats() }),
+  });
   try {
     server = new OverlayServer({
       pipeline, host: ov.host, port: ov.port, jpegQuality: ov.jpegQuality, maxBufferedBytes: ov.maxBufferedBytes,
-      token, tls, allowedOrigins: ov.allowedOrigins, controlRate: ov.controlRate, audit, recording: recorder,
+      token, tls, allowedOrigins: ov.allowedOrigins, controlRate: ov.controlRate, audit, recording: recorder, metrics,
       status: () => ({
         source: { id: source.id, fps: source.fps, signal: signalState, reason: signalReason, ...source.stats },
         panel: panel?.status() ?? { configured: false },
-        // MQTT telemetry is not wired into this command yet.
-        telemetry: { configured: false },
+        telemetry: telemetry ? telemetry.overlayStatus() : { configured: false },
       }),
     });
     // A bad panel layout stops the command here, before anything runs; the port opens after listen().
@@ -87,7 +99,19 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     });
   } catch (e) {
     audit.close();
+    await telemetry?.stop();
     throw e;
+  }
+  if (telemetry) {
+    let lastError = '';
+    telemetry.on('warning', (w: string) => o.log(`telemetry: ${w}`));
+    telemetry.on('connect', () => { lastError = ''; o.log(`telemetry: connected to ${telemetry.url} as ${telemetry.deviceId}`); });
+    // One line per new error, not one per retry.
+    telemetry.on('connectError', (e: Error) => { if (e.message !== lastError) o.log(`telemetry: ${e.message} (retrying; telemetry is spooled meanwhile)`); lastError = e.message; });
+    telemetry.on('refused', (problems: string[]) => o.log(`telemetry: a payload was refused and not sent: ${problems.join('; ')}`));
+    // The source first: the session's start event names its kind.
+    telemetry.attachSource(source);
+    telemetry.attachPipeline(pipeline);
   }
   server.on('warning', (w: string) => o.log(`overlay: ${w}`));
   recorder.on('change', () => server.broadcastState());
@@ -126,6 +150,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   o.log(`sonomics overlay: ${url}  (${DECISION_SUPPORT_NOTICE})`);
   panel?.start();
   pipeline.start();
+  telemetry?.start();
   const ended = new Promise<void>((resolve) => {
     source.once('end', () => resolve());
     void limit.then(resolve);
@@ -137,6 +162,8 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   source.stop();
   await panel?.stop();
   await pipeline.stop();
+  // Session stop, the spool drained (bounded), the retained offline status, disconnect.
+  await telemetry?.stop();
   if (recorder.state().active) await recorder.stop().catch((e: Error) => o.log(`recording: ${e.message}`));
   if (failed) {
     await server.close();
@@ -156,6 +183,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     lastScores,
     pipeline: pipeline.stats(),
     overlay: server.stats(),
+    telemetry: telemetry?.stats() ?? null,
   };
   await server.close();
   audit.close();

@@ -57,6 +57,7 @@ Options:
   --host ADDR     bind address (default 127.0.0.1). Any other address needs an access token:
                   SONOMICS_TOKEN, or a file (chmod 600) named by --token-file or overlay.tokenFile
   --token-file F  file holding the overlay's access token (never put the token in the config)
+  --mqtt URL      send telemetry to this MQTT broker (mqtt:// or mqtts://; telemetry.url; docs/telemetry.md)
   --frames N      stop after N frames and print a summary
   --seed N        phantom seed (default 42)
   --fps N         phantom frame rate (default 30)
@@ -199,7 +200,7 @@ overlay, at the recorded timing or faster.
   --lesion MASK     lesion outline to lock on the first frame: an image the size of the screen or
                     of the B-mode pane, non-zero = lesion (without it tracking waits for a lock)
   --layout NAME     layout profile (when the recording has none, or to override it)
-  --port N, --host ADDR, --token-file F, --headless, --panel PATH, --frames N, --json, --config FILE   as for demo
+  --port N, --host ADDR, --token-file F, --mqtt URL, --headless, --panel PATH, --frames N, --json, --config FILE   as for demo
 `;
 
 const RUN_HELP = `Usage: sonomics run --config FILE [options]
@@ -209,7 +210,7 @@ pipeline and serves the overlay. A capture card that loses its signal is restart
 the overlay keeps serving and shows 'no signal' meanwhile.
   --layout NAME     layout profile (default source.layout of the config)
   --lesion MASK     lesion outline to lock on the first frame (see replay --help)
-  --port N, --host ADDR, --token-file F, --headless, --panel PATH, --frames N, --json   as for demo
+  --port N, --host ADDR, --token-file F, --mqtt URL, --headless, --panel PATH, --frames N, --json   as for demo
 `;
 
 const EXPORT_HELP = `Usage: sonomics export NAME.sonrec --out OUT [--from S] [--to S]
@@ -252,7 +253,7 @@ const inputOptions = {
 } as const satisfies ParseArgsConfig['options'];
 
 const serveOptions = {
-  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
+  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, mqtt: { type: 'string' }, frames: { type: 'string' }, headless: { type: 'boolean' }, json: { type: 'boolean' },
   config: { type: 'string' }, layout: { type: 'string' }, lesion: { type: 'string' }, panel: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -283,7 +284,7 @@ const featuresOptions = {
 } as const satisfies ParseArgsConfig['options'];
 
 const demoOptions = {
-  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
+  port: { type: 'string' }, host: { type: 'string' }, 'token-file': { type: 'string' }, mqtt: { type: 'string' }, frames: { type: 'string' }, seed: { type: 'string' }, fps: { type: 'string' },
   headless: { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' }, panel: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -294,6 +295,11 @@ function overlayOverrides(base: SonomicsConfig, v: { port?: string; host?: strin
     ...base.overlay, ...(port !== undefined && { port }), ...(v.host !== undefined && { host: v.host }),
     ...(v['token-file'] !== undefined && { tokenFile: v['token-file'] }),
   };
+}
+
+/** The config's telemetry section with --mqtt applied. */
+function telemetryOverrides(base: SonomicsConfig, v: { mqtt?: string }): SonomicsConfig['telemetry'] {
+  return { ...base.telemetry, ...(v.mqtt !== undefined && { url: v.mqtt }) };
 }
 
 function intOption(name: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -406,6 +412,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         ...base,
         source: { ...base.source, phantom: { ...base.source.phantom, ...(seed !== undefined && { seed }), ...(fps !== undefined && { fps }) } },
         overlay: overlayOverrides(base, v),
+        telemetry: telemetryOverrides(base, v),
       }, v.config ?? 'command line');
       const log = v.json ? io.err : io.out;
       const ac = new AbortController();
@@ -618,7 +625,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       if (!replay && (v.fast || v.speed !== undefined)) throw new UsageError('run: --fast and --speed are for replay');
       const base = loadConfig(v.config);
       const config = resolveConfig({
-        ...base, overlay: overlayOverrides(base, v),
+        ...base, overlay: overlayOverrides(base, v), telemetry: telemetryOverrides(base, v),
       }, v.config ?? 'command line');
       const { openInput, sourceFromConfig, layoutFor } = await import('../device/open.js');
       const { readLesion } = await import('./capture.js');
@@ -642,6 +649,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (e instanceof ConfigError) { io.err(`sonomics: ${e.message}`); return 2; }
     // A missing or badly kept access token is a set-up error: the server did not start.
     if ((e as Error)?.name === 'AuthConfigError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
+    // So is a bad telemetry set-up (password file readable by others, unreadable certificate, ...).
+    if ((e as Error)?.name === 'TelemetryConfigError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     // core/params.ts is loaded only by the features command, so its error is known by name.
     if ((e as Error)?.name === 'ParamsError') { io.err(`sonomics: ${(e as Error).message}`); return 2; }
     // A clinical value given on the command line that a card refuses is a usage error too.

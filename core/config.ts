@@ -46,6 +46,22 @@ export interface SonomicsConfig {
   audit: { path: string };
   /** Recordings started from the overlay go here, one NAME.sonrec folder each. */
   recording: { dir: string };
+  /** MQTT telemetry to the hospital's broker (docs/telemetry.md); off without a url (`--mqtt URL` sets it). */
+  telemetry: {
+    url?: string;
+    /** Default: the host name (device/telemetry defaultDeviceId). */
+    deviceId?: string;
+    prefix: string;
+    intervalMs: number;
+    /** PEM files: the broker's CA, the box's client certificate and key. */
+    tls?: { ca?: string; cert?: string; key?: string };
+    username?: string;
+    /** A file (mode 600) holding the broker password (SONOMICS_MQTT_PASSWORD wins); the password never goes in the config. */
+    passwordFile?: string;
+    spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean };
+    reconnectMs: number;
+    keepaliveS: number;
+  };
   /** The bedside panel (docs/panel.md): its serial port by path or USB ids; no panel when neither is given. */
   panel: {
     path?: string;
@@ -172,6 +188,32 @@ export const configSchema = {
       type: 'object', additionalProperties: false, default: {},
       properties: { dir: { type: 'string', minLength: 1, default: 'recordings' } },
     },
+    telemetry: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        url: { type: 'string', minLength: 1 },
+        deviceId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, // DEVICE_ID_PATTERN (device/telemetry/schema.ts)
+        prefix: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,64}){0,7}$', default: 'sonomics' }, // PREFIX_PATTERN
+        intervalMs: { type: 'integer', minimum: 100, maximum: 3600000, default: 1000 },
+        tls: {
+          type: 'object', additionalProperties: false,
+          properties: { ca: { type: 'string', minLength: 1 }, cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
+        },
+        username: { type: 'string', minLength: 1, maxLength: 256 },
+        passwordFile: { type: 'string', minLength: 1 },
+        spool: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            dir: { type: 'string', minLength: 1, default: 'telemetry-spool' },
+            maxBytes: { type: 'integer', minimum: 65536, maximum: 1073741824, default: 16777216 },
+            maxAgeMs: { type: 'integer', minimum: 1000, maximum: 2592000000, default: 86400000 },
+            fsync: { type: 'boolean', default: false },
+          },
+        },
+        reconnectMs: { type: 'integer', minimum: 100, maximum: 600000, default: 2000 },
+        keepaliveS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 },
+      },
+    },
     panel: {
       type: 'object', additionalProperties: false, default: {},
       properties: {
@@ -229,6 +271,8 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
         const k = String((e.params as { additionalProperty: string }).additionalProperty);
         if (e.instancePath === '/overlay' && /^(token|secret|password)$/i.test(k))
           return `overlay.${k}: a secret never goes in the config file: set SONOMICS_TOKEN, or put the token in a file (mode 600) named by overlay.tokenFile or --token-file`;
+        if (e.instancePath === '/telemetry' && /^(token|secret|password)$/i.test(k))
+          return `telemetry.${k}: a secret never goes in the config file: set SONOMICS_MQTT_PASSWORD, or put the password in a file (mode 600) named by telemetry.passwordFile`;
         return `${keyOf(`${e.instancePath}/${k}`)}: unknown key`;
       }
       return `${keyOf(e.instancePath)}: ${e.message}`;
@@ -249,9 +293,25 @@ export function resolveConfig(input: unknown = {}, source = 'config'): SonomicsC
   if (c.source.capture.restartMaxMs < c.source.capture.restartInitialMs) problems.push('source.capture.restartMaxMs: must be >= restartInitialMs');
   if (c.panel.reconnect.maxMs < c.panel.reconnect.initialMs) problems.push('panel.reconnect.maxMs: must be >= initialMs');
   if ((c.source.capture.width === undefined) !== (c.source.capture.height === undefined)) problems.push('source.capture: give width and height together');
+  problems.push(...telemetryProblems(c.telemetry));
   if (problems.length) throw new ConfigError(problems, source);
   return c;
 }
+/** Cross-key rules of the telemetry section: the broker URL (scheme, no credentials), TLS files. */
+function telemetryProblems(t: SonomicsConfig['telemetry']): string[] {
+  const problems: string[] = [];
+  if (t.url !== undefined) {
+    let u: URL | undefined;
+    try { u = new URL(t.url); } catch { problems.push(`telemetry.url: "${t.url}" is not a URL (e.g. mqtts://broker.example:8883)`); }
+    if (u && !['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol)) problems.push(`telemetry.url: the scheme must be mqtt, mqtts, ws or wss (got ${u.protocol})`);
+    if (u && (u.username || u.password))
+      problems.push('telemetry.url: credentials never go in the URL: give telemetry.username, and the password in SONOMICS_MQTT_PASSWORD or a file (mode 600) named by telemetry.passwordFile');
+    if (u && t.tls && !['mqtts:', 'wss:'].includes(u.protocol)) problems.push('telemetry.tls: needs an mqtts:// or wss:// url');
+  }
+  if (t.tls && (t.tls.cert === undefined) !== (t.tls.key === undefined)) problems.push('telemetry.tls: give cert and key together');
+  return problems;
+}
+
 
 /** The layout profile `name` of a resolved config; a ConfigError naming `layouts.<name>` and the known names when missing. */
 export function layoutProfile(config: SonomicsConfig, name: string, source = 'config'): LayoutProfile {

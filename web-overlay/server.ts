@@ -17,6 +17,7 @@ import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import { ellipseMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
 import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
+import { serveMetrics, type TelemetryMetrics } from '../device/telemetry/metrics.js';
 import { checkBinding, originAllowed, presentedToken, RateLimiter, tokenMatches } from './auth.js';
 import {
   encodeFrameMessage, helloMessage, LAYERS, overlayHeader, parsePageMessage, PROTOCOL_VERSION, scoresMessage, serverMessageProblems, SUBPROTOCOL,
@@ -62,6 +63,8 @@ export interface OverlayServerOptions {
   /** Where every state change is recorded. */
   audit?: AuditLog;
   recording?: RecordingControl;
+  /** Prometheus metrics served at /metrics (device/telemetry/metrics.ts), behind the token like /api/status. */
+  metrics?: TelemetryMetrics;
 }
 
 interface Viewer {
@@ -114,8 +117,8 @@ export interface OverlayStats {
  * 'audit' (AuditEntry-like {who, what, details}) for every state change made through the socket.
  */
 export class OverlayServer extends EventEmitter {
-  private readonly opts: Required<Omit<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording'>>
-    & Pick<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording'>;
+  private readonly opts: Required<Omit<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording' | 'metrics'>>
+    & Pick<OverlayServerOptions, 'status' | 'token' | 'tls' | 'audit' | 'recording' | 'metrics'>;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly viewers = new Set<Viewer>();
@@ -291,6 +294,11 @@ export class OverlayServer extends EventEmitter {
         return;
       }
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.statusPayload()));
+      return;
+    }
+    if (url.pathname === '/metrics' && this.opts.metrics) {
+      // The same token rule as /api/status (serveMetrics answers 401 without it).
+      void serveMetrics(req, res, this.opts.metrics, this.opts.token);
       return;
     }
     const entry = STATIC[url.pathname];

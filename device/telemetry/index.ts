@@ -1,0 +1,43 @@
+// MQTT telemetry and Prometheus metrics (docs/telemetry.md).
+import os from 'node:os';
+import { TelemetryPublisher, type TelemetrySources } from './publisher.js';
+
+export { TelemetryPublisher, TelemetryConfigError, resolvePassword, sourceKind, PASSWORD_ENV, USERNAME_ENV } from './publisher.js';
+export type { TelemetryOptions, TelemetrySources, TelemetryStats, SourceInfo } from './publisher.js';
+export { Spool, SpoolLockedError, SPOOL_FORMAT } from './spool.js';
+export type { SpoolOptions, SpoolEntry, SpoolStats } from './spool.js';
+export { createMetrics, serveMetrics } from './metrics.js';
+export type { MetricsSources, TelemetryMetrics } from './metrics.js';
+export * from './schema.js';
+
+/** The config file's `telemetry` section (core/config.ts), defaults filled in. */
+export interface TelemetryConfig {
+  /** The broker (mqtt:// or mqtts://); telemetry is off without it. `--mqtt URL` sets it. */
+  url?: string;
+  /** Default: the host name, reduced to A-Z a-z 0-9 . _ - */
+  deviceId?: string;
+  prefix: string;
+  intervalMs: number;
+  tls?: { ca?: string; cert?: string; key?: string };
+  username?: string;
+  passwordFile?: string;
+  spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean };
+  reconnectMs: number;
+  keepaliveS: number;
+}
+
+/** The host name as a device id (one topic level). */
+export function defaultDeviceId(): string {
+  const id = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  return id || 'sonomics';
+}
+
+/** A publisher for the config's telemetry section (not started), or undefined when no broker is set. */
+export function telemetryFromConfig(c: TelemetryConfig, sources?: TelemetrySources): TelemetryPublisher | undefined {
+  if (!c.url) return undefined;
+  return new TelemetryPublisher({
+    url: c.url, deviceId: c.deviceId ?? defaultDeviceId(), prefix: c.prefix, intervalMs: c.intervalMs, qos: 1,
+    tls: c.tls, username: c.username, passwordFile: c.passwordFile, spool: c.spool,
+    reconnectMs: c.reconnectMs, keepaliveS: c.keepaliveS, sources,
+  });
+}
