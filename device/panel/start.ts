@@ -1,6 +1,7 @@
 // The panel as a command that runs the pipeline uses it (`sonomics demo`, `run`, `replay` with
 // --panel PATH or the config's `panel` section): the driver, bound to the pipeline, overlay,
 // recorder and audit log, its problems logged, its state for the overlay's status message.
+import type { SonomicsConfig } from '../../core/config.js';
 import type { AuditLog } from '../../core/audit.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { bindPanel, PANEL_ACTOR, type PanelActionResult, type PanelBinding, type PanelOverlay, type PanelRecorder } from './bind.js';
@@ -8,19 +9,7 @@ import { PanelDriver, type PanelError, type PanelHello } from './driver.js';
 import { hex32, loadPanelLayout } from './layout.js';
 
 /** The config's `panel` section (core/config.ts); defaults in PANEL_CONFIG_DEFAULTS. */
-export interface PanelConfig {
-  /** The serial device (e.g. /dev/serial/by-id/usb-...-if00, /dev/ttyACM0, /dev/ttyUSB0). */
-  path?: string;
-  /** Without a path: find the port by these USB ids (4 hex digits each). */
-  usb?: { vendorId: string; productId: string };
-  /** Default: the layout's protocol.baudRate. */
-  baudRate?: number;
-  /** The layout file the panel's firmware was generated from (default: the package's). */
-  layout?: string;
-  reconnect: { initialMs: number; maxMs: number };
-  /** Default: the layout's protocol.heartbeatTimeoutMs. */
-  heartbeatTimeoutMs?: number;
-}
+export type PanelConfig = SonomicsConfig['panel'];
 
 export const PANEL_CONFIG_DEFAULTS: PanelConfig = { reconnect: { initialMs: 250, maxMs: 8000 } };
 

@@ -1,5 +1,6 @@
 // MQTT telemetry and Prometheus metrics (docs/telemetry.md).
 import os from 'node:os';
+import type { SonomicsConfig } from '../../core/config.js';
 import { TelemetryPublisher, type TelemetrySources } from './publisher.js';
 
 export { TelemetryPublisher, TelemetryConfigError, resolvePassword, sourceKind, PASSWORD_ENV, USERNAME_ENV } from './publisher.js';
@@ -11,20 +12,7 @@ export type { MetricsSources, TelemetryMetrics } from './metrics.js';
 export * from './schema.js';
 
 /** The config file's `telemetry` section (core/config.ts), defaults filled in. */
-export interface TelemetryConfig {
-  /** The broker (mqtt:// or mqtts://); telemetry is off without it. `--mqtt URL` sets it. */
-  url?: string;
-  /** Default: the host name, reduced to A-Z a-z 0-9 . _ - */
-  deviceId?: string;
-  prefix: string;
-  intervalMs: number;
-  tls?: { ca?: string; cert?: string; key?: string };
-  username?: string;
-  passwordFile?: string;
-  spool: { dir: string; maxBytes: number; maxAgeMs: number; fsync: boolean };
-  reconnectMs: number;
-  keepaliveS: number;
-}
+export type TelemetryConfig = SonomicsConfig['telemetry'];
 
 /** The host name as a device id (one topic level). */
 export function defaultDeviceId(): string {
