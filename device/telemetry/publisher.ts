@@ -206,7 +206,8 @@ export class TelemetryPublisher extends EventEmitter {
   private last = { wall: process.hrtime.bigint(), cpu: process.cpuUsage(), received: 0, displayed: 0, scored: 0 };
   private tracking: string = 'unknown';
   private lostAtMs = 0;
-  private liveScores: ScoreSummary[] | undefined;
+  /** The latest live scores, summarised only when a freeze reports them (not on every frame). */
+  private liveScores: readonly RiskScore[] | undefined;
   private sourceInfo: SourceInfo | undefined;
   private drainWaiters: Array<() => void> = [];
   private detachers: Array<() => void> = [];
@@ -341,11 +342,11 @@ export class TelemetryPublisher extends EventEmitter {
     if (o.session ?? true) this.startSession({ models });
     for (const m of models) this.modelLoaded(m);
     const onDisplay = (d: { frame: { seq: number }; track: { state: string } }) => this.trackingChanged(d.track.state, d.frame.seq);
-    const onScores = (u: ScoreUpdate) => { this.liveScores = u.live ? u.scores.map(scoreSummary) : undefined; };
+    const onScores = (u: ScoreUpdate) => { this.liveScores = u.live ? u.scores : undefined; };
     const onLock = () => { this.liveScores = undefined; };
     const onFreeze = (frozen: boolean, seq: number) => {
       if (!frozen) return;
-      this.event('score.freeze', { frameSeq: Number.isInteger(seq) && seq >= 0 ? seq : null, live: this.liveScores !== undefined, scores: this.liveScores ?? [] });
+      this.event('score.freeze', { frameSeq: Number.isInteger(seq) && seq >= 0 ? seq : null, live: this.liveScores !== undefined, scores: (this.liveScores ?? []).map(scoreSummary) });
     };
     pipeline.on('display', onDisplay);
     pipeline.on('scores', onScores);
