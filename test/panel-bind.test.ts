@@ -18,11 +18,18 @@ import { sleep, until } from './helpers.js';
 import { startPanel } from '../device/panel/start.js';
 import { buildSim, CPanel, nextEvent, ptyPair, requireTool, testDriverOptions, tmp, TsPanel } from './panel-helpers.js';
 
-class FakeOverlay implements PanelOverlay {
+/** The overlay server as the binding sees it; `pageSets` plays a page changing the layers (the server emits 'state'). */
+class FakeOverlay extends EventEmitter implements PanelOverlay {
   layers: Record<string, boolean> = { contour: true, rings: true, scores: true, tic: true };
   calls: Array<[string, unknown, AuditActor]> = [];
   broadcasts = 0;
-  constructor(private readonly audit?: AuditLog, private readonly seq: () => number | null = () => null) {}
+  constructor(private readonly audit?: AuditLog, private readonly seq: () => number | null = () => null) {
+    super();
+  }
+  pageSets(layers: Record<string, boolean>) {
+    this.layers = layers;
+    this.emit('state');
+  }
   state() { return { layers: { ...this.layers } }; }
   broadcastState() { this.broadcasts++; }
   setLayers(patch: Record<string, boolean>, who: AuditActor) {
@@ -157,8 +164,8 @@ t.test('each button makes the overlay page\'s change, audited as the panel; LEDs
   t.equal(driver.leds().overlay, 'off');
   t.match(await press('overlay-toggle'), { status: 'OVERLAY ON' });
   t.equal(driver.leds().overlay, 'on');
-  // A page hiding a layer keeps the overlay LED on (some layer shows); hiding all turns it off within the poll.
-  overlay.layers = { contour: false, rings: false, scores: false, tic: false };
+  // A page hiding a layer keeps the overlay LED on (some layer shows); hiding all turns it off.
+  overlay.pageSets({ contour: false, rings: false, scores: false, tic: false });
   await until(() => driver.leds().overlay === 'off', 2000, 'overlay LED follows a page');
   overlay.layers = { contour: true, rings: true, scores: true, tic: true };
 

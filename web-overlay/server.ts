@@ -114,6 +114,7 @@ export interface OverlayStats {
 
 /**
  * Events: 'listening' (url), 'viewer' (count), 'clientError' (Error), 'warning' (string),
+ * 'state' (OverlayState) after every change of the shared state,
  * 'audit' (AuditEntry-like {who, what, details}) for every state change made through the socket.
  */
 export class OverlayServer extends EventEmitter {
@@ -247,7 +248,9 @@ export class OverlayServer extends EventEmitter {
 
   /** Sends the state to every viewer (after any change, wherever it came from). */
   broadcastState(): void {
-    this.broadcast({ type: 'state', v: PROTOCOL_VERSION, state: this.state() });
+    const state = this.state();
+    this.broadcast({ type: 'state', v: PROTOCOL_VERSION, state });
+    this.emit('state', state);
   }
 
   /**

@@ -32,6 +32,9 @@ export const PANEL_ACTOR: AuditActor = { id: 'panel' };
 export interface PanelOverlay {
   state(): { layers: Record<string, boolean> };
   broadcastState(): void;
+  /** The overlay's 'state' event (after every change of the shared state, e.g. layers set from a page). */
+  on?(event: 'state', listener: () => void): unknown;
+  off?(event: 'state', listener: () => void): unknown;
   /** Shows or hides layers on every page; returns the layers now. */
   setLayers(patch: Record<string, boolean>, who: AuditActor): Record<string, boolean>;
   /** Marks an event: the active recording's events, the audit log, an `event` message to every page. */
@@ -243,13 +246,11 @@ export function bindPanel(driver: PanelDriver, o: BindPanelOptions): PanelBindin
   pipeline.on('display', onDisplay);
   for (const e of ['freeze', 'lock', 'models']) pipeline.on(e, onState);
   recorder?.on?.('change', onState);
-  // Layers changed from a page reach the LED within this.
-  const poll = setInterval(refreshLeds, 500);
-  poll.unref();
+  // Layers changed from a page reach the overlay LED through the overlay's state event.
+  overlay?.on?.('state', onState);
   refreshLeds();
 
   (em as { unbind: () => void }).unbind = () => {
-    clearInterval(poll);
     driver.off('button', onButton);
     driver.off('slider', onSlider);
     driver.off('connected', onConnected);
@@ -257,6 +258,7 @@ export function bindPanel(driver: PanelDriver, o: BindPanelOptions): PanelBindin
     pipeline.off('display', onDisplay);
     for (const e of ['freeze', 'lock', 'models']) pipeline.off(e, onState);
     recorder?.off?.('change', onState);
+    overlay?.off?.('state', onState);
   };
   return em;
 }
