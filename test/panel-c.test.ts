@@ -120,6 +120,9 @@ async function rig(t: Tap.Test, panelArgs: string[] = [], driverMore: Parameters
   driver.start();
   const panel = new CPanel(t, pair.b, panelArgs);
   await synced;
+  // Until the panel has printed the whole sync (WELCOME, LEDS, STATUS): a test's mark taken now
+  // must not see those lines arrive after it.
+  await panel.waitLine(/^rx STATUS /, 5000);
   return { driver, panel, errors, buttons };
 }
 namespace Tap { export type Test = import('tap').Test }
