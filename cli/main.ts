@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, layoutProfile, loadConfig, resolveConfig, type SonomicsConfig } from '../core/config.js';
-import { packageRoot } from '../core/paths.js';
+import { packageRoot, packageVersion } from '../core/paths.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { runDemo, type DemoSummary } from './demo.js';
 import type { FeaturesOptions } from './features.js';
@@ -374,10 +374,6 @@ async function withInterrupt<T>(job: (signal: AbortSignal) => Promise<T>): Promi
   }
 }
 
-function version(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-}
-
 function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
@@ -400,7 +396,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
   try {
     const [cmd, ...rest] = argv;
     if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') { io.out(GLOBAL_HELP); return 0; }
-    if (cmd === '--version') { io.out(version()); return 0; }
+    if (cmd === '--version') { io.out(packageVersion()); return 0; }
     if (cmd === 'demo') {
       const { values: v } = parse(rest, demoOptions);
       if (v.help) { io.out(DEMO_HELP); return 0; }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,4 +13,11 @@ export function packageRoot(): string {
     dir = dirname(dir);
   }
   throw new Error('sonomics: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
+}
+
+let version: string | undefined;
+
+/** The sonomics version (package.json), read once. */
+export function packageVersion(): string {
+  return (version ??= String((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: unknown }).version));
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { SonomicsConfig } from '../../core/config.js';
 import { TelemetryPublisher, type TelemetrySources } from './publisher.js';
 
-export { TelemetryPublisher, TelemetryConfigError, resolvePassword, sourceKind, PASSWORD_ENV, USERNAME_ENV } from './publisher.js';
+export { TelemetryPublisher, TelemetryConfigError, resolvePassword, PASSWORD_ENV, USERNAME_ENV } from './publisher.js';
 export type { TelemetryOptions, TelemetrySources, TelemetryStats, SourceInfo } from './publisher.js';
 export { Spool, SpoolLockedError, SPOOL_FORMAT } from './spool.js';
 export type { SpoolOptions, SpoolEntry, SpoolStats } from './spool.js';

@@ -4,16 +4,14 @@
 // its latency windows, so it is taken once, not once per metric). Labels are fixed sets (stage,
 // slot, quantile, state, ...): nothing about a patient, a viewer's address or a file name.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LatencySummary } from '../../core/latency.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageVersion } from '../../core/paths.js';
 import type { PipelineStats } from '../../core/pipeline.js';
 import { presentedToken, tokenMatches } from '../../web-overlay/auth.js';
 import type { OverlayStats } from '../../web-overlay/server.js';
-import { sourceKind, type SourceInfo, type TelemetryStats } from './publisher.js';
-import { TRACKING_STATES } from './schema.js';
+import type { SourceInfo, TelemetryStats } from './publisher.js';
+import { sourceKind, TRACKING_STATES } from './schema.js';
 
 export interface MetricsSources {
   pipeline?: () => PipelineStats;
@@ -50,13 +48,6 @@ interface Snapshot {
   tracking?: string;
 }
 
-function packageVersion(): string {
-  try {
-    return String(JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')).version);
-  } catch {
-    return '0.0.0';
-  }
-}
 
 /**
  * A registry with the pipeline's, the source's, the overlay's and the telemetry publisher's

@@ -14,15 +14,14 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { LatencySummary } from '../../core/latency.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageVersion } from '../../core/paths.js';
 import type { Pipeline, PipelineStats, ScoreUpdate } from '../../core/pipeline.js';
 import type { RiskScore } from '../../core/risk.js';
 import type { FrameSource, SignalState, SourceStats } from '../source.js';
 import {
-  DEVICE_ID_PATTERN, PREFIX_PATTERN, SOURCE_KINDS, TELEMETRY_FORMAT, TRACKING_STATES, payloadProblems,
+  DEVICE_ID_PATTERN, PREFIX_PATTERN, sourceKind, TELEMETRY_FORMAT, TRACKING_STATES, payloadProblems,
   type EventData, type EventName, type EventPayload, type LatencyFigure, type ModelRef, type ScoreSummary, type StatusPayload, type TelemetryPayload,
 } from './schema.js';
 import { Spool, type SpoolEntry, type SpoolStats } from './spool.js';
@@ -119,22 +118,7 @@ const lat = (s: LatencySummary | undefined): LatencyFigure => ({ p50: fin(s?.p50
 const int = (x: number | undefined) => (Number.isFinite(x) && x! > 0 ? Math.floor(x!) : 0);
 
 /** The kind of a source from its id (`phantom:42` -> phantom); anything else is "other". */
-export function sourceKind(id: string | undefined): (typeof SOURCE_KINDS)[number] {
-  if (!id) return 'none';
-  const k = id.split(':')[0];
-  return (SOURCE_KINDS as readonly string[]).includes(k) && k !== 'none' ? (k as (typeof SOURCE_KINDS)[number]) : 'other';
-}
 
-let softwareVersion: string | undefined;
-function version(): string {
-  if (softwareVersion) return softwareVersion;
-  try {
-    softwareVersion = String(JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')).version);
-  } catch {
-    softwareVersion = '0.0.0';
-  }
-  return softwareVersion;
-}
 
 /** The password: SONOMICS_MQTT_PASSWORD, else the secret file (one line; not readable by group or others). */
 export function resolvePassword(o: { env?: NodeJS.ProcessEnv; passwordFile?: string }): string | undefined {
@@ -478,7 +462,7 @@ export class TelemetryPublisher extends EventEmitter {
   }
 
   private statusPayload(state: 'online' | 'offline', reason: StatusPayload['reason']): StatusPayload {
-    return { ...this.envelope('status'), state, reason, software: { product: 'sonomics', version: version() }, intervalMs: this.intervalMs };
+    return { ...this.envelope('status'), state, reason, software: { product: 'sonomics', version: packageVersion() }, intervalMs: this.intervalMs };
   }
 
   private trackingChanged(state: string, seq: number): void {

@@ -19,6 +19,13 @@ export type EventName = (typeof EVENT_NAMES)[number];
 
 export const TRACKING_STATES = ['idle', 'tracking', 'uncertain', 'lost', 'unknown'] as const;
 export const SOURCE_KINDS = ['phantom', 'ffmpeg', 'dicom', 'images', 'replay', 'other', 'none'] as const;
+
+/** The kind of a source from its id ("dicom:/path/..." -> "dicom"): never the id itself, which can carry a patient's name. */
+export function sourceKind(id: string | undefined): (typeof SOURCE_KINDS)[number] {
+  if (!id) return 'none';
+  const k = id.split(':')[0];
+  return (SOURCE_KINDS as readonly string[]).includes(k) && k !== 'none' ? (k as (typeof SOURCE_KINDS)[number]) : 'other';
+}
 export const SOURCE_STATES = ['live', 'no signal', 'stopped', 'unknown'] as const;
 
 export interface LatencyFigure { p50: number | null; p99: number | null; max: number | null }
