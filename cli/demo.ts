@@ -11,11 +11,11 @@ import { loadRiskModel } from '../core/models.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
-import { startPanel, type PanelSession } from '../device/panel/start.js';
+import type { PanelSession } from '../device/panel/start.js';
 import { OnDemandRecorder } from '../device/recording.js';
 import type { FrameSource, SignalState, SourceStats } from '../device/source.js';
 import { createMetrics } from '../device/telemetry/metrics.js';
-import { telemetryFromConfig, type TelemetryStats } from '../device/telemetry/index.js';
+import type { TelemetryStats } from '../device/telemetry/index.js';
 import { resolveToken } from '../web-overlay/auth.js';
 import { OverlayServer, type OverlayStats } from '../web-overlay/server.js';
 
@@ -67,7 +67,9 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   });
   // MQTT telemetry (docs/telemetry.md): undefined without telemetry.url / --mqtt. Made before the
   // audit log and the server, so a bad set-up (password file, certificates) stops the command cleanly.
-  const telemetry = telemetryFromConfig(cfg.telemetry);
+  // The MQTT client and the serial port library load only when configured.
+  const telemetry = cfg.telemetry.url ? (await import('../device/telemetry/index.js')).telemetryFromConfig(cfg.telemetry) : undefined;
+  const panelConfig = o.panel !== undefined ? { ...cfg.panel, path: o.panel, usb: undefined } : cfg.panel;
   const ov = cfg.overlay;
   const token = resolveToken({ tokenFile: ov.tokenFile });
   const tls = ov.tls && { cert: readSecret('overlay.tls.cert', ov.tls.cert), key: readSecret('overlay.tls.key', ov.tls.key) };
@@ -93,10 +95,8 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
       }),
     });
     // A bad panel layout stops the command here, before anything runs; the port opens after listen().
-    panel = startPanel({
-      config: o.panel !== undefined ? { ...cfg.panel, path: o.panel, usb: undefined } : cfg.panel,
-      pipeline, overlay: server, recorder, audit, log: o.log,
-    });
+    if (panelConfig.path || panelConfig.usb)
+      panel = (await import('../device/panel/start.js')).startPanel({ config: panelConfig, pipeline, overlay: server, recorder, audit, log: o.log });
   } catch (e) {
     audit.close();
     await telemetry?.stop();
