@@ -371,8 +371,8 @@ export class Pipeline extends EventEmitter {
     t = this.mark('regions', t);
     this.counters.displayed++;
     const shown: DisplayFrame = { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined };
-    this.last = { ...held, shown };
-    if (this.frozenOn) this.frozenOn = this.last;
+    held.shown = shown;
+    this.last = held;
     this.emit('display', shown);
     this.mark('publish', t);
     this.e2eDisplay.record(performance.now() - arrivalMs);
