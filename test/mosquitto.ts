@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Test } from 'tap';
-import type { TelemetryOptions } from '../device/telemetry/publisher.js';
+import { TelemetryPublisher, type TelemetryOptions } from '../device/telemetry/publisher.js';
 import { checkNoPatientData, schemaProblems } from '../device/telemetry/schema.js';
 import { CI, gone, sleep, waitFor, within } from './helpers.js';
 
@@ -220,6 +220,25 @@ export async function startBroker(t: Test, opts: BrokerOptions = {}): Promise<Br
   t.teardown(() => b.close());
   await b.start();
   return b;
+}
+
+// ---- Publishers under test ----------------------------------------------------------------------
+
+/** The topic prefix the telemetry tests publish under. */
+export const PREFIX = 'sonomics-test';
+
+/** A temporary folder removed at the end of the test. */
+export function tmp(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sonomics-telemetry-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A publisher with the tests' quick timings and its own spool, stopped at the end of the test. */
+export function publisher(t: Test, o: Partial<TelemetryOptions> & Pick<TelemetryOptions, 'url' | 'deviceId'>): TelemetryPublisher {
+  const p = new TelemetryPublisher({ prefix: PREFIX, intervalMs: 200, reconnectMs: 300, spool: { dir: join(tmp(t), 'spool') }, ...o });
+  t.teardown(() => p.stop());
+  return p;
 }
 
 // ---- MQTT clients -------------------------------------------------------------------------------

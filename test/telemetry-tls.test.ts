@@ -1,26 +1,14 @@
 // MQTT telemetry over TLS with a client certificate (CA, server and client certificates made by
 // openssl for the test), and with a user name and password from the environment or a secret file.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { TelemetryPublisher, type TelemetryOptions } from '../device/telemetry/publisher.js';
 import { within } from './helpers.js';
-import { checkPayloads, startBroker, Subscriber } from './mosquitto.js';
+import { checkPayloads, startBroker, Subscriber, PREFIX, publisher as testPublisher, tmp } from './mosquitto.js';
 
-const PREFIX = 'sonomics-test';
-
-function tmp(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sonomics-telemetry-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function publisher(t: Test, o: Partial<TelemetryOptions> & Pick<TelemetryOptions, 'url' | 'deviceId'>): TelemetryPublisher {
-  const p = new TelemetryPublisher({ prefix: PREFIX, intervalMs: 200, reconnectMs: 300, connectTimeoutMs: 3000, spool: { dir: join(tmp(t), 'spool') }, stopTimeoutMs: 1000, ...o });
-  t.teardown(() => p.stop());
-  return p;
-}
+/** The shared test publisher, with this file's timings. */
+const publisher = (t: Test, o: Partial<TelemetryOptions> & Pick<TelemetryOptions, 'url' | 'deviceId'>) => testPublisher(t, { connectTimeoutMs: 3000, stopTimeoutMs: 1000, ...o });
 
 /** 'connect', or the first connection error's message, within ms. */
 function outcome(p: TelemetryPublisher, ms: number): Promise<string> {

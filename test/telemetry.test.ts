@@ -2,8 +2,6 @@
 // the normal flow with a real pipeline fed by the phantom, the last will when the publisher is
 // killed, a broker outage with nothing lost, and the spool surviving a killed process. Every
 // payload seen on the broker is checked against its schema and the no-patient-data rule.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { createLesionMask } from '../core/mask.js';
@@ -13,21 +11,10 @@ import { PhantomScanner } from '../device/phantom.js';
 import { TelemetryPublisher, type TelemetryOptions } from '../device/telemetry/publisher.js';
 import { UUID_V4 } from '../device/telemetry/schema.js';
 import { sleep, until, waitFor, within } from './helpers.js';
-import { checkPayloads, contiguous, PublisherChild, seqs, startBroker, Subscriber } from './mosquitto.js';
+import { checkPayloads, contiguous, PublisherChild, seqs, startBroker, Subscriber, PREFIX, publisher as testPublisher, tmp } from './mosquitto.js';
 
-const PREFIX = 'sonomics-test';
-
-function tmp(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sonomics-telemetry-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function publisher(t: Test, o: Partial<TelemetryOptions> & Pick<TelemetryOptions, 'url' | 'deviceId'>): TelemetryPublisher {
-  const p = new TelemetryPublisher({ prefix: PREFIX, intervalMs: 200, reconnectMs: 300, keepaliveS: 5, spool: { dir: join(tmp(t), 'spool') }, ...o });
-  t.teardown(() => p.stop());
-  return p;
-}
+/** The shared test publisher, with this file's timings. */
+const publisher = (t: Test, o: Partial<TelemetryOptions> & Pick<TelemetryOptions, 'url' | 'deviceId'>) => testPublisher(t, { keepaliveS: 5, ...o });
 
 function nextEvent<T>(p: Pipeline, name: string, pred: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
