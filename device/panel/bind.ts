@@ -239,26 +239,22 @@ export function bindPanel(driver: PanelDriver, o: BindPanelOptions): PanelBindin
   };
   const onState = () => refreshLeds();
 
-  driver.on('button', onButton);
-  driver.on('slider', onSlider);
-  driver.on('connected', onConnected);
-  driver.on('disconnected', onDisconnected);
-  pipeline.on('display', onDisplay);
-  for (const e of ['freeze', 'lock', 'models']) pipeline.on(e, onState);
-  recorder?.on?.('change', onState);
-  // Layers changed from a page reach the overlay LED through the overlay's state event.
-  overlay?.on?.('state', onState);
+  // Every listener, added now and removed by unbind().
+  // Each listener takes its own event's arguments.
+  type Listener = (...a: any[]) => void;
+  type Emitter = { on(event: string, listener: Listener): unknown; off(event: string, listener: Listener): unknown };
+  const listeners: Array<[Emitter | undefined, string, Listener]> = [
+    [driver, 'button', onButton], [driver, 'slider', onSlider], [driver, 'connected', onConnected], [driver, 'disconnected', onDisconnected],
+    [pipeline, 'display', onDisplay], [pipeline, 'freeze', onState], [pipeline, 'lock', onState], [pipeline, 'models', onState],
+    [recorder?.on ? (recorder as Emitter) : undefined, 'change', onState],
+    // Layers changed from a page reach the overlay LED through the overlay's state event.
+    [overlay?.on ? (overlay as Emitter) : undefined, 'state', onState],
+  ];
+  for (const [target, event, fn] of listeners) target?.on(event, fn);
   refreshLeds();
 
   (em as { unbind: () => void }).unbind = () => {
-    driver.off('button', onButton);
-    driver.off('slider', onSlider);
-    driver.off('connected', onConnected);
-    driver.off('disconnected', onDisconnected);
-    pipeline.off('display', onDisplay);
-    for (const e of ['freeze', 'lock', 'models']) pipeline.off(e, onState);
-    recorder?.off?.('change', onState);
-    overlay?.off?.('state', onState);
+    for (const [target, event, fn] of listeners) target?.off(event, fn);
   };
   return em;
 }
