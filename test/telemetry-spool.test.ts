@@ -2,14 +2,16 @@
 // and the Prometheus metrics. No broker needed here (test/telemetry.test.ts has those).
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { createMetrics, serveMetrics } from '../device/telemetry/metrics.js';
+import { Pipeline } from '../core/pipeline.js';
+import { PhantomScanner } from '../device/phantom.js';
+import { createMetrics } from '../device/telemetry/metrics.js';
 import { TelemetryPublisher } from '../device/telemetry/publisher.js';
 import { checkNoPatientData, payloadProblems, schemaProblems, TELEMETRY_FORMAT } from '../device/telemetry/schema.js';
 import { Spool, SpoolLockedError } from '../device/telemetry/spool.js';
+import { OverlayServer } from '../web-overlay/server.js';
 import type { PipelineStats } from '../core/pipeline.js';
 
 function tmp(t: Test): string {
@@ -219,11 +221,11 @@ t.test('metrics: the Prometheus text names every figure; /metrics needs the toke
   t.notMatch(text, /path="scores"/, 'a latency window without samples exposes nothing');
   t.notMatch(text.split('\n').filter((l) => l.startsWith('sonomics_')).join('\n'), /\bnan\b/i, 'no NaN values in our metrics');
 
+  // Served by the overlay server, behind its token.
   const token = 'tok-0123456789abcdef';
-  const server = createServer((req, res) => { void serveMetrics(req, res, m, token); });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/metrics`;
+  const server = new OverlayServer({ pipeline: new Pipeline({ layout: new PhantomScanner({ seed: 1, width: 640, height: 360 }).layout }), port: 0, token, metrics: m });
+  const url = `${await server.listen()}metrics`;
+  t.teardown(() => server.close());
   t.equal((await fetch(url)).status, 401);
   t.equal((await fetch(url, { headers: { authorization: 'Bearer wrong-token-000000' } })).status, 401);
   const ok = await fetch(url, { headers: { authorization: `Bearer ${token}` } });

@@ -177,8 +177,9 @@ export class OverlayServer extends EventEmitter {
   /** Why a WebSocket upgrade is refused (origin, token), or undefined when it may connect. */
   private refusal(req: IncomingMessage, origin: string | undefined): { code: number; reason: string } | undefined {
     if (!originAllowed(origin, req.headers.host, this.opts.allowedOrigins)) return { code: 403, reason: `origin ${String(origin).slice(0, 100)} is not allowed` };
-    if (this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token))
-      return { code: 401, reason: presentedToken(req) === undefined ? 'an access token is required' : 'wrong access token' };
+    const given = presentedToken(req);
+    if (this.opts.token !== undefined && !tokenMatches(given, this.opts.token))
+      return { code: 401, reason: given === undefined ? 'an access token is required' : 'wrong access token' };
     return undefined;
   }
 
@@ -291,17 +292,18 @@ export class OverlayServer extends EventEmitter {
     res.setHeader('Cache-Control', 'no-store');
     if (this.opts.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { Allow: 'GET, HEAD' }).end('method not allowed\n'); return; }
+    const data = url.pathname === '/api/status' || (url.pathname === '/metrics' && this.opts.metrics !== undefined);
+    // The figures need the token when one is set; the page itself holds no data.
+    if (data && this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token)) {
+      res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('an access token is required (Authorization: Bearer <token>)\n');
+      return;
+    }
     if (url.pathname === '/api/status') {
-      if (this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token)) {
-        res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('an access token is required (Authorization: Bearer <token>)\n');
-        return;
-      }
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.statusPayload()));
       return;
     }
     if (url.pathname === '/metrics' && this.opts.metrics) {
-      // The same token rule as /api/status (serveMetrics answers 401 without it).
-      void serveMetrics(req, res, this.opts.metrics, this.opts.token);
+      void serveMetrics(req, res, this.opts.metrics);
       return;
     }
     const entry = STATIC[url.pathname];

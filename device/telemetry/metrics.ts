@@ -8,7 +8,6 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LatencySummary } from '../../core/latency.js';
 import { packageVersion } from '../../core/paths.js';
 import type { PipelineStats } from '../../core/pipeline.js';
-import { presentedToken, tokenMatches } from '../../web-overlay/auth.js';
 import type { OverlayStats } from '../../web-overlay/server.js';
 import type { SourceInfo, TelemetryStats } from './publisher.js';
 import { sourceKind, TRACKING_STATES } from './schema.js';
@@ -198,15 +197,8 @@ export function createMetrics(sources: MetricsSources, o: MetricsOptions = {}): 
   };
 }
 
-/**
- * Answers GET /metrics: 401 without the overlay's token when one is set (Authorization: Bearer,
- * as /api/status), else the metrics text. For web-overlay/server.ts.
- */
-export async function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: TelemetryMetrics, token: string | undefined): Promise<void> {
-  if (token !== undefined && !tokenMatches(presentedToken(req), token)) {
-    res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('an access token is required (Authorization: Bearer <token>)\n');
-    return;
-  }
+/** Answers GET /metrics with the metrics text (web-overlay/server.ts checks the token first, as for /api/status). */
+export async function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: TelemetryMetrics): Promise<void> {
   try {
     const text = await metrics.metricsText();
     res.writeHead(200, { 'Content-Type': metrics.contentType }).end(req.method === 'HEAD' ? undefined : text);
