@@ -12,6 +12,8 @@ export interface NativePhantomRenderer {
   render(frameIndex: number, motion: { dx: number; dy: number; scale: number; elevation?: number; gainDb?: number }, tic: { lesion: number; tissue: number },
     texts: Array<{ x: number; y: number; text: string; scale?: number; gray?: number }>, out: Uint8Array, maskOut?: Uint8Array): number;
   readonly lesionPerfusionMean: number;
+  /** Per code 1..nCodes of a pane-sized code map under a motion: [lesion weight sum, tissue weight sum, pixels]. */
+  perfusionWeights(motion: { dx: number; dy: number; scale: number }, codes: Uint8Array, nCodes: number): Float64Array;
   readonly contrastDynamicRangeDb: number;
   readonly contrastDbMin: number;
 }
@@ -83,6 +85,12 @@ export interface NativeAddon {
   ringCodes(mask: Uint8Array, width: number, height: number, opts: { spacingX: number; spacingY: number; radiiMm: number[] },
     out: Uint8Array, sector?: Uint8Array | null): number[];
   contour(codes: Uint8Array, width: number, height: number, minCode: number, maxCode: number): Int32Array;
+  /**
+   * Per region code 1..nCodes of a pane-sized code map, then for the reference ellipse (pane
+   * pixels): [sum of lut[value], pixel count, pixels at 255], flattened.
+   */
+  regionIntensity(frame: Uint8Array, width: number, height: number, paneRect: PixelRect, codes: Uint8Array, nCodes: number,
+    lut: Float32Array, reference?: { cx: number; cy: number; rx: number; ry: number } | null): Float64Array;
   radiomicsFeatureNames: string[];
   radiomicsDeprecatedFeatures: string[];
   radiomics(image: Uint8Array, width: number, height: number, panes: PixelRect[], codes: Uint8Array, nRings: number,

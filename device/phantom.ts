@@ -101,6 +101,12 @@ export function lognormalBolus(b: LognormalBolus, t: number): number {
   return (b.peak * shape(x)) / shape(mode);
 }
 
+/** The area under a lognormal bolus curve (concentration x s): lognormalBolus = area x the lognormal density in (t - arrival). */
+export function lognormalArea(b: LognormalBolus): number {
+  const mode = Math.exp(b.mu - b.sigma * b.sigma);
+  return b.peak * Math.sqrt(2 * Math.PI) * b.sigma * mode * Math.exp((b.sigma * b.sigma) / 2);
+}
+
 function must(cond: boolean, msg: string): void {
   if (!cond) throw new RangeError(`phantom: ${msg}`);
 }
@@ -228,6 +234,29 @@ export class PhantomScanner extends EventEmitter implements FrameSource {
   /** Dynamic range (dB) and floor of the contrast pane's log compression, for linearisation. */
   get contrastCompression(): { dynamicRangeDb: number; dbMin: number; dbPerDecade: number } {
     return { dynamicRangeDb: this.renderer.contrastDynamicRangeDb, dbMin: this.renderer.contrastDbMin, dbPerDecade: 10 };
+  }
+
+  /**
+   * Where a sonographer would put the perfusion reference region: a disc of normal glandular
+   * tissue lateral to the lesion and above its level (pane coordinates, given the lesion centre).
+   */
+  suggestedReference(center: { x: number; y: number }): { x: number; y: number; radiusMm: number } {
+    const mm = this.mmPerPixel;
+    return { x: center.x + 12 / mm, y: center.y - 6 / mm, radiusMm: 5 };
+  }
+
+  /**
+   * The truth behind a measured TIC: per code 1..nCodes of a pane-sized code map, the mean
+   * perfusion weights of the lesion and tissue boluses over the code's pixels under a motion. A
+   * region's expected linear contrast intensity is lesion x lognormalBolus(lesionBolus, t) +
+   * tissue x lognormalBolus(tissueBolus, t), in the contrast pane's concentration units.
+   */
+  perfusionWeights(motion: { dx: number; dy: number; scale: number }, codes: Uint8Array, nCodes: number): Array<{ lesion: number; tissue: number; pixels: number }> {
+    const raw = this.renderer.perfusionWeights(motion, codes, nCodes);
+    return Array.from({ length: nCodes }, (_, k) => {
+      const n = raw[3 * k + 2];
+      return { lesion: n ? raw[3 * k] / n : 0, tissue: n ? raw[3 * k + 1] / n : 0, pixels: n };
+    });
   }
 
   motionAt(t: number): PhantomMotionState {

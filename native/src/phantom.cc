@@ -97,6 +97,7 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
     return DefineClass(env, "PhantomRenderer", {
       InstanceMethod("render", &PhantomRenderer::Render),
       InstanceAccessor("lesionPerfusionMean", &PhantomRenderer::LesionPerfusionMean, nullptr),
+      InstanceMethod("perfusionWeights", &PhantomRenderer::PerfusionWeights),
       InstanceAccessor("contrastDynamicRangeDb", &PhantomRenderer::ContrastDr, nullptr),
       InstanceAccessor("contrastDbMin", &PhantomRenderer::ContrastDbMin, nullptr),
     });
@@ -303,6 +304,47 @@ class PhantomRenderer : public Napi::ObjectWrap<PhantomRenderer> {
   Napi::Value LesionPerfusionMean(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), lesionPerfMean_); }
   Napi::Value ContrastDr(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDr_); }
   Napi::Value ContrastDbMin(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), contrastDbMin_); }
+
+  // perfusionWeights({dx, dy, scale}, codes (pane-sized), nCodes) -> Float64Array
+  //   [lesion sum, tissue sum, pixels] for each code 1..nCodes: the perfusion weights of the
+  //   lesion and tissue boluses over each region's pixels, sampled exactly as render() samples the
+  //   contrast pane. A region's expected (linear) contrast intensity at time t is
+  //   (lesion * ticLesion(t) + tissue * ticTissue(t)) / pixels (the microbubble speckle has mean 1),
+  //   plus the noise floor: the truth behind a measured time-intensity curve.
+  Napi::Value PerfusionWeights(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3) throwType(env, "perfusionWeights(motion, codes, nCodes)");
+    auto motion = argObject(info, 0, "perfusionWeights: motion");
+    double dx = getNumber(env, motion, "dx", "motion"), dy = getNumber(env, motion, "dy", "motion");
+    double scale = getNumber(env, motion, "scale", "motion");
+    if (scale < 0.5 || scale > 2) throwRange(env, "motion.scale must be in [0.5, 2]");
+    GrayView m = grayArg(env, info[1], bmode_.w, bmode_.h, "perfusionWeights: codes");
+    if (!info[2].IsNumber()) throwType(env, "perfusionWeights: nCodes must be a number");
+    int nCodes = info[2].As<Napi::Number>().Int32Value();
+    if (nCodes < 1 || nCodes > 255) throwRange(env, "perfusionWeights: nCodes must be in [1, 255]");
+    const int pw = bmode_.w, ph = bmode_.h;
+    const float cx = pw * 0.5f, cy = ph * 0.5f;
+    const float inv = (float)(1.0 / scale);
+    const float offX = (float)(cx - dx + marginX_), offY = (float)(cy - dy + margin_);
+    Napi::Float64Array out = Napi::Float64Array::New(env, 3 * (size_t)nCodes);
+    std::vector<double> acc(3 * (size_t)nCodes, 0.0);
+    for (int y = 0; y < ph; y++) {
+      const float wy = std::clamp((y - cy) * inv + offY, 0.0f, WH_ - 1.001f);
+      const int iyn = std::clamp((int)(wy + 0.5f), 0, WH_ - 1);
+      for (int x = 0; x < pw; x++) {
+        int c = m.data[(size_t)y * pw + x];
+        if (c == 0 || c > nCodes) continue;
+        const float wx = std::clamp((x - cx) * inv + offX, 0.0f, WW_ - 1.001f);
+        const int ixn = std::min((int)(wx + 0.5f), WW_ - 1);
+        double* a = &acc[3 * (size_t)(c - 1)];
+        a[0] += perfLesion_[(size_t)iyn * WW_ + ixn];
+        a[1] += perfTissue_[(size_t)iyn * WW_ + ixn];
+        a[2] += 1;
+      }
+    }
+    for (size_t i = 0; i < acc.size(); i++) out[i] = acc[i];
+    return out;
+  }
 
   // render(frameIndex, {dx, dy, scale, elevation?, gainDb?}, {lesion, tissue}, texts[], out[, mask])
   //   -> number of lesion pixels inside the pane (when mask is given)

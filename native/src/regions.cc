@@ -265,7 +265,74 @@ Napi::Value Contour(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// regionIntensity(frame, w, h, paneRect, codes, nCodes, lut: Float32Array(256)[, reference {cx, cy, rx, ry}])
+//   -> Float64Array [sum, count, saturated] for code 1..nCodes, then for the reference ellipse.
+// The time-intensity sample of one frame: every pixel of the pane whose code is c adds lut[value]
+// (e.g. the display's log compression undone) to code c; pixels at 255 are counted as saturated.
+// The reference region is an ellipse in pane coordinates (pixels), clipped to the pane.
+Napi::Value RegionIntensity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7)
+    throwType(env, "regionIntensity(frame, width, height, paneRect, codes, nCodes, lut[, reference])");
+  int w = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  int h = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  GrayView f = grayArg(env, info[0], w, h, "regionIntensity: frame");
+  Rect r = rectArg(env, info[3], "regionIntensity: paneRect");
+  checkRectInside(env, r, w, h, "regionIntensity: paneRect");
+  GrayView codes = grayArg(env, info[4], r.w, r.h, "regionIntensity: codes (pane-sized)");
+  if (!info[5].IsNumber()) throwType(env, "regionIntensity: nCodes must be a number");
+  int nCodes = info[5].As<Napi::Number>().Int32Value();
+  if (nCodes < 1 || nCodes > 254) throwRange(env, "regionIntensity: nCodes must be in [1, 254]");
+  auto [lut, lutLen] = floatsOf(env, info[6], "regionIntensity: lut");
+  if (lutLen != 256) throwRange(env, "regionIntensity: lut must hold 256 values (one per gray level)");
+  bool hasRef = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
+  double cx = 0, cy = 0, rx = 0, ry = 0;
+  if (hasRef) {
+    auto o = argObject(info, 7, "regionIntensity: reference");
+    cx = getNumber(env, o, "cx", "regionIntensity.reference");
+    cy = getNumber(env, o, "cy", "regionIntensity.reference");
+    rx = getNumber(env, o, "rx", "regionIntensity.reference");
+    ry = getNumber(env, o, "ry", "regionIntensity.reference");
+    if (!(rx > 0) || !(ry > 0)) throwRange(env, "regionIntensity.reference: rx and ry must be > 0 (pixels)");
+  }
+  const size_t n = (size_t)nCodes + 1;
+  std::vector<double> acc(3 * (n + 1), 0.0);  // index 0 unused (code 0 = outside every region)
+  for (int y = 0; y < r.h; y++) {
+    const uint8_t* row = f.data + (size_t)(r.y + y) * w + r.x;
+    const uint8_t* crow = codes.data + (size_t)y * r.w;
+    for (int x = 0; x < r.w; x++) {
+      int c = crow[x];
+      if (c == 0 || c > nCodes) continue;
+      uint8_t v = row[x];
+      acc[3 * c] += lut[v];
+      acc[3 * c + 1] += 1;
+      acc[3 * c + 2] += v == 255;
+    }
+  }
+  if (hasRef) {
+    int y0 = std::max(0, (int)std::floor(cy - ry)), y1 = std::min(r.h - 1, (int)std::ceil(cy + ry));
+    int x0 = std::max(0, (int)std::floor(cx - rx)), x1 = std::min(r.w - 1, (int)std::ceil(cx + rx));
+    double* a = &acc[3 * n];
+    for (int y = y0; y <= y1; y++) {
+      const uint8_t* row = f.data + (size_t)(r.y + y) * w + r.x;
+      double dy = (y - cy) / ry;
+      for (int x = x0; x <= x1; x++) {
+        double dx = (x - cx) / rx;
+        if (dx * dx + dy * dy > 1.0) continue;
+        uint8_t v = row[x];
+        a[0] += lut[v]; a[1] += 1; a[2] += v == 255;
+      }
+    }
+  }
+  Napi::Float64Array out = Napi::Float64Array::New(env, 3 * (size_t)(nCodes + 1));
+  for (int c = 1; c <= nCodes; c++)
+    for (int k = 0; k < 3; k++) out[3 * (c - 1) + k] = acc[3 * c + k];
+  for (int k = 0; k < 3; k++) out[3 * (size_t)nCodes + k] = acc[3 * n + k];
+  return out;
+}
+
 void InitRegions(Napi::Env env, Napi::Object exports) {
+  exports.Set("regionIntensity", Napi::Function::New(env, RegionIntensity, "regionIntensity"));
   exports.Set("warpMask", Napi::Function::New(env, WarpMask, "warpMask"));
   exports.Set("ringCodes", Napi::Function::New(env, RingCodes, "ringCodes"));
   exports.Set("contour", Napi::Function::New(env, Contour, "contour"));
