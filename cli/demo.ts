@@ -8,6 +8,8 @@ import { ConfigError, type SonomicsConfig } from '../core/config.js';
 import type { Layout } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
 import { loadRiskModel } from '../core/models.js';
+import type { PerfusionOptions } from '../core/perfusion/analyzer.js';
+import type { Linearisation } from '../core/perfusion/tic.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
 import { PhantomScanner, type PhantomTruth } from '../device/phantom.js';
@@ -47,6 +49,19 @@ export interface DemoSummary {
   telemetry: TelemetryStats | null;
 }
 
+/** The pipeline's perfusion options from the config; the phantom knows its own display compression. */
+function perfusionOptions(cfg: SonomicsConfig, source: FrameSource): PerfusionOptions | false {
+  const p = cfg.perfusion;
+  if (!p.enabled) return false;
+  let linearisation: Linearisation | null = null;
+  if (p.linearisation) linearisation = p.linearisation;
+  else if (p.linearisation === undefined && source instanceof PhantomScanner) {
+    const c = source.contrastCompression;
+    linearisation = { dynamicRangeDb: c.dynamicRangeDb, offsetDb: c.dbMin };
+  }
+  return { linearisation, model: p.model, refitIntervalS: p.refitIntervalS, saturationLimit: p.saturationLimit };
+}
+
 export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<DemoSummary> {
   const cfg = o.config;
   const models = await Promise.all(cfg.models.map((m) => loadRiskModel(m)));
@@ -63,7 +78,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   const sourceError = new Promise<Error>((resolve) => source.once('error', resolve));
   const pipeline = new Pipeline({
     layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth, featureThreads: cfg.pipeline.featureThreads,
-    tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow,
+    tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow, perfusion: perfusionOptions(cfg, source),
   });
   // MQTT telemetry (docs/telemetry.md): undefined without telemetry.url / --mqtt. Made before the
   // audit log and the server, so a bad set-up (password file, certificates) stops the command cleanly.
@@ -128,6 +143,21 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   let lastScores: unknown = null;
   let reachedLimit: () => void = () => {};
   const limit = new Promise<void>((resolve) => { reachedLimit = resolve; });
+  // The reference region for the perfusion analysis: the configured one, or on the phantom the
+  // tissue it suggests, placed on the first tracked frame (the sonographer places it on the page).
+  let referencePlaced = !pipeline.perfusion;
+  pipeline.on('display', (d: DisplayFrame) => {
+    if (referencePlaced || d.track.state !== 'tracking') return;
+    referencePlaced = true;
+    const ref = cfg.perfusion.reference ?? (source instanceof PhantomScanner ? source.suggestedReference(d.track.center) : undefined);
+    if (ref) {
+      try {
+        pipeline.setReference(ref);
+      } catch (e) {
+        o.log(`perfusion.reference refused: ${(e as Error).message}`);
+      }
+    }
+  });
   source.on('frame', (frame, truth?: PhantomTruth) => {
     if (!locked) {
       const r = layout.panes.bmode.rect;

@@ -27,6 +27,8 @@ Commands:
   export      Trim a recording, or export it as a video file
   layout      Draw a layout profile over a captured frame (PNG), to check it
   track       Track a lesion through any input from an initial mask; CSV per frame
+  perfusion   CEUS time-intensity curves of the tracked lesion, rings and a reference region:
+              bolus fits (lognormal, gamma variate) and perfusion parameters per region
   fit         Fit a risk model (LASSO Rad-score, optional nomogram) from a cohort CSV: card + report
   eval        A model card's performance on a cohort (AUC with CI, calibration, ...): JSON, report, CSV
   import-sklearn  A model card from a scikit-learn StandardScaler + LogisticRegression export
@@ -237,6 +239,36 @@ Inputs without a layout (a folder of PGM/PNG frames, a video) are one B-mode pan
                    overlay shows) and <id>_status. Every frame is scored, in order, none dropped
                    (the batch mode for research). Cards with deep features are scored live only.
   --clinical NAME=VALUE  a clinical input for the models (repeatable)
+
+${INPUT_OPTIONS_HELP}`;
+
+const PERFUSION_HELP = `Usage: sonomics perfusion [--input SRC] [--init MASK.png] [--json] [--csv FILE] [options]
+
+Tracks the lesion through every frame of the input (default: the phantom) and measures the contrast
+pane's time-intensity curve of the lesion, each ring and a reference region on every tracked frame
+(frames tracked as uncertain or lost, and repeated frames, are left out). Then it detects the bolus,
+fits a lognormal and a gamma-variate model (Levenberg-Marquardt) and prints, per region, the state,
+the goodness of fit and the parameters: AT, PE, TTP, RT, WiR, WiAUC, MTT, FT, WoR, AUC, and each
+relative to the reference region (docs/perfusion.md). A curve without a clear wash-in, a saturated
+pane or a poor fit gets a state ("no wash-in detected", ...), never parameters.
+On the phantom the lesion is locked on its true outline, the reference goes where the phantom
+suggests, and the JSON carries the phantom's true parameters and each relative error under "truth".
+  --input SRC         phantom (default, or phantom:SEED), a recording, DICOM cine, video, ...
+  --init MASK.png     the lesion on the first frame (required unless the input is the phantom)
+  --reference X,Y,R   reference disc: centre in B-mode pane pixels on the first frame, radius mm
+  --model NAME        lognormal (default) or gammaVariate: whose parameters are reported
+  --dynamic-range DB  undo the display's log compression over DB decibels (phantom: its own 40 dB)
+  --no-linearise      average the displayed gray levels as they are
+  --json              the whole report as JSON on stdout (default: a table)
+  --csv FILE          write the curve (every sample, measured and fitted) as CSV
+  --max N             stop after N frames
+  --layout NAME       the screen's layout profile (needs --config)
+  --config FILE       configuration file (layout profiles, pipeline settings)
+  Phantom only:
+  --seconds S         seconds rendered (default 75)
+  --size WxH --fps F  the phantom's frame size and rate (default 1280x720 at 30)
+  --repeat-every N    deliver every Nth frame twice (a capture card faster than the scanner)
+  --lose START,DUR    the probe leaves the lesion at START s for DUR s (tracking is lost there)
 
 ${INPUT_OPTIONS_HELP}`;
 
@@ -515,6 +547,41 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         max: intOption('max', v.max, 1, 1e9), models, clinical, binWidth: config?.pipeline.binWidth,
       }, io.out, io.err, signal));
       io.err(JSON.stringify(summary));
+      return 0;
+    }
+    if (cmd === 'perfusion') {
+      const { values: v } = parse(rest, {
+        ...inputOptions, input: { type: 'string' }, init: { type: 'string' }, reference: { type: 'string' }, model: { type: 'string' },
+        'dynamic-range': { type: 'string' }, 'no-linearise': { type: 'boolean' }, json: { type: 'boolean' }, csv: { type: 'string' },
+        max: { type: 'string' }, layout: { type: 'string' }, config: { type: 'string' }, seconds: { type: 'string' }, 'repeat-every': { type: 'string' }, lose: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(PERFUSION_HELP); return 0; }
+      const nums = (flag: string, text: string | undefined, n: number): number[] | undefined => {
+        if (text === undefined) return undefined;
+        const xs = text.split(',').map(Number);
+        if (xs.length !== n || xs.some((x) => !Number.isFinite(x))) throw new UsageError(`perfusion: --${flag} ${text} must be ${n} comma-separated numbers`);
+        return xs;
+      };
+      const ref = nums('reference', v.reference, 3);
+      if (ref && !(ref[2] >= 0.5 && ref[2] <= 20)) throw new UsageError(`perfusion: --reference radius ${ref[2]} mm must be in [0.5, 20]`);
+      const lose = nums('lose', v.lose, 2);
+      if (lose && !(lose[0] >= 0 && lose[1] > 0)) throw new UsageError('perfusion: --lose START,DUR needs START >= 0 and DUR > 0 seconds');
+      if (v.model !== undefined && v.model !== 'lognormal' && v.model !== 'gammaVariate') throw new UsageError(`perfusion: --model ${v.model} must be lognormal or gammaVariate`);
+      if (v['no-linearise'] && v['dynamic-range'] !== undefined) throw new UsageError('perfusion: --no-linearise and --dynamic-range contradict each other');
+      const dr = numOption('dynamic-range', v['dynamic-range'], 1e-9, 120);
+      const config = v.config ? loadConfig(v.config) : undefined;
+      const ff = ffmpegOptionsOf(v);
+      const { perfusionCommand, formatPerfusion } = await import('./perfusion.js');
+      const report = await withInterrupt((signal) => perfusionCommand({
+        input: v.input ?? 'phantom', init: v.init, ffmpeg: ff, layout: namedLayout(v.layout, v.config), tracker: config?.pipeline.tracker,
+        ringsMm: config?.pipeline.ringsMm, reference: ref && { x: ref[0], y: ref[1], radiusMm: ref[2] },
+        linearisation: v['no-linearise'] ? null : dr !== undefined ? { dynamicRangeDb: dr } : undefined,
+        model: v.model as 'lognormal' | 'gammaVariate' | undefined, max: intOption('max', v.max, 1, 1e9),
+        seconds: numOption('seconds', v.seconds, 1, 3600),
+        phantom: { width: ff.width, height: ff.height, fps: ff.fps },
+        repeatEvery: intOption('repeat-every', v['repeat-every'], 2, 1e6), lose: lose && { startS: lose[0], durationS: lose[1] }, csv: v.csv,
+      }, io.err, signal));
+      io.out(v.json ? JSON.stringify(report, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x)) : formatPerfusion(report));
       return 0;
     }
     if (cmd === 'fit') {

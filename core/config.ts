@@ -74,6 +74,21 @@ export interface SonomicsConfig {
     /** Default: the layout's protocol.heartbeatTimeoutMs. */
     heartbeatTimeoutMs?: number;
   };
+  /** CEUS perfusion analysis of the contrast pane (docs/perfusion.md). */
+  perfusion: {
+    enabled: boolean;
+    /**
+     * Undo the display's log compression: the scanner's contrast dynamic range (dB) and, optionally,
+     * the level of gray 0 (dB). Absent: the phantom's own when the source is the phantom, else off
+     * (the displayed gray levels are averaged as they are).
+     */
+    linearisation?: { dynamicRangeDb: number; offsetDb?: number } | false;
+    model: 'lognormal' | 'gammaVariate';
+    refitIntervalS: number;
+    saturationLimit: number;
+    /** A reference disc placed when tracking starts: B-mode pane pixels on the locked frame, radius mm. */
+    reference?: { x: number; y: number; radiusMm: number };
+  };
   /** Screen layout profiles by name (scanner model/mode): panes, scan sector, calibration. See docs/layout-profiles.md. */
   layouts: Record<string, LayoutProfile>;
 }
@@ -212,6 +227,28 @@ export const configSchema = {
         },
         reconnectMs: { type: 'integer', minimum: 100, maximum: 600000, default: 2000 },
         keepaliveS: { type: 'integer', minimum: 5, maximum: 3600, default: 30 },
+      },
+    },
+    perfusion: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        linearisation: {
+          anyOf: [
+            { const: false },
+            {
+              type: 'object', additionalProperties: false, required: ['dynamicRangeDb'],
+              properties: { dynamicRangeDb: { type: 'number', exclusiveMinimum: 0, maximum: 120 }, offsetDb: { type: 'number', minimum: -200, maximum: 200 } },
+            },
+          ],
+        },
+        model: { enum: ['lognormal', 'gammaVariate'], default: 'lognormal' },
+        refitIntervalS: { type: 'number', minimum: 0.2, maximum: 60, default: 1 },
+        saturationLimit: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.05 },
+        reference: {
+          type: 'object', additionalProperties: false, required: ['x', 'y', 'radiusMm'],
+          properties: { x: { type: 'number', minimum: 0 }, y: { type: 'number', minimum: 0 }, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 } },
+        },
       },
     },
     panel: {

@@ -100,7 +100,19 @@ const num = { type: 'number' } as const;
 const str = { type: 'string', minLength: 1 } as const;
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const nums = { type: 'array', items: num } as const;
-const FEATURE_KEY = '^(bmode|contrast)\\.(lesion|ring[0-9]+(p[0-9]+)?(mm|px))\\.(firstorder|shape2D|glcm|glrlm|glszm|gldm|ngtdm)_[A-Za-z0-9]+$';
+// A radiomics feature `<pane>.<region>.<class>_<Feature>`; the lesion's at a CEUS phase
+// `<phase>:<pane>.lesion.<class>_<Feature>` or its change between phases `<phase>-<phase>:...`;
+// or a perfusion parameter `perfusion.<region>.<P>` (relative to the reference: `r<P>`).
+const RADIOMICS_KEY = '(bmode|contrast)\\.(lesion|ring[0-9]+(p[0-9]+)?(mm|px))\\.(firstorder|shape2D|glcm|glrlm|glszm|gldm|ngtdm)_[A-Za-z0-9]+';
+const PHASE = '(pre|early|peak|late)';
+const PHASE_KEY = `${PHASE}(-${PHASE})?:(bmode|contrast)\\.lesion\\.(firstorder|shape2D|glcm|glrlm|glszm|gldm|ngtdm)_[A-Za-z0-9]+`;
+const PERFUSION_KEY = 'perfusion\\.(lesion|reference|ring[0-9]+(p[0-9]+)?(mm|px))\\.r?(AT|PE|TTP|RT|WiR|WiAUC|MTT|FT|WoR|AUC)';
+const FEATURE_KEY = `^(${RADIOMICS_KEY}|${PHASE_KEY}|${PERFUSION_KEY})$`;
+
+/** True for inputs that come from the session's perfusion analysis (phase, delta and perfusion terms), not from one frame. */
+export function isSessionTerm(name: string): boolean {
+  return name.startsWith('perfusion.') || name.includes(':');
+}
 
 /** The card's deep section (also checked on its own by core/deep.ts loadDeepModel). */
 export const deepSpecSchema = {

@@ -14,6 +14,7 @@ import type { LesionMask } from './mask.js';
 import type { ClinicalVariable } from './modelcard.js';
 import { computeRings, DEFAULT_RING_RADII_MM, planRings, regionContours, type RegionContours, type RingPlan, type RingSet } from './regions.js';
 import { checkBinWidth, codeClinicalInputs, modelRegions, RiskAggregator, type Box, type ClinicalValue, type FrameScore, type RiskModel, type RiskScore } from './risk.js';
+import { PerfusionAnalyzer, sessionMs, type PerfusionOptions, type PerfusionUpdate } from './perfusion/analyzer.js';
 import { LatestSlot } from './slot.js';
 import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } from './tracking.js';
 
@@ -34,6 +35,8 @@ export interface PipelineOptions {
   models?: RiskModel[];
   /** Scores aggregated over this many recent tracked frames. */
   scoreWindow?: number;
+  /** CEUS perfusion analysis of the contrast pane (default on, default options); false: off. */
+  perfusion?: PerfusionOptions | false;
 }
 
 export interface DisplayFrame {
@@ -46,6 +49,8 @@ export interface DisplayFrame {
   readonly truth?: unknown;
   /** The frame held while the pipeline is frozen (published again when a lock changes its outline). */
   readonly frozen?: boolean;
+  /** The perfusion reference region on this frame (pane coordinates, mm radius), when placed. */
+  readonly reference?: { x: number; y: number; radiusMm: number } | null;
 }
 
 export interface ScoreUpdate {
@@ -84,12 +89,15 @@ interface RiskJob extends ScoringJob { features: FeatureSet }
  * Events: 'display' (DisplayFrame), 'scores' (ScoreUpdate), 'frameError' (Error, Frame),
  * 'lock' (seq) when tracking (re)starts, 'lockError' (TrackingError, seq) when an outline is refused,
  * 'freeze' (frozen, seq) when the picture is held or released, 'models' (ids) when the scored set changes,
- * 'clinical' (values) when clinical inputs are set.
+ * 'clinical' (values) when clinical inputs are set, 'perfusion' (PerfusionUpdate) after each
+ * perfusion analysis, 'reference' (region or null) when the reference region is placed or removed.
  */
 export class Pipeline extends EventEmitter {
   readonly layout: Layout;
   readonly ringsMm: readonly number[];
   readonly models: RiskModel[];
+  /** The CEUS perfusion analysis (undefined when switched off). */
+  readonly perfusion: PerfusionAnalyzer | undefined;
   private readonly binWidth: number;
   /** Rings computed per frame: the displayed ones plus those the models read. */
   private readonly rings: RingPlan;
@@ -130,6 +138,34 @@ export class Pipeline extends EventEmitter {
     this.aggregators = this.models.map((m) => new RiskAggregator(m, opts.scoreWindow ?? 15));
     this.clinical = this.models.map(() => new Map());
     this.enabled = this.models.map(() => true);
+    if (opts.perfusion !== false) {
+      this.perfusion = new PerfusionAnalyzer(opts.perfusion ?? {});
+      this.perfusion.on('analysis', (u: PerfusionUpdate) => this.emit('perfusion', u));
+      this.perfusion.on('error', (e: Error) => process.emitWarning(`sonomics perfusion: ${e.message}`));
+    }
+  }
+
+  /**
+   * Places the perfusion reference region (a disc in normal tissue; pane coordinates of the frame
+   * last shown, radius in mm) or removes it (null). It follows the tracked lesion from there.
+   * Throws a RangeError naming the problem (nothing changes) when it is off the pane or the
+   * perfusion analysis is off.
+   */
+  setReference(ref: { x: number; y: number; radiusMm: number } | null): void {
+    if (!this.perfusion) throw new RangeError('the perfusion analysis is switched off (pipeline perfusion: false)');
+    const r = this.layout.panes.bmode.rect;
+    if (ref && !(ref.x >= 0 && ref.y >= 0 && ref.x < r.width && ref.y < r.height))
+      throw new RangeError(`reference (${ref.x}, ${ref.y}) lies outside the ${r.width}x${r.height} pane`);
+    const track = this.last?.shown?.track;
+    const center = track?.center;
+    this.perfusion.setReference(ref, center && Number.isFinite(center.x) ? center : { x: NaN, y: NaN }, track?.scale ?? 1);
+    this.emit('reference', ref);
+  }
+
+  /** Starts a new time-intensity curve (a new injection). */
+  resetPerfusion(): void {
+    if (!this.perfusion) throw new RangeError('the perfusion analysis is switched off (pipeline perfusion: false)');
+    this.perfusion.reset();
   }
 
   /** Ids of the models being scored, in card order. */
@@ -274,6 +310,7 @@ export class Pipeline extends EventEmitter {
     this.scoring.close();
     this.riskIn.close();
     await Promise.all(this.loops);
+    this.perfusion?.close();
   }
 
   stats(): PipelineStats {
@@ -368,9 +405,12 @@ export class Pipeline extends EventEmitter {
       rings = computeRings(track.mask, this.layout.panes.bmode, this.rings.radiiMm, this.layout.sector, this.rings.names);
       contours = regionContours(rings, this.ringsMm);
     }
+    // The time-intensity sample of this frame (a held frame shown again is not a new sample).
+    if (this.perfusion && track.state !== 'idle' && !this.frozenOn) this.perfusion.sample(lf, rings, track);
     t = this.mark('regions', t);
     this.counters.displayed++;
-    const shown: DisplayFrame = { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined };
+    const reference = this.perfusion && track.state !== 'idle' ? this.perfusion.referenceOn(track.center, track.scale) : null;
+    const shown: DisplayFrame = { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined, reference };
     held.shown = shown;
     this.last = held;
     this.emit('display', shown);
@@ -386,6 +426,7 @@ export class Pipeline extends EventEmitter {
     const live = job.track.state === 'tracking';
     const scores: RiskScore[] = [];
     if (live) {
+      this.perfusion?.addFeatures(sessionMs(job.lf.frame), job.features);
       for (const [k, a] of this.aggregators.entries()) if (this.enabled[k]) scores.push(a.add(await this.scoreFrame(k, job)));
     } else {
       // Frames from before a loss must not linger in the live median.
@@ -418,7 +459,8 @@ export class Pipeline extends EventEmitter {
         return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
       }
     }
-    return model.score(job.features, this.clinical[k], deep, seq);
+    const features = model.sessionTerms.length && this.perfusion ? { ...job.features, ...this.perfusion.scoreInputs() } : job.features;
+    return model.score(features, this.clinical[k], deep, seq);
   }
 
   /** A B-mode pane box in frame pixels on the given pane (the contrast pane through the layout geometry). */

@@ -5,7 +5,7 @@
 // (median with a 10-90 % band) so the overlay does not flicker.
 import { quantile, quantileSorted } from 'simple-statistics';
 import type { FeatureSet } from './features.js';
-import { DECISION_SUPPORT_NOTICE, termNames, type ClinicalVariable, type ModelCard } from './modelcard.js';
+import { DECISION_SUPPORT_NOTICE, isSessionTerm, termNames, type ClinicalVariable, type ModelCard } from './modelcard.js';
 
 export { DECISION_SUPPORT_NOTICE };
 
@@ -80,6 +80,8 @@ export class RiskModel {
   readonly clinical: readonly ClinicalVariable[];
   /** Regions the card's features read: `lesion`, `ring5mm`, `ring30px`, ... */
   readonly regions: ReadonlySet<string>;
+  /** Inputs from the session's perfusion analysis (phase, delta, perfusion terms). */
+  readonly sessionTerms: readonly string[];
   private readonly mean: Float64Array;
   private readonly std: Float64Array;
   private readonly coef: Float64Array;
@@ -92,7 +94,9 @@ export class RiskModel {
     this.deep = deep;
     this.terms = termNames(card);
     this.clinical = card.inputs.clinical ?? [];
-    this.regions = new Set(card.inputs.features.map((f) => f.split('.')[1]));
+    // Regions the pipeline must compute rings for (the reference region is the perfusion analysis' own).
+    this.regions = new Set(card.inputs.features.map((f) => f.split('.')[1]).filter((r) => r !== 'reference'));
+    this.sessionTerms = card.inputs.features.filter(isSessionTerm);
     this.mean = Float64Array.from(card.scaling.mean);
     this.std = Float64Array.from(card.scaling.std);
     this.coef = Float64Array.from(card.linearPredictor.coefficients);
@@ -125,6 +129,11 @@ export class RiskModel {
     const none = new Float64Array(0);
     if (missing.length)
       return { seq, status: 'incomplete', linearPredictor: NaN, value: NaN, contributions: none, missing, problem: `clinical input missing: ${missing.join(', ')}` };
+    // Phase, delta and perfusion inputs exist once the session's curve has been fitted: wait for them.
+    const waiting = this.sessionTerms.filter((f) => !Number.isFinite(features[f]));
+    if (waiting.length)
+      return { seq, status: 'incomplete', linearPredictor: NaN, value: NaN, contributions: none, missing: waiting,
+        problem: `waiting for the perfusion analysis: ${waiting.length > 3 ? `${waiting.slice(0, 3).join(', ')} and ${waiting.length - 3} more` : waiting.join(', ')}` };
     if (this.nDeep && (!deep || deep.length !== this.nDeep))
       return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: none, problem: 'deep features are not computed' };
     const c = new Float64Array(this.terms.length);

@@ -42,7 +42,7 @@ interface Client {
 
 let nextId = 0;
 async function client(url: string): Promise<Client> {
-  const ws = new WebSocket(url.replace('http', 'ws') + 'ws', ['sonomics.v2']);
+  const ws = new WebSocket(url.replace('http', 'ws') + 'ws', ['sonomics.v3']);
   const c = { ws, text: [], frames: [], invalid: [] } as unknown as Client;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) {
@@ -283,4 +283,39 @@ t.test('backpressure: a viewer that stops reading does not slow another; its fra
   t.equal(reader.skipped, 0, 'none skipped for the reading viewer');
   t.ok(staller.skipped >= 10, `per viewer: ${staller.skipped} skipped for the stalled one`);
   t.same(fast.invalid, []);
+});
+
+t.test('perfusion: the reference is placed and cleared from the page, a new injection restarts the curve, messages and exports carry the session', async (t) => {
+  const { url, entries, pipeline } = await setup(t);
+  const a = await client(url);
+  const b = await client(url);
+  await until(() => a.frames.some((f) => f.header.tracking.state === 'tracking'), 5000, 'tracking');
+  const c = a.frames.at(-1)!.header.tracking.center!;
+  t.match((await b.ask({ type: 'reference', x: 10, y: 10, radiusMm: 3 })).error, /^reference: only the controller/, 'viewers cannot place it');
+  t.match(await a.ask({ type: 'reference', x: c.x + 120, y: c.y - 60, radiusMm: 4 }), { type: 'ack', re: 'reference', result: { reference: { radiusMm: 4 } } });
+  await until(() => b.frames.some((f) => f.header.reference !== null), 3000, 'frames carry the reference');
+  const ref = b.frames.filter((f) => f.header.reference).at(-1)!.header;
+  const off = { x: ref.reference!.x - ref.tracking.center!.x, y: ref.reference!.y - ref.tracking.center!.y };
+  t.ok(Math.abs(off.x - 120) < 10 && Math.abs(off.y + 60) < 10, `the disc keeps its place beside the lesion (${off.x.toFixed(1)}, ${off.y.toFixed(1)})`);
+  t.match((await a.ask({ type: 'reference', x: -40, y: 10, radiusMm: 4 })).error, /^reference: reference \(-40, 10\) lies outside the \d+x\d+ pane/);
+  t.match((await a.ask({ type: 'reference', x: 40, y: 10, radiusMm: 50 })).error, /reference\.radiusMm: must be <= 20/);
+  t.match((await a.ask({ type: 'reference', x: 40 })).error, /either "x", "y" and "radiusMm", or "clear": true/);
+  await until(() => a.text.filter((m) => m.type === 'perfusion').length >= 2, 8000, 'perfusion messages');
+  const msg = a.text.filter((m) => m.type === 'perfusion').at(-1)! as { curve: { t: number[]; series: Record<string, unknown[]> }; notice: string; state: string };
+  t.match(msg.notice, /not for diagnosis/);
+  t.ok(msg.curve.t.length > 20 && 'lesion' in msg.curve.series && 'reference' in msg.curve.series, `the session's curve (${msg.curve.t.length} points)`);
+  t.ok(['too-few-frames', 'no-wash-in', 'rising', 'fitted'].includes(msg.state), `a state, not a made-up fit (${msg.state})`);
+  const csv = await (await fetch(`${url}api/perfusion.csv`)).text();
+  t.match(csv, /^t_s,lesion,(ring\w+,)+reference\n/, `the CSV export (${csv.slice(0, 60)})`);
+  const json = await (await fetch(`${url}api/perfusion.json`)).json() as { notice: string; curve: { t: number[] } };
+  t.match(json.notice, /not for diagnosis/);
+  t.ok(json.curve.t.length > 20, 'the JSON export');
+  const before = pipeline.perfusion!.stats.samples;
+  t.match(await a.ask({ type: 'perfusion', action: 'reset' }), { type: 'ack', result: { action: 'reset' } });
+  t.ok(pipeline.perfusion!.stats.samples < before, 'a new injection: the curve starts again');
+  t.match(await a.ask({ type: 'reference', clear: true }), { type: 'ack', result: { reference: null } });
+  await until(() => a.frames.at(-1)!.header.reference === null, 3000, 'the disc is gone');
+  t.same(a.invalid, [], 'every message the server sent matched its schema');
+  const audited = entries().filter((e) => e.what === 'reference' || e.what === 'perfusion').map((e) => e.what);
+  t.same(audited, ['reference', 'perfusion', 'reference'], 'placements and the reset are audited (refusals change nothing and are not)');
 });

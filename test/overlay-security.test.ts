@@ -86,12 +86,12 @@ t.test('the command line refuses a network address without a token, and names th
 t.test('with a token: the socket and /api/status need it; header or subprotocol; the page itself is public', async (t) => {
   const { url, wsUrl, server } = await serve(t, { token: TOKEN });
   t.equal((await attempt(wsUrl)).result, '401', 'no token');
-  t.equal((await attempt(wsUrl, ['sonomics.v2', 'bearer.wrong-token-0000000000'])).result, '401', 'wrong token');
-  const viaHeader = await attempt(wsUrl, ['sonomics.v2'], { headers: { Authorization: `Bearer ${TOKEN}` } });
+  t.equal((await attempt(wsUrl, ['sonomics.v3', 'bearer.wrong-token-0000000000'])).result, '401', 'wrong token');
+  const viaHeader = await attempt(wsUrl, ['sonomics.v3'], { headers: { Authorization: `Bearer ${TOKEN}` } });
   t.equal(viaHeader.result, 'open', 'Authorization header');
-  const viaProtocol = await attempt(wsUrl, ['sonomics.v2', `bearer.${TOKEN}`]);
+  const viaProtocol = await attempt(wsUrl, ['sonomics.v3', `bearer.${TOKEN}`]);
   t.equal(viaProtocol.result, 'open', 'bearer subprotocol (what a browser page sends)');
-  t.equal(viaProtocol.protocol, 'sonomics.v2', 'the chosen subprotocol is the protocol, never the token');
+  t.equal(viaProtocol.protocol, 'sonomics.v3', 'the chosen subprotocol is the protocol, never the token');
   viaHeader.ws!.close();
   viaProtocol.ws!.close();
   t.equal((await fetch(url + 'api/status')).status, 401);
@@ -121,12 +121,12 @@ t.test('TLS: https and wss from configured certificate files', async (t) => {
   t.match(url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
   t.match(wsUrl, /^wss:/);
   const ca = readFileSync(cert);
-  const ok = await attempt(wsUrl, ['sonomics.v2', `bearer.${TOKEN}`], { ca });
+  const ok = await attempt(wsUrl, ['sonomics.v3', `bearer.${TOKEN}`], { ca });
   t.equal(ok.result, 'open', 'wss with the token');
   const hello = await new Promise<Record<string, unknown>>((resolve) => ok.ws!.once('message', (d) => resolve(JSON.parse(String(d)))));
   t.equal(hello.type, 'hello');
   ok.ws!.close();
-  const untrusted = await attempt(wsUrl, ['sonomics.v2', `bearer.${TOKEN}`]);
+  const untrusted = await attempt(wsUrl, ['sonomics.v3', `bearer.${TOKEN}`]);
   t.match(untrusted.result, /self[- ]signed|certificate/i, 'a client that does not trust the certificate does not connect');
   // A plain-http client gets nothing from the TLS port.
   const plain = await fetch(url.replace('https', 'http')).then((r) => String(r.status), (e: Error) => e.message);
@@ -135,7 +135,7 @@ t.test('TLS: https and wss from configured certificate files', async (t) => {
 
 t.test('rate limit: a flood of messages is cut off with one error a second; the page carries on', async (t) => {
   const { wsUrl, server } = await serve(t, { controlRate: { perSecond: 5, burst: 10 } });
-  const ws = new WebSocket(wsUrl, ['sonomics.v2']);
+  const ws = new WebSocket(wsUrl, ['sonomics.v3']);
   const text: Array<Record<string, unknown>> = [];
   ws.on('message', (d, bin) => { if (!bin) text.push(JSON.parse(String(d))); });
   await new Promise((r) => ws.once('open', r));

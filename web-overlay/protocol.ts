@@ -1,4 +1,4 @@
-// The overlay WebSocket protocol, version 2 (docs/overlay-protocol.md). Every message both ways
+// The overlay WebSocket protocol, version 3 (docs/overlay-protocol.md). Every message both ways
 // has a JSON schema here: the server checks what a page sends against PAGE_MESSAGE_SCHEMA (an
 // error reply names the field and the problem) and what it sends itself against
 // SERVER_MESSAGE_SCHEMA (a message that fails is a bug: it is not sent, and counted).
@@ -7,24 +7,26 @@
 //   text   hello   {v, notice, viewer, layout, ringsMm, models, state}
 //   binary frame   [uint32 LE header length][header JSON = OverlayHeader][JPEG]: picture and
 //                  overlay travel in one message, so a contour is always drawn on its own frame
-//   text   scores  {v, seq, live, reason, trackingState, scores, tic}
+//   text   scores  {v, seq, live, reason, trackingState, scores}
+//   text   perfusion {v, notice, state, message, ..., curve, fit, regions, phases}   after each analysis (~1 s)
 //   text   state   {v, state}      after every change, to every viewer
 //   text   event   {v, event}      a marked event, to every viewer
 //   text   status  {v, stats}      every second
 //   text   ack     {v, re, id?, ...result}   the reply to a page message that was carried out
 //   text   error   {v, re, id?, error}       the reply to one that was not; nothing changed
 // Page -> server (text JSON; each gets exactly one reply, and the connection stays open):
-//   ping, control, layers, models, freeze, lock, clinical, record, mark
+//   ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DisplayFrame, ScoreUpdate } from '../core/pipeline.js';
+import type { PerfusionAnalyzer, PerfusionUpdate } from '../core/perfusion/analyzer.js';
+import { PARAMETER_NAMES } from '../core/perfusion/parameters.js';
 import type { Layout } from '../core/layout.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/modelcard.js';
-import { ringName } from '../core/regions.js';
 import type { RiskModel } from '../core/risk.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The WebSocket subprotocol a page asks for; a token may ride along as a second one ("bearer.<token>"). */
-export const SUBPROTOCOL = 'sonomics.v2';
+export const SUBPROTOCOL = 'sonomics.v3';
 
 export const LAYERS = ['contour', 'rings', 'scores', 'tic'] as const;
 export type LayerName = (typeof LAYERS)[number];
@@ -71,10 +73,9 @@ export interface OverlayHeader {
   rings: Array<{ mm: number; contour: number[] }>;
   /** True for the frame held on screen while frozen (re-sent when a lock changes its outline). */
   frozen: boolean;
+  /** The perfusion reference disc on this frame (pane coordinates, radius mm), when placed. */
+  reference: { x: number; y: number; radiusMm: number } | null;
 }
-
-/** One time-intensity point: mean display intensity of each region in the contrast pane. */
-export interface TicPoint { seq: number; tMs: number; lesion: number | null; rings: Array<{ mm: number; mean: number | null }> }
 
 // ---- Page -> server -------------------------------------------------------------------------
 
@@ -87,9 +88,11 @@ export type PageMessage =
   | { type: 'lock'; id?: string; polygon?: number[]; ellipse?: { cx: number; cy: number; rx: number; ry: number } }
   | { type: 'clinical'; id?: string; values: Record<string, number | boolean | string | null> }
   | { type: 'record'; id?: string; action: 'start' | 'stop' }
-  | { type: 'mark'; id?: string; label?: string };
+  | { type: 'mark'; id?: string; label?: string }
+  | { type: 'reference'; id?: string; x?: number; y?: number; radiusMm?: number; clear?: true }
+  | { type: 'perfusion'; id?: string; action: 'reset' };
 
-export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark'] as const;
+export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark', 'reference', 'perfusion'] as const;
 
 const requestId = { type: 'string', maxLength: 64, description: 'echoed in the reply' };
 const page = (type: string, properties: Record<string, unknown>, required: string[] = [], extra: Record<string, unknown> = {}) => ({
@@ -99,7 +102,7 @@ const page = (type: string, properties: Record<string, unknown>, required: strin
 const finiteNumber = { type: 'number' };
 
 export const PAGE_MESSAGE_SCHEMA = {
-  $id: 'sonomics-overlay-page-message-v2',
+  $id: 'sonomics-overlay-page-message-v3',
   type: 'object', required: ['type'], discriminator: { propertyName: 'type' },
   oneOf: [
     page('ping', {}),
@@ -128,6 +131,11 @@ export const PAGE_MESSAGE_SCHEMA = {
     }, ['values']),
     page('record', { action: { enum: ['start', 'stop'] } }, ['action']),
     page('mark', { label: { type: 'string', maxLength: 120 } }),
+    page('reference', {
+      // Pane coordinates (pixels) of the frame shown; the pipeline checks they lie on the pane.
+      x: finiteNumber, y: finiteNumber, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 }, clear: { const: true },
+    }, [], { oneOf: [{ required: ['x', 'y', 'radiusMm'] }, { required: ['clear'] }], description: 'either "x", "y" and "radiusMm", or "clear": true' }),
+    page('perfusion', { action: { const: 'reset' } }, ['action']),
   ],
 } as const;
 
@@ -164,7 +172,16 @@ const scoreSchema = {
     frames: int, seq: int, researchUseOnly: bool, notice: { const: DECISION_SUPPORT_NOTICE },
   },
 };
-const ticSchema = closed({ seq: int, tMs: num, lesion: nullable(num), rings: { type: 'array', items: closed({ mm: num, mean: nullable(num) }) } });
+const nums = { type: 'array', items: num };
+const nullableNums = { type: 'array', items: nullable(num) };
+const perfusionState = { enum: ['too-few-frames', 'no-wash-in', 'rising', 'saturated', 'poor-fit', 'fitted'] };
+const perfusionRegionSchema = closed({
+  name: str, state: perfusionState, message: str, n: int, arrivalS: nullable(num),
+  rSquared: closed({ lognormal: nullable(num), gammaVariate: nullable(num) }),
+  parameters: nullable(closed(Object.fromEntries(PARAMETER_NAMES.map((p) => [p, num])))),
+  relative: nullable({ type: 'object', additionalProperties: nullable(num) }),
+});
+const windowSchema = { type: 'array', minItems: 2, maxItems: 2, items: nullable(num), description: '[start, end] s; end null = open' };
 const modelSchema = closed({
   id: str, version: str, sha256: str, task: str, intendedUse: str, researchUseOnly: bool, link: { enum: ['logistic', 'cox'] },
   categories: { type: 'object' }, performance: nullable({ type: 'object' }), radScore: bool,
@@ -182,10 +199,11 @@ export const FRAME_HEADER_SCHEMA = closed({
   type: { const: 'frame' }, v: { const: PROTOCOL_VERSION }, seq: int, width: int, height: int, captureMs: num,
   tracking: closed({ state: { enum: ['idle', 'tracking', 'uncertain', 'lost'] }, reason: nullable(str), confidence: num, center: nullable(closed({ x: num, y: num })), scale: num }),
   lesion: nullable(contour), rings: { type: 'array', items: closed({ mm: num, contour }) }, frozen: bool,
+  reference: nullable(closed({ x: num, y: num, radiusMm: num })),
 });
 
 export const SERVER_MESSAGE_SCHEMA = {
-  $id: 'sonomics-overlay-server-message-v2',
+  $id: 'sonomics-overlay-server-message-v3',
   type: 'object', required: ['type'], discriminator: { propertyName: 'type' },
   oneOf: [
     server('hello', {
@@ -196,7 +214,16 @@ export const SERVER_MESSAGE_SCHEMA = {
     }),
     server('scores', {
       seq: int, live: bool, reason: nullable(str), trackingState: { enum: ['idle', 'tracking', 'uncertain', 'lost'] },
-      scores: { type: 'array', items: scoreSchema }, tic: nullable(ticSchema),
+      scores: { type: 'array', items: scoreSchema },
+    }),
+    server('perfusion', {
+      notice: { const: DECISION_SUPPORT_NOTICE }, state: perfusionState, message: str, model: { enum: ['lognormal', 'gammaVariate'] },
+      units: str, durationS: num,
+      counts: closed({ samples: int, uncertain: int, lost: int, idle: int, skippedAnalyses: int, analyses: int, decimations: int }),
+      curve: closed({ t: nums, series: { type: 'object', additionalProperties: nullableNums } }),
+      fit: nullable(closed({ t: nums, series: { type: 'object', additionalProperties: nums } })),
+      regions: { type: 'array', items: perfusionRegionSchema },
+      phases: nullable(closed({ pre: windowSchema, early: windowSchema, peak: windowSchema, late: windowSchema })),
     }),
     server('state', { state: stateSchema }),
     server('event', { event: closed({ kind: { const: 'mark' }, label: str, seq: nullable(int), at: str, by: str }) }),
@@ -314,22 +341,42 @@ export function overlayHeader(d: DisplayFrame, frozen = false): OverlayHeader {
     lesion: d.contours ? Array.from(d.contours.lesion) : null,
     rings: d.contours ? d.contours.ringsMm.map((mm, k) => ({ mm, contour: Array.from(d.contours!.rings[k]) })) : [],
     frozen,
+    reference: d.reference ? { x: round(d.reference.x, 2), y: round(d.reference.y, 2), radiusMm: d.reference.radiusMm } : null,
   };
 }
 
-/** The time-intensity point of a scored frame: contrast-pane mean of the lesion and of the shown rings. */
-export function ticPoint(u: ScoreUpdate, ringsMm: readonly number[]): TicPoint | null {
-  const f = u.features;
-  if (!f || u.captureMs === undefined) return null;
-  const mean = (region: string) => finite(f[`contrast.${region}.firstorder_Mean`] ?? NaN);
-  return { seq: u.seq, tMs: u.captureMs, lesion: mean('lesion'), rings: ringsMm.map((mm) => ({ mm, mean: mean(ringName(mm, 'mm')) })) };
-}
-
-export function scoresMessage(u: ScoreUpdate, ringsMm: readonly number[] = []) {
+export function scoresMessage(u: ScoreUpdate) {
   return {
     type: 'scores', v: PROTOCOL_VERSION, seq: u.seq, live: u.live, reason: u.reason ?? null, trackingState: u.trackingState,
     scores: u.scores.map((s) => ({ ...s, value: finite(s.value), linearPredictor: finite(s.linearPredictor), cutoff: finite(s.cutoff), band: s.band.map(finite), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
-    tic: u.live ? ticPoint(u, ringsMm) : null,
+  };
+}
+
+/** Finite numbers as they are, anything else (NaN, ±Infinity) as null: JSON has no such numbers. */
+const orNull = (v: number) => (Number.isFinite(v) ? v : null);
+
+/**
+ * The perfusion message after an analysis: the session's curve (at most curvePoints samples), the
+ * chosen model's fitted curves, per region its state, fit quality, parameters and relative
+ * parameters, and the lesion's phases.
+ */
+export function perfusionMessage(u: PerfusionUpdate, analyzer: PerfusionAnalyzer, curvePoints = 600) {
+  const a = u.analysis;
+  const c = analyzer.curves(curvePoints);
+  const { decimations, ...counts } = u.counts;
+  return {
+    type: 'perfusion', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE, state: a.state, message: a.message, model: a.model,
+    units: analyzer.linearisation ? 'linearised echo power (a.u.)' : 'display gray level', durationS: a.durationS,
+    counts: { ...counts, decimations },
+    curve: { t: c.t.map((x) => round(x, 3)), series: Object.fromEntries(Object.entries(c.series).map(([k, v]) => [k, v.map((x) => (x === null ? null : orNull(x)))])) },
+    fit: a.curves,
+    regions: a.regions.map((r) => ({
+      name: r.name, state: r.state, message: r.message, n: r.n, arrivalS: r.arrivalS === null ? null : orNull(r.arrivalS),
+      rSquared: { lognormal: r.fits.lognormal ? orNull(r.fits.lognormal.rSquared) : null, gammaVariate: r.fits.gammaVariate ? orNull(r.fits.gammaVariate.rSquared) : null },
+      parameters: r.parameters && Object.fromEntries(PARAMETER_NAMES.map((p) => [p, r.parameters![p]])),
+      relative: r.relative,
+    })),
+    phases: a.phases && Object.fromEntries(Object.entries(a.phases).map(([k, w]) => [k, (w as number[]).map(orNull)])),
   };
 }
 

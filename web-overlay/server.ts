@@ -17,10 +17,12 @@ import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import { ellipseMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
 import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
+import { perfusionCsv, perfusionJson } from '../core/perfusion/export.js';
+import type { PerfusionUpdate } from '../core/perfusion/analyzer.js';
 import { serveMetrics, type TelemetryMetrics } from '../device/telemetry/metrics.js';
 import { checkBinding, originAllowed, presentedToken, RateLimiter, tokenMatches } from './auth.js';
 import {
-  encodeFrameMessage, helloMessage, LAYERS, overlayHeader, parsePageMessage, PROTOCOL_VERSION, scoresMessage, serverMessageProblems, SUBPROTOCOL,
+  encodeFrameMessage, helloMessage, LAYERS, overlayHeader, parsePageMessage, perfusionMessage, PROTOCOL_VERSION, scoresMessage, serverMessageProblems, SUBPROTOCOL,
   type Layers, type OverlayState, type PageMessage, type RecordingState,
 } from './protocol.js';
 
@@ -138,7 +140,8 @@ export class OverlayServer extends EventEmitter {
   private counters = { encoded: 0, encodeDropped: 0, sent: 0, skipped: 0, rateLimited: 0, refused: 0, invalidOutgoing: 0 };
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly onDisplay = (d: DisplayFrame) => this.display(d);
-  private readonly onScores = (u: ScoreUpdate) => this.broadcast(scoresMessage(u, this.opts.pipeline.ringsMm));
+  private readonly onScores = (u: ScoreUpdate) => this.broadcast(scoresMessage(u));
+  private readonly onPerfusion = (u: PerfusionUpdate) => this.broadcast(perfusionMessage(u, this.opts.pipeline.perfusion!));
   private readonly onStateChange = () => this.broadcastState();
 
   constructor(opts: OverlayServerOptions) {
@@ -192,6 +195,7 @@ export class OverlayServer extends EventEmitter {
         const p = this.opts.pipeline;
         p.on('display', this.onDisplay);
         p.on('scores', this.onScores);
+        p.on('perfusion', this.onPerfusion);
         for (const e of ['freeze', 'models', 'clinical']) p.on(e, this.onStateChange);
         this.statusTimer = setInterval(() => this.broadcast({ type: 'status', v: PROTOCOL_VERSION, stats: this.statusPayload() }), this.opts.statusIntervalMs);
         this.statusTimer.unref();
@@ -212,6 +216,7 @@ export class OverlayServer extends EventEmitter {
     const p = this.opts.pipeline;
     p.off('display', this.onDisplay);
     p.off('scores', this.onScores);
+    p.off('perfusion', this.onPerfusion);
     for (const e of ['freeze', 'models', 'clinical']) p.off(e, this.onStateChange);
     if (this.statusTimer) clearInterval(this.statusTimer);
     // Stop accepting first: a page that reconnects while the socket server is closing would
@@ -292,7 +297,7 @@ export class OverlayServer extends EventEmitter {
     res.setHeader('Cache-Control', 'no-store');
     if (this.opts.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { Allow: 'GET, HEAD' }).end('method not allowed\n'); return; }
-    const data = url.pathname === '/api/status' || (url.pathname === '/metrics' && this.opts.metrics !== undefined);
+    const data = url.pathname === '/api/status' || url.pathname.startsWith('/api/perfusion') || (url.pathname === '/metrics' && this.opts.metrics !== undefined);
     // The figures need the token when one is set; the page itself holds no data.
     if (data && this.opts.token !== undefined && !tokenMatches(presentedToken(req), this.opts.token)) {
       res.writeHead(401, { 'Content-Type': 'text/plain', 'WWW-Authenticate': 'Bearer' }).end('an access token is required (Authorization: Bearer <token>)\n');
@@ -300,6 +305,16 @@ export class OverlayServer extends EventEmitter {
     }
     if (url.pathname === '/api/status') {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.statusPayload()));
+      return;
+    }
+    // The session's perfusion export: the curve (CSV) or the whole analysis (JSON).
+    const perfusion = this.opts.pipeline.perfusion;
+    if (url.pathname === '/api/perfusion.csv' || url.pathname === '/api/perfusion.json') {
+      if (!perfusion) { res.writeHead(404, { 'Content-Type': 'text/plain' }).end('the perfusion analysis is switched off\n'); return; }
+      const csv = url.pathname.endsWith('.csv');
+      const name = `sonomics-perfusion-${new Date().toISOString().replace(/[:.]/g, '-')}.${csv ? 'csv' : 'json'}`;
+      res.writeHead(200, { 'Content-Type': csv ? 'text/csv' : 'application/json', 'Content-Disposition': `attachment; filename="${name}"` })
+        .end(csv ? perfusionCsv(perfusion) : JSON.stringify(perfusionJson(perfusion)));
       return;
     }
     if (url.pathname === '/metrics' && this.opts.metrics) {
@@ -435,6 +450,25 @@ export class OverlayServer extends EventEmitter {
       case 'mark': {
         const event = this.mark(msg.label ?? '', who);
         return { seq: event.seq, at: event.at };
+      }
+      case 'reference': {
+        const ref = msg.clear ? null : { x: msg.x!, y: msg.y!, radiusMm: msg.radiusMm! };
+        try {
+          p.setReference(ref);
+        } catch (e) {
+          throw new Refusal(`reference: ${(e as Error).message}`);
+        }
+        this.audit(who, 'reference', { reference: ref });
+        return { reference: ref };
+      }
+      case 'perfusion': {
+        try {
+          p.resetPerfusion();
+        } catch (e) {
+          throw new Refusal(`perfusion: ${(e as Error).message}`);
+        }
+        this.audit(who, 'perfusion', { action: 'reset' });
+        return { action: 'reset' };
       }
     }
   }
