@@ -27,6 +27,10 @@ t.test('JSON and YAML files, partial, defaults filled', async (t) => {
   t.same(y.pipeline.ringsMm, [2, 4]);
   t.equal(y.source.phantom.fps, 60);
   t.equal(y.pipeline.binWidth, 25);
+  t.same(y.perfusion, { enabled: true, model: 'lognormal', refitIntervalS: 1, saturationLimit: 0.05 }, 'perfusion defaults: on, lognormal, no linearisation unless configured');
+  const lin = resolveConfig({ perfusion: { linearisation: { dynamicRangeDb: 45 }, reference: { x: 100, y: 40, radiusMm: 4 } } });
+  t.same(lin.perfusion.linearisation, { dynamicRangeDb: 45 });
+  t.equal(resolveConfig({ perfusion: { linearisation: false } }).perfusion.linearisation, false);
 });
 
 t.test('invalid configs are refused with the key and the reason', async (t) => {
@@ -37,6 +41,10 @@ t.test('invalid configs are refused with the key and the reason', async (t) => {
   bad({ pipeline: { tracker: { lostBelow: 0.9, uncertainBelow: 0.5 } } }, /pipeline\.tracker\.lostBelow/);
   bad({ source: { phantom: { fps: 'fast' } } }, /source\.phantom\.fps: must be number/);
   bad({ source: { type: 'webcam' } }, /source\.type: must be equal to one of the allowed values/);
+  bad({ perfusion: { model: 'spline' } }, /perfusion\.model: must be equal to one of the allowed values/);
+  bad({ perfusion: { linearisation: { dynamicRangeDb: 500 } } }, /perfusion\.linearisation/);
+  bad({ perfusion: { reference: { x: 10, y: 10, radiusMm: 90 } } }, /perfusion\.reference\.radiusMm: must be <= 20/);
+  bad({ perfusion: { saturationLimit: 1 } }, /perfusion\.saturationLimit: must be < 1/);
   // Several problems are all named.
   const e = errorOf(() => resolveConfig({ overlay: { port: -1, jpegQuality: 5 } }));
   t.ok(e instanceof ConfigError && /overlay\.port/.test(e.message) && /overlay\.jpegQuality/.test(e.message), e?.message ?? "no error");
