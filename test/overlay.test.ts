@@ -87,7 +87,7 @@ t.test('malformed messages get an error reply naming the problem, and the connec
   const { ws, got } = await openSocket(url);
   const cases: Array<[string, string | Buffer, string]> = [
     ['not JSON', '{not json', 'message is not valid JSON'],
-    ['unknown type', JSON.stringify({ type: 'launch-missiles' }), 'unknown message type "launch-missiles" (known: ping, control, layers, models, freeze, lock, clinical, record, mark)'],
+    ['unknown type', JSON.stringify({ type: 'launch-missiles' }), 'unknown message type "launch-missiles" (known: ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion)'],
     ['not an object', JSON.stringify([1, 2]), 'message must be an object with a string "type"'],
     ['type not a string', JSON.stringify({ type: 7 }), 'message must be an object with a string "type"'],
     ['binary', Buffer.from([1, 2, 3]), 'binary messages are not accepted from the page'],
@@ -173,7 +173,7 @@ t.test('lock with a polygon: the server builds the mask and tracking restarts fr
   await until(replied, 2000, 'lock reply');
   const reply = replyTo(got, 'p1')!;
   const expected = polygonMask(r.width, r.height, polygon);
-  t.same(reply, { type: 'ack', v: 2, re: 'lock', id: 'p1', result: { shape: 'polygon', points: 8, area: maskStats(expected).area, seq: spy.events[0] } }, 'ack, with the seq of the frame it was taken on');
+  t.same(reply, { type: 'ack', v: 3, re: 'lock', id: 'p1', result: { shape: 'polygon', points: 8, area: maskStats(expected).area, seq: spy.events[0] } }, 'ack, with the seq of the frame it was taken on');
   t.equal(spy.masks.length, 1, 'one mask handed to pipeline.lockLesion');
   t.same([spy.masks[0].width, spy.masks[0].height], [r.width, r.height], 'B-mode pane sized');
   t.ok(Buffer.from(spy.masks[0].data).equals(Buffer.from(expected.data)), 'the mask is polygonMask of the outline');
@@ -253,7 +253,7 @@ t.test('bad lock messages: an error naming the field and problem, nothing change
     await until(() => got.text.length > n && got.text.slice(n).some((m) => m.type !== 'status' && m.type !== 'scores'), 2000, `reply to ${what}`);
     const reply = got.text.slice(n).find((m) => m.type !== 'status' && m.type !== 'scores')!;
     t.equal(reply.type, 'error', `${what}: error reply`);
-    t.equal(reply.v, 2);
+    t.equal(reply.v, 3);
     t.equal(reply.re, 'lock');
     t.match(reply.error, re, `${what}: ${reply.error}`);
   }

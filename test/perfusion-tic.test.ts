@@ -115,7 +115,8 @@ t.test('the analyzer: a phantom bolus is fitted in the worker; parameters, relat
   // Features of "scored frames" across the session, so every phase has some.
   for (let s = 0; s < 45; s += 0.5) a.addFeatures(s * 1000, { 'contrast.lesion.firstorder_Mean': 10 + s, 'bmode.ring3mm.firstorder_Mean': 1 });
   let final = await a.analyseNow();
-  for (let k = 0; k < 50 && !final; k++) final = await a.analyseNow();   // one may still be running
+  // One may still be running in the worker: try again, a little later, a bounded number of times.
+  for (let k = 0; k < 100 && !final; k++) { await new Promise((r) => setTimeout(r, 50)); final = await a.analyseNow(); }
   t.ok(final, 'an analysis ran');
   t.ok(updates.length >= 2, `analyses ran in the worker as the curve grew (${updates.length})`);
   t.equal(final!.state, 'fitted', final!.message);
