@@ -7,11 +7,9 @@
 // not parameters.
 import { detectBolus } from './arrival.js';
 import { fitBolus, fitQuality } from './fit.js';
-import { evaluateBolusCurve, type BolusModelName } from './models.js';
+import { BOLUS_MODELS, evaluateBolusCurve, type BolusModelName } from './models.js';
 import { bolusParameters, relativeParameters, type PerfusionParameters } from './parameters.js';
 import { phaseWindows, type PhaseWindows } from './phases.js';
-
-export const BOLUS_MODELS: readonly BolusModelName[] = ['lognormal', 'gammaVariate'];
 
 /** Where a region's analysis stands; only 'fitted' carries parameters. */
 export type PerfusionState = 'too-few-frames' | 'no-wash-in' | 'rising' | 'saturated' | 'poor-fit' | 'fitted';
