@@ -33,7 +33,7 @@ const INTERVAL_MS = 1000 / FPS;
 /** Frames run through the pipeline after the viewers connect and before the window opens. */
 const SETTLE_MS = 1000;
 const CHROMIUM = '/usr/bin/chromium';
-const SUBPROTOCOL = 'sonomics.v2';
+const SUBPROTOCOL = 'sonomics.v3';
 /** Every sample list is bounded. */
 const MAX_SAMPLES = 100_000;
 

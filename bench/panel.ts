@@ -238,7 +238,7 @@ function renderChild(): void {
 
 /** Child: one overlay page; reports every state's `frozen` with its arrival time (epoch ms). */
 function pageChild(url: string): void {
-  const ws = new WebSocket(url.replace('http', 'ws') + 'ws', ['sonomics.v2']);
+  const ws = new WebSocket(url.replace('http', 'ws') + 'ws', ['sonomics.v3']);
   ws.on('message', (data: Buffer, binary: boolean) => {
     if (binary) return;
     const at = performance.timeOrigin + performance.now();

@@ -160,6 +160,12 @@ export class Pipeline extends EventEmitter {
     const center = track?.center;
     this.perfusion.setReference(ref, center && Number.isFinite(center.x) ? center : { x: NaN, y: NaN }, track?.scale ?? 1);
     this.emit('reference', ref);
+    // While frozen no new frame comes: show the held one again with the disc where it now is.
+    const held = this.frozenOn?.shown;
+    if (held) {
+      const reference = held.track.state !== 'idle' ? this.perfusion.referenceOn(held.track.center, held.track.scale) : null;
+      this.emit('display', { ...held, reference, frozen: true } satisfies DisplayFrame);
+    }
   }
 
   /** Starts a new time-intensity curve (a new injection). */

@@ -19,8 +19,25 @@ export interface Rect { x: number; y: number; width: number; height: number }
 export interface PaneInfo { rect: Rect; spacingX: number; spacingY: number }
 export interface Header {
   seq: number; width: number; height: number; frozen: boolean;
-  tracking: { state: string; reason: string | null; confidence: number; center: { x: number; y: number } | null };
+  tracking: { state: string; reason: string | null; confidence: number; center: { x: number; y: number } | null; scale: number };
   lesion: number[] | null; rings: Array<{ mm: number; contour: number[] }>;
+  /** The perfusion reference disc (B-mode pane coordinates, radius mm), when placed. */
+  reference: { x: number; y: number; radiusMm: number } | null;
+}
+export type PerfusionState = 'too-few-frames' | 'no-wash-in' | 'rising' | 'saturated' | 'poor-fit' | 'fitted';
+/** A perfusion message (protocol v3), as far as the tests read it. */
+export interface PerfusionMessage {
+  type: 'perfusion'; v: number; notice: string; state: PerfusionState; message: string; model: 'lognormal' | 'gammaVariate'; units: string; durationS: number;
+  counts: { samples: number; uncertain: number; lost: number; idle: number; skippedAnalyses: number; analyses: number; decimations: number };
+  curve: { t: number[]; series: Record<string, Array<number | null>> };
+  fit: { t: number[]; series: Record<string, number[]> } | null;
+  regions: Array<{
+    name: string; state: PerfusionState; message: string; n: number; arrivalS: number | null;
+    rSquared: { lognormal: number | null; gammaVariate: number | null };
+    parameters: Record<'AT' | 'PE' | 'TTP' | 'RT' | 'WiR' | 'WiAUC' | 'MTT' | 'FT' | 'WoR' | 'AUC', number> | null;
+    relative: Record<string, number | null> | null;
+  }>;
+  phases: Record<'pre' | 'early' | 'peak' | 'late', [number | null, number | null]> | null;
 }
 export interface OverlayState {
   frozen: boolean; frozenSeq: number | null; layers: Record<'contour' | 'rings' | 'scores' | 'tic', boolean>; models: string[];
@@ -36,7 +53,17 @@ export interface PageState {
   viewer: { id: string; role: string } | null;
   state: OverlayState | null;
   scores: { seq: number; live: boolean; scores: Array<{ modelId: string; status: string; value: number | null }> } | null;
-  ticPoints: Array<{ seq: number; tMs: number; lesion: number | null }>;
+  /** The last perfusion message (null before the first, and after New injection until the next). */
+  perfusion: PerfusionMessage | null;
+  /** Perfusion messages not shown: analyses of a curve restarted meanwhile (New injection). */
+  perfusionStale: number;
+  /** What the perfusion chart drew last. */
+  chart: { drawn: boolean; points: number; x?: [number, number]; y?: [number, number]; series?: string[]; fits?: string[]; phases?: Array<{ phase: string; from: number; to: number }> } | null;
+  /** The reference disc as drawn on each pane in the last redraw (canvas pixels). */
+  referenceDrawn: Array<{ pane: 'bmode' | 'contrast'; cx: number; cy: number; rx: number; ry: number }>;
+  referenceTool: boolean;
+  referencePlaced: { pane: 'bmode' | 'contrast'; x: number; y: number; seq: number | null; center: { x: number; y: number } | null } | null;
+  exports: Array<{ format: string; status: number; name?: string; bytes?: number }>;
   events: Array<{ kind: string; label: string; seq: number | null; by: string }>;
   errors: string[];
   replies: Reply[];
@@ -129,8 +156,8 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
 export function pageState(page: Page): Promise<PageState> {
   return page.evaluate(() => {
     const s = (window as unknown as { __sonomics: PageState }).__sonomics;
-    const { connected, framesDrawn, lastHeader, layout, viewer, state, scores, ticPoints, events, errors, replies, proposal, tool, trackingState } = s;
-    return JSON.parse(JSON.stringify({ connected, framesDrawn, lastHeader, layout, viewer, state, scores, ticPoints, events, errors, replies, proposal, tool, trackingState })) as PageState;
+    const { connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState } = s;
+    return JSON.parse(JSON.stringify({ connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState })) as PageState;
   });
 }
 
@@ -181,6 +208,8 @@ export async function screenshotRgb(page: Page, path?: string): Promise<Rgb> {
 export const isContourColour = (r: number, g: number, b: number) => r > 170 && g > 140 && b < 110 && r - b > 90;
 /** Ring colours (#39c0ff, #5b8cff, #a070ff): blue dominates. */
 export const isRingColour = (r: number, g: number, b: number) => b > 190 && b - r > 50 && b - g > 15;
+/** The perfusion reference colour (#a0e060, lime): green dominates, little blue. */
+export const isReferenceColour = (r: number, g: number, b: number) => g > 170 && g - r > 20 && g - b > 80;
 
 /** Is there a pixel of this colour within `radius` (screen px) of (x, y)? */
 export function colourNear(img: Rgb, x: number, y: number, radius: number, test: (r: number, g: number, b: number) => boolean): boolean {

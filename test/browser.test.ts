@@ -7,16 +7,17 @@ import {
   canvasPixelsOn, colourNear, fraction, isContourColour, isRingColour, maskBoundary, openPage, pageState, screenMapper, screenshotRgb, startDemo, waitPage,
 } from './browser-helpers.js';
 
-t.test('the contour is drawn where the phantom\'s ground truth says the lesion is; the page shows score, TIC, status and the notice', async (t) => {
+t.test('the contour is drawn where the phantom\'s ground truth says the lesion is; the page shows score, perfusion curve, status and the notice', async (t) => {
   const demo = await startDemo(t);
   if (!demo) return;
   const { page, problems } = await openPage(demo.browser, demo.url);
 
   // A nice state for the picture: tracking, a live score, and some seconds of the time-intensity curve.
   await waitPage(page, (s) => s.trackingState === 'tracking' && !!s.scores?.live && s.scores.scores[0]?.status === 'ok', 'a live score');
-  await waitPage(page, (s) => s.ticPoints.length > 20 && s.ticPoints.at(-1)!.tMs - s.ticPoints[0].tMs > 9000, 'nine seconds of time-intensity points');
+  await waitPage(page, (s) => { const t = s.perfusion?.curve.t ?? []; return t.length > 20 && t.at(-1)! - t[0] > 9; }, 'a perfusion curve spanning nine seconds');
   t.match(await page.textContent('#notice'), /not for diagnosis/, 'the notice in the header');
   t.match(await page.textContent('#scores-notice'), /not for diagnosis/, 'and under the scores');
+  t.match(await page.textContent('#perfusion-notice'), /not for diagnosis/, 'and on the perfusion card');
   t.match(await page.textContent('#model-versions'), /busi-malignancy v1\.0\.0/, 'model version in the header');
   const scores = (await page.textContent('#scores')) ?? '';
   t.match(scores, /busi-malignancy v1\.0\.0/, 'model id and version on the gauge');
@@ -30,7 +31,7 @@ t.test('the contour is drawn where the phantom\'s ground truth says the lesion i
     /viewers\s*1/, /controller\s*v1 \(this screen\)/, /panel\s*not configured/, /telemetry\s*not configured/, /recording\s*off/])
     t.match(status, re, `status: ${re.source}`);
   t.match(await page.textContent('#role'), /In control \(v1\)/, 'the first page has control');
-  t.equal(await page.isVisible('#tic'), true, 'TIC chart shown');
+  t.equal(await page.isVisible('#perfusion-chart'), true, 'perfusion chart shown');
   t.equal(await page.textContent('#clinical-none'), 'The loaded models read no clinical inputs.', 'the shipped model reads no clinical inputs');
   t.equal(await page.locator('#clinical-fields [data-name]').count(), 0, 'so no clinical field');
 
@@ -147,12 +148,12 @@ t.test('layer toggles by click: contour, rings, scores and TIC follow the shared
   t.equal(await page.isVisible('#risk-card'), false, 'scores panel hidden');
   await page.click('#layer-tic');
   await waitPage(page, (s) => s.state?.layers.tic === false, 'state.layers.tic false');
-  t.equal(await page.isVisible('#tic-card'), false, 'TIC panel hidden');
+  t.equal(await page.isVisible('#perfusion-card'), false, 'perfusion card hidden');
   await page.click('#layer-scores');
   await page.click('#layer-tic');
   await waitPage(page, (s) => !!s.state?.layers.scores && !!s.state.layers.tic, 'scores and TIC back on');
   t.equal(await page.isVisible('#risk-card'), true, 'scores panel shown');
-  t.equal(await page.isVisible('#tic-card'), true, 'TIC panel shown');
+  t.equal(await page.isVisible('#perfusion-card'), true, 'perfusion card shown');
 
   // While frozen no new frame comes: the toggle redraws the held frame itself.
   await page.click('#freeze');

@@ -134,7 +134,15 @@ t.test('the analyzer: a phantom bolus is fitted in the worker; parameters, relat
   const delta = inputs['peak-pre:contrast.lesion.firstorder_Mean'];
   t.ok(Math.abs(delta - (inputs['peak:contrast.lesion.firstorder_Mean'] - inputs['pre:contrast.lesion.firstorder_Mean'])) < 1e-9, 'delta = peak - pre');
   t.ok(delta > 5, 'the feature grew between pre-contrast and peak (it grows with time here)');
+  // A reference moved: its series starts afresh (one series, one place).
+  t.ok(a.curves().series.reference.some((v) => v !== null), 'the reference has a curve');
+  a.setReference({ x: 10, y: 10, radiusMm: 3 }, { x: 0, y: 0 });
+  t.ok(a.curves().series.reference.every((v) => v === null), 'moved: the old place\'s values are gone');
+  t.ok(a.curves().series.lesion.every((v) => v !== null), 'the other regions keep theirs');
+  // An analysis still running when a new injection starts is dropped: it belongs to the old curve.
+  const running = a.analyseNow();
   a.reset();
+  t.equal(await running, undefined, 'the running analysis is dropped');
   t.equal(a.analysis, undefined, 'reset forgets the analysis');
   t.same(a.scoreInputs(), {}, 'and the score inputs');
   t.equal(a.stats.samples, 0);

@@ -135,7 +135,7 @@ export const PAGE_MESSAGE_SCHEMA = {
       // Pane coordinates (pixels) of the frame shown; the pipeline checks they lie on the pane.
       x: finiteNumber, y: finiteNumber, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 }, clear: { const: true },
     }, [], { oneOf: [{ required: ['x', 'y', 'radiusMm'] }, { required: ['clear'] }], description: 'either "x", "y" and "radiusMm", or "clear": true' }),
-    page('perfusion', { action: { const: 'reset' } }, ['action']),
+    page('perfusion', { action: { enum: ['reset'] } }, ['action']),
   ],
 } as const;
 
@@ -354,6 +354,8 @@ export function scoresMessage(u: ScoreUpdate) {
 
 /** Finite numbers as they are, anything else (NaN, ±Infinity) as null: JSON has no such numbers. */
 const orNull = (v: number) => (Number.isFinite(v) ? v : null);
+/** Five significant digits: the chart and table need no more, and the message is a third of the size. */
+const sig = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Number(v.toPrecision(5)));
 
 /**
  * The perfusion message after an analysis: the session's curve (at most curvePoints samples), the
@@ -368,8 +370,8 @@ export function perfusionMessage(u: PerfusionUpdate, analyzer: PerfusionAnalyzer
     type: 'perfusion', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE, state: a.state, message: a.message, model: a.model,
     units: analyzer.linearisation ? 'linearised echo power (a.u.)' : 'display gray level', durationS: a.durationS,
     counts: { ...counts, decimations },
-    curve: { t: c.t.map((x) => round(x, 3)), series: Object.fromEntries(Object.entries(c.series).map(([k, v]) => [k, v.map((x) => (x === null ? null : orNull(x)))])) },
-    fit: a.curves,
+    curve: { t: c.t.map((x) => round(x, 3)), series: Object.fromEntries(Object.entries(c.series).map(([k, v]) => [k, v.map(sig)])) },
+    fit: a.curves && { t: a.curves.t.map((x) => round(x, 3)), series: Object.fromEntries(Object.entries(a.curves.series).map(([k, v]) => [k, v.map((x) => sig(x) ?? 0)])) },
     regions: a.regions.map((r) => ({
       name: r.name, state: r.state, message: r.message, n: r.n, arrivalS: r.arrivalS === null ? null : orNull(r.arrivalS),
       rSquared: { lognormal: r.fits.lognormal ? orNull(r.fits.lognormal.rSquared) : null, gammaVariate: r.fits.gammaVariate ? orNull(r.fits.gammaVariate.rSquared) : null },

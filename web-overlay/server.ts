@@ -141,7 +141,12 @@ export class OverlayServer extends EventEmitter {
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly onDisplay = (d: DisplayFrame) => this.display(d);
   private readonly onScores = (u: ScoreUpdate) => this.broadcast(scoresMessage(u));
-  private readonly onPerfusion = (u: PerfusionUpdate) => this.broadcast(perfusionMessage(u, this.opts.pipeline.perfusion!));
+  /** The newest perfusion message: a page that connects gets it at once. */
+  private lastPerfusion: ReturnType<typeof perfusionMessage> | undefined;
+  private readonly onPerfusion = (u: PerfusionUpdate) => {
+    this.lastPerfusion = perfusionMessage(u, this.opts.pipeline.perfusion!);
+    this.broadcast(this.lastPerfusion);
+  };
   private readonly onStateChange = () => this.broadcastState();
 
   constructor(opts: OverlayServerOptions) {
@@ -355,6 +360,7 @@ export class OverlayServer extends EventEmitter {
     const p = this.opts.pipeline;
     this.send(v, helloMessage(p.layout, p.ringsMm, p.models, { id: v.id, role: this.controller === v ? 'controller' : 'viewer' }, this.state()));
     if (this.lastFrame) this.offer(v, this.lastFrame);
+    if (this.lastPerfusion && this.valid(this.lastPerfusion)) this.send(v, this.lastPerfusion);
     if (auto) this.broadcastState();
     ws.on('message', (data, isBinary) => this.message(v, data as Buffer, isBinary));
     ws.on('error', (e) => this.emit('clientError', e));
@@ -592,7 +598,8 @@ export class OverlayServer extends EventEmitter {
   private broadcast(msg: { type: string; [k: string]: unknown }): void {
     if (!this.valid(msg)) return;
     const text = JSON.stringify(msg);
-    const droppable = msg.type === 'scores' || msg.type === 'status';
+    // Each of these replaces the last one of its kind: a viewer behind on reading may miss one.
+    const droppable = msg.type === 'scores' || msg.type === 'status' || msg.type === 'perfusion';
     for (const v of this.viewers)
       if (v.ws.readyState === v.ws.OPEN && (!droppable || v.ws.bufferedAmount <= this.opts.maxBufferedBytes)) v.ws.send(text);
   }

@@ -68,6 +68,8 @@ export class PerfusionAnalyzer extends EventEmitter {
   private reference: ReferenceRegion | undefined;
   private lastAnalysisT = -Infinity;
   private busy = false;
+  /** Bumped by reset(): an analysis of an older curve that finishes afterwards is dropped. */
+  private generation = 0;
   private worker: Worker | undefined;
   private latest: PerfusionAnalysis | undefined;
   private inputs: FeatureSet = {};
@@ -111,6 +113,8 @@ export class PerfusionAnalyzer extends EventEmitter {
    * follows the tissue as tracked.
    */
   setReference(ref: { x: number; y: number; radiusMm: number } | null, lesionAt: { x: number; y: number }, scaleAt = 1): void {
+    // A moved (or removed) reference starts its curve afresh: one series, one place.
+    this.store?.clearRegion('reference');
     if (ref === null) { this.reference = undefined; return; }
     if (!Number.isFinite(ref.x) || !Number.isFinite(ref.y)) throw new RangeError('reference: x and y must be finite pane coordinates');
     if (!(ref.radiusMm >= 0.5 && ref.radiusMm <= 20)) throw new RangeError(`reference: radiusMm must be in [0.5, 20] (got ${ref.radiusMm})`);
@@ -124,6 +128,7 @@ export class PerfusionAnalyzer extends EventEmitter {
 
   /** Starts a new curve (a new injection): samples, features, analysis and origin are forgotten; the reference stays. */
   reset(): void {
+    this.generation++;
     this.store?.clear();
     this.originMs = undefined;
     this.lastAnalysisT = -Infinity;
@@ -153,7 +158,10 @@ export class PerfusionAnalyzer extends EventEmitter {
     if (!ref) values[values.length - 1] = NaN;
     this.store!.add(t, values, m.saturated[0]);
     this.counts.samples++;
-    if (t - this.lastAnalysisT >= this.refitIntervalS) void this.analyseNow(t);
+    if (t - this.lastAnalysisT >= this.refitIntervalS) {
+      // Due while one still runs: skipped (counted once per interval), never queued.
+      if (this.busy) { this.counts.skippedAnalyses++; this.lastAnalysisT = t; } else void this.analyseNow(t);
+    }
   }
 
   /**
@@ -166,8 +174,11 @@ export class PerfusionAnalyzer extends EventEmitter {
     this.busy = true;
     this.lastAnalysisT = at ?? this.store.times(this.store.length - 1)[0];
     const input = this.curvesInput();
+    const generation = this.generation;
     try {
       const analysis = this.useWorker ? await this.inWorker(input) : analyseCurves(input);
+      // A new injection started while this one ran: its parameters belong to the old curve.
+      if (generation !== this.generation) return undefined;
       this.latest = analysis;
       this.counts.analyses++;
       this.inputs = this.scoreInputsOf(analysis);

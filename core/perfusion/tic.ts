@@ -125,6 +125,12 @@ export class CurveStore {
 
   clear(): void { this.n = 0; }
 
+  /** Forgets one region's values so far (NaN: no value), e.g. when the reference region moves. */
+  clearRegion(region: string): void {
+    const r = this.regions.indexOf(region);
+    if (r >= 0) this.v[r].fill(NaN, 0, this.n);
+  }
+
   private grow(size: number): void {
     const g = (a: Float64Array) => { const b = new Float64Array(size); b.set(a.subarray(0, this.n)); return b; };
     this.t = g(this.t);

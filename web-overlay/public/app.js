@@ -1,4 +1,4 @@
-// The sonomics overlay page, WebSocket protocol v2 (web-overlay/protocol.ts).
+// The sonomics overlay page, WebSocket protocol v3 (web-overlay/protocol.ts).
 //
 // - Each video frame is drawn with the overlay that travelled with it (one binary message: header
 //   + JPEG), so a contour can never drift from its picture.
@@ -6,22 +6,27 @@
 //   SHARED: the page never changes it locally; it asks the server, and draws what the server's
 //   `state` says. Only the controller may ask; other viewers see read-only controls.
 // - The lesion is drawn with Pointer Events (mouse, pen and touch alike) on the B-mode pane.
+// - The perfusion card draws the server's `perfusion` message as it is: the session's curves, the
+//   fitted curves, the phases and the parameters of the regions whose fit stands (never of others).
 // Decision support only, not for diagnosis.
 
 const $ = (id) => document.getElementById(id);
 const canvas = $('view');
 const ctx = canvas.getContext('2d');
 
-const SUBPROTOCOL = 'sonomics.v2';
+const SUBPROTOCOL = 'sonomics.v3';
 const TOKEN_KEY = 'sonomics.token';
 const MAX_OUTLINE_POINTS = 1024;
 /** Grow / Shrink step: scales the proposed outline about its centroid. */
 const SCALE_STEP = 1.05;
-const TIC_WINDOW_MS = 120000;
 const COLOUR = { tracking: '#ffd23f', uncertain: '#ffb347', lost: '#ff5c5c', proposal: '#ff4fd8' };
-/** Ring colours, inner to outer; the TIC legend uses the same order (.sw.c1...). */
+/** Ring colours, inner to outer; the perfusion legend uses the same order (.sw.c1...). */
 const RING_COLOURS = ['#39c0ff', '#5b8cff', '#a070ff', '#6fe0d0'];
 const LESION_COLOUR = '#ffd23f';
+/** The perfusion reference region: its disc on the panes and its curve (.sw.ref). */
+const REFERENCE_COLOUR = '#a0e060';
+/** Radius of a reference disc placed on the page (mm). */
+const REFERENCE_RADIUS_MM = 4;
 
 /** Everything the page knows. Exposed as window.__sonomics for the browser tests. */
 const S = {
@@ -31,7 +36,20 @@ const S = {
   framesDrawn: 0, lastSeq: -1, lastHeader: null, bitmap: null,
   // Decode only the newest frame: while one decodes, later ones replace each other here.
   decoding: false, nextFrame: null,
-  scores: null, status: null, ticPoints: [], events: [], errors: [], replies: [],
+  scores: null, status: null, events: [], errors: [], replies: [],
+  // The last perfusion message (null before the first, and after New injection until the next).
+  perfusion: null,
+  // Perfusion messages not shown: an analysis of a curve restarted meanwhile (onPerfusion).
+  perfusionStale: 0,
+  // What the perfusion chart drew last (axes, series, fits, phases), and the reference disc as
+  // drawn on each pane (canvas pixels): what the browser tests check.
+  chart: null, referenceDrawn: [],
+  // The reference tool is on: the next click or tap on a pane places the reference region.
+  referenceTool: false,
+  // The last reference placed here: { pane, x, y (B-mode pane coordinates), seq, center (lesion centre of that frame) }.
+  referencePlaced: null,
+  // Perfusion exports done: { format, status, name?, bytes? }.
+  exports: [],
   // Tracking state of the newest frame; scores for frames up to notLiveSeq are not shown as live.
   trackingState: 'idle', trackingReason: null, notLiveSeq: -1,
   // Drawing: the selected tool, the stroke in progress, the proposed outline (pane coordinates).
@@ -157,7 +175,9 @@ function disconnected() {
   for (const [, p] of pending) if (p.done) p.done({ type: 'error', re: p.type, error: 'connection lost before the reply' });
   pending.clear();
   cancelDrawing();
+  S.referenceTool = false;
   renderScores();
+  renderPerfusion();
   applyState();
 }
 
@@ -178,6 +198,7 @@ function onMessage(msg) {
     case 'hello': onHello(msg); break;
     case 'state': onState(msg.state); break;
     case 'scores': onScores(msg); break;
+    case 'perfusion': onPerfusion(msg); break;
     case 'status': onStatus(msg.stats); break;
     case 'event': onEvent(msg.event); break;
     case 'ack': case 'error': onReply(msg); break;
@@ -205,6 +226,7 @@ function onHello(msg) {
   S.notice = msg.notice;
   $('notice').textContent = msg.notice;
   $('scores-notice').textContent = msg.notice;
+  $('perfusion-notice').textContent = msg.notice;
   canvas.width = msg.layout.width;
   canvas.height = msg.layout.height;
   // The narrow (portrait tablet) layout sizes the video to the frame's shape (style.css).
@@ -213,14 +235,13 @@ function onHello(msg) {
   S.lastSeq = -1;
   S.notLiveSeq = -1;
   S.scores = null;
-  S.ticPoints = [];
+  S.perfusion = null;
   S.state = null;
   $('model-versions').textContent = msg.models.map((m) => `${m.id} v${m.version}`).join(' · ');
   buildModelToggles();
-  buildLegend();
   onState(msg.state);
   renderScores();
-  drawTic();
+  renderPerfusion();
 }
 
 // ---- Frames: decode the newest, draw picture + its own overlay ----------------------------
@@ -270,7 +291,8 @@ function redraw() {
   lineScale = 1 / Math.min(1, viewScale());
   if (S.bitmap) ctx.drawImage(S.bitmap, 0, 0);
   else { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height); }
-  if (S.lastHeader) drawOverlay(S.lastHeader);
+  S.referenceDrawn = [];
+  if (S.lastHeader) { drawOverlay(S.lastHeader); drawReference(S.lastHeader); }
   drawStroke();
   drawProposal();
 }
@@ -323,18 +345,67 @@ function drawOverlay(h) {
   }
 }
 
+/**
+ * The perfusion reference disc of this frame (header.reference: B-mode pane coordinates, radius in
+ * mm) on both panes, dashed, sized with each pane's spacing and clipped to the pane. Shown with the
+ * `tic` layer (the perfusion layer).
+ */
+function drawReference(h) {
+  const ref = h.reference;
+  if (!ref || !S.layout || (S.state && !S.state.layers.tic)) return;
+  for (const [name, pane] of Object.entries(S.layout.panes)) {
+    const r = pane.rect;
+    const cx = r.x + ref.x + 0.5, cy = r.y + ref.y + 0.5;
+    const rx = ref.radiusMm / pane.spacingX, ry = ref.radiusMm / pane.spacingY;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(r.x, r.y, r.width, r.height);
+    ctx.clip();
+    ctx.strokeStyle = REFERENCE_COLOUR;
+    ctx.fillStyle = REFERENCE_COLOUR;
+    ctx.lineWidth = screenPx(2.5);
+    ctx.setLineDash([screenPx(8), screenPx(4)]);
+    ctx.beginPath();
+    ctx.ellipse(cx, cy, rx, ry, 0, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.font = `600 ${screenPx(12)}px system-ui, sans-serif`;
+    ctx.fillText('ref', cx + 0.75 * rx + screenPx(3), cy - 0.75 * ry - screenPx(3));
+    ctx.restore();
+    S.referenceDrawn.push({ pane: name, cx, cy, rx, ry });
+  }
+}
+
 // ---- Screen <-> pane coordinates ----------------------------------------------------------
 
 // Screen (client) position -> B-mode pane pixel coordinates. The canvas is scaled by CSS with
 // object-fit: contain (centred, letterboxed); pane pixel k spans canvas [rect.x + k, rect.x + k + 1),
 // and pane coordinate k names its centre, as in the contours the server sends.
 function toPane(clientX, clientY) {
-  const r = canvas.getBoundingClientRect();
-  const s = Math.min(r.width / canvas.width, r.height / canvas.height);
-  const cx = (clientX - r.left - (r.width - canvas.width * s) / 2) / s;
-  const cy = (clientY - r.top - (r.height - canvas.height * s) / 2) / s;
+  const { cx, cy } = toCanvas(clientX, clientY);
   const b = S.layout.panes.bmode.rect;
   return { x: cx - b.x - 0.5, y: cy - b.y - 0.5, inside: cx >= b.x && cx < b.x + b.width && cy >= b.y && cy < b.y + b.height };
+}
+
+/** Screen (client) position -> canvas pixel coordinates (through the letterboxed scaling). */
+function toCanvas(clientX, clientY) {
+  const r = canvas.getBoundingClientRect();
+  const s = Math.min(r.width / canvas.width, r.height / canvas.height);
+  return { cx: (clientX - r.left - (r.width - canvas.width * s) / 2) / s, cy: (clientY - r.top - (r.height - canvas.height * s) / 2) / s };
+}
+
+/**
+ * The pane under a screen position and the position in that pane's coordinates, or null off the
+ * panes. Both panes share one geometry, so a point on the contrast pane names the same tissue as
+ * the same pane coordinates on the B-mode pane.
+ */
+function paneAt(clientX, clientY) {
+  const { cx, cy } = toCanvas(clientX, clientY);
+  for (const [name, pane] of Object.entries(S.layout.panes)) {
+    const r = pane.rect;
+    if (cx >= r.x && cx < r.x + r.width && cy >= r.y && cy < r.y + r.height) return { pane: name, x: cx - r.x - 0.5, y: cy - r.y - 0.5 };
+  }
+  return null;
 }
 
 /** Keeps a point on the B-mode pane (a stroke may run past its edge). */
@@ -355,6 +426,7 @@ function selectTool(tool) {
   if (tool && !isController()) return;
   S.tool = tool;
   S.stroke = null;
+  if (tool) S.referenceTool = false;
   if (tool && S.state && !S.state.frozen) send({ type: 'freeze', frozen: true }, (r) => { if (r.type === 'error') say(r.error, 'error'); });
   if (tool) say(TOOL_HINT[tool], 'hint', 0);
   else if (!S.proposal) say('');
@@ -375,11 +447,13 @@ function cancelDrawing() {
 function drawingUi() {
   const ctl = isController();
   for (const b of document.querySelectorAll('[data-tool]')) b.setAttribute('aria-pressed', String(S.tool === b.dataset.tool));
+  $('tool-reference').setAttribute('aria-pressed', String(S.referenceTool));
   $('proposal-tools').hidden = !S.proposal;
-  canvas.classList.toggle('drawing', !!(S.tool || S.proposal) && ctl);
+  canvas.classList.toggle('drawing', !!(S.tool || S.proposal || S.referenceTool) && ctl);
   const badge = $('badge-tool');
-  badge.hidden = !(S.tool || S.proposal);
-  badge.textContent = S.proposal ? 'Proposed outline: drag to move, then Accept' : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
+  badge.hidden = !(S.tool || S.proposal || S.referenceTool);
+  badge.textContent = S.referenceTool ? 'Reference: click or tap normal tissue (either pane)'
+    : S.proposal ? 'Proposed outline: drag to move, then Accept' : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
 }
 
 let drag = null; // { pointerId, kind: 'stroke' | 'move', last }
@@ -387,6 +461,7 @@ let drag = null; // { pointerId, kind: 'stroke' | 'move', last }
 function onPointerDown(ev) {
   if (!S.layout || !isController() || drag) return;
   if (ev.pointerType === 'mouse' && ev.button !== 0) return;
+  if (S.referenceTool) { placeReference(ev.clientX, ev.clientY); ev.preventDefault(); return; }
   const p = toPane(ev.clientX, ev.clientY);
   if (S.proposal && hitsProposal(p)) {
     drag = { pointerId: ev.pointerId, kind: 'move', last: p };
@@ -595,7 +670,7 @@ canvas.addEventListener('pointermove', onPointerMove);
 canvas.addEventListener('pointerup', onPointerUp);
 canvas.addEventListener('pointercancel', onPointerUp);
 // A long press on a tablet must not open a context menu over the picture.
-canvas.addEventListener('contextmenu', (ev) => { if (S.tool || S.proposal) ev.preventDefault(); });
+canvas.addEventListener('contextmenu', (ev) => { if (S.tool || S.proposal || S.referenceTool) ev.preventDefault(); });
 for (const b of document.querySelectorAll('[data-tool]')) b.addEventListener('click', () => selectTool(S.tool === b.dataset.tool ? null : b.dataset.tool));
 $('accept').addEventListener('click', acceptProposal);
 $('grow').addEventListener('click', () => scaleProposal(SCALE_STEP));
@@ -610,8 +685,9 @@ function onState(st) {
   // Unfrozen (by anyone) or control lost: an outline drawn on the held picture is out of date.
   if (prev && prev.frozen && !st.frozen && cancelDrawing()) say('Unfrozen: the outline was discarded.', '', 4000);
   if (!isController() && cancelDrawing()) say('Control passed to another viewer: the outline was discarded.', '', 5000);
+  if (!isController()) S.referenceTool = false;
   applyState();
-  if (!prev || prev.layers.contour !== st.layers.contour || prev.layers.rings !== st.layers.rings || prev.ring !== st.ring) queueRedraw();
+  if (!prev || prev.layers.contour !== st.layers.contour || prev.layers.rings !== st.layers.rings || prev.layers.tic !== st.layers.tic || prev.ring !== st.ring) queueRedraw();
   if (!prev || prev.models.join() !== st.models.join()) buildClinicalForm();
   else syncClinicalValues();
 }
@@ -624,8 +700,10 @@ function applyState() {
   if (!st) { roleUi(); return; }
   for (const b of document.querySelectorAll('[data-layer]')) b.setAttribute('aria-pressed', String(!!st.layers[b.dataset.layer]));
   $('risk-card').hidden = !st.layers.scores;
-  $('tic-card').hidden = !st.layers.tic;
-  if (st.layers.tic) drawTic();
+  const wasHidden = $('perfusion-card').hidden;
+  $('perfusion-card').hidden = !st.layers.tic;
+  // A hidden canvas is not drawn: draw it when it is shown.
+  if (st.layers.tic && wasHidden) drawPerfusionChart();
   const fz = $('freeze');
   fz.setAttribute('aria-pressed', String(st.frozen));
   fz.textContent = st.frozen ? 'Unfreeze' : 'Freeze';
@@ -886,7 +964,6 @@ function showTracking(t) {
 
 function onScores(msg) {
   S.scores = msg;
-  if (msg.tic) addTicPoint(msg.tic);
   // Without frames (none drawn yet, or the page is behind), the score's own state is the newest.
   if (msg.seq >= S.lastSeq) setTrackingState(msg.trackingState, msg.seq);
   renderScores();
@@ -1017,78 +1094,430 @@ function drivers(list) {
   return ul;
 }
 
-// ---- Time-intensity chart -----------------------------------------------------------------
+// ---- Perfusion: the card, the reference tool, New injection, exports --------------------
 
-function addTicPoint(p) {
-  const pts = S.ticPoints;
-  const last = pts[pts.length - 1];
-  if (last && p.seq === last.seq) pts[pts.length - 1] = p; // a held frame scored again after a new lock
-  else if (last && (p.seq < last.seq || p.tMs < last.tMs)) return; // older than what is shown
-  else pts.push(p);
-  while (pts.length && pts[0].tMs < p.tMs - TIC_WINDOW_MS) pts.shift();
-  if (S.state && S.state.layers.tic) drawTic();
+const PARAMETERS = [
+  ['AT', 's', 'arrival time'], ['PE', 'a.u.', 'peak enhancement'], ['TTP', 's', 'time to peak (from AT)'], ['RT', 's', 'rise time'],
+  ['WiR', 'a.u./s', 'wash-in rate'], ['WiAUC', 'a.u.·s', 'wash-in area under the curve'], ['MTT', 's', 'mean transit time'],
+  ['FT', 's', 'fall time'], ['WoR', 'a.u./s', 'wash-out rate'], ['AUC', 'a.u.·s', 'area under the curve'],
+];
+const PHASES = [
+  ['pre', 'rgba(133,147,163,0.13)'], ['early', 'rgba(61,220,132,0.13)'], ['peak', 'rgba(255,210,63,0.15)'], ['late', 'rgba(57,192,255,0.13)'],
+];
+const MODEL_NAME = { lognormal: 'lognormal', gammaVariate: 'gamma variate' };
+
+/**
+ * A parameter as shown: three significant digits (a thousand and more as whole numbers), '–' when
+ * there is none. The browser tests format the message's values the same way.
+ */
+function fmtParam(v) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '–';
+  return Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(3);
+}
+S.fmtParam = fmtParam;
+
+/** 'ring3mm' -> the ring's mm (3), else null. */
+const ringMm = (name) => { const m = /^ring(\d+(?:\.\d+)?)mm$/.exec(name); return m ? Number(m[1]) : null; };
+
+function regionLabel(name) {
+  const mm = ringMm(name);
+  return mm !== null ? `ring ${mm} mm` : name;
 }
 
-function buildLegend() {
-  const box = $('tic-legend');
+/** Region colour: lesion yellow, rings as on the picture, reference lime. */
+function regionColour(name) {
+  if (name === 'lesion') return LESION_COLOUR;
+  if (name === 'reference') return REFERENCE_COLOUR;
+  const k = S.ringsMm.indexOf(ringMm(name));
+  return RING_COLOURS[(k < 0 ? 0 : k) % RING_COLOURS.length];
+}
+/** The legend's swatch class of a region. */
+function swatchClass(name) {
+  if (name === 'lesion') return 'c0';
+  if (name === 'reference') return 'ref';
+  const k = S.ringsMm.indexOf(ringMm(name));
+  return `c${1 + ((k < 0 ? 0 : k) % RING_COLOURS.length)}`;
+}
+
+/**
+ * Regions the card shows: the lesion, the rings drawn on the picture (hello's ringsMm) and the
+ * reference. The analysis may hold more (rings a model card reads, e.g. ring50px): those are in
+ * the exports, not on the card.
+ */
+const shownRegion = (n) => n === 'lesion' || n === 'reference' || S.ringsMm.includes(ringMm(n));
+
+/** The region names to show, lesion first, rings inner to outer, then the reference (from the message, else from hello). */
+function regionNames() {
+  const m = S.perfusion;
+  const names = (m ? Object.keys(m.curve.series) : []).filter(shownRegion);
+  if (!names.length) return ['lesion', ...S.ringsMm.map((mm) => `ring${mm}mm`), 'reference'];
+  const order = (n) => (n === 'lesion' ? -1 : n === 'reference' ? Infinity : ringMm(n));
+  return names.slice().sort((a, b) => order(a) - order(b));
+}
+
+function onPerfusion(msg) {
+  // An analysis that was running when the curve was restarted (New injection) may still arrive,
+  // carrying the old curve's results with the new curve's samples: its analysis spans more time
+  // than the curve it came with (normally the curve spans at least as much: it is read later).
+  // Never shown: parameters of a curve that is gone must not pass for the new one's.
+  const t = msg.curve.t;
+  const span = t.length ? t[t.length - 1] - t[0] : 0;
+  if (msg.durationS > span + Math.max(1, 0.01 * msg.durationS)) { S.perfusionStale++; return; }
+  S.perfusion = msg;
+  renderPerfusion();
+}
+
+/** The perfusion card from S.perfusion: state line, chart, legend, counts, parameters, phases, notice. */
+function renderPerfusion() {
+  const m = S.perfusion;
+  const line = $('perfusion-state');
+  if (!m) {
+    line.textContent = S.connected ? 'No perfusion analysis yet: it starts once the lesion is tracked.' : 'Not connected: no perfusion analysis.';
+    line.className = 'pf-state none';
+    delete line.dataset.state;
+  } else if (!S.connected) {
+    // Nothing shown may pass for current while the page hears nothing.
+    line.textContent = `Disconnected: the last analysis said "${m.message}".`;
+    line.className = 'pf-state disconnected';
+    line.dataset.state = 'disconnected';
+  } else {
+    // The lesion's state, in the server's words ("no wash-in detected", "lognormal fit, R² 0.998").
+    line.textContent = m.message;
+    line.className = `pf-state ${m.state}`;
+    line.dataset.state = m.state;
+    $('perfusion-notice').textContent = m.notice;
+  }
+  $('perfusion-axes').textContent = m ? `${m.units} against time (s since the session's first frame)` : '';
+  $('perfusion-counts').textContent = m
+    ? `${m.counts.samples} samples over ${m.durationS.toFixed(1)} s; left out: ${m.counts.uncertain} uncertain, ${m.counts.lost} lost` +
+      `${m.counts.skippedAnalyses ? `; ${m.counts.skippedAnalyses} analyses skipped` : ''}`
+    : '';
+  buildPerfusionLegend();
+  renderParameters();
+  renderPhasesText();
+  drawPerfusionChart();
+}
+
+function buildPerfusionLegend() {
+  const box = $('perfusion-legend');
   box.replaceChildren();
-  const item = (k, text) => { const s = el('span'); s.append(el('span', `sw c${k}`), document.createTextNode(text)); box.append(s); };
-  item(0, 'lesion');
-  S.ringsMm.forEach((mm, k) => item(1 + (k % RING_COLOURS.length), `ring ${mm} mm`));
+  const m = S.perfusion;
+  for (const name of regionNames()) {
+    const s = el('span');
+    s.dataset.region = name;
+    s.append(el('span', `sw ${swatchClass(name)}`), document.createTextNode(regionLabel(name)));
+    box.append(s);
+  }
+  if (m && m.fit && Object.keys(m.fit.series).length) {
+    const s = el('span');
+    s.append(el('span', 'sw dashed'), document.createTextNode(`${MODEL_NAME[m.model] || m.model} fit`));
+    box.append(s);
+  }
 }
 
-/** Line chart: x = seconds since the first point kept, y = mean intensity (0..255, zoomed to the data). */
-function drawTic() {
-  const c = $('tic');
-  const w = Math.max(1, Math.round(c.clientWidth * devicePixelRatio)), h = Math.max(1, Math.round(c.clientHeight * devicePixelRatio));
+const regionOf = (name) => (S.perfusion ? S.perfusion.regions.find((r) => r.name === name) : undefined);
+/** Parameters only for a region whose fit stands. */
+const fittedParameters = (r) => (r && r.state === 'fitted' && r.parameters ? r.parameters : null);
+
+/**
+ * The parameter table: lesion, reference and the lesion relative to the reference (rPE, ...); the
+ * rings in their own table (folded). A region that is not 'fitted' shows no numbers, and its
+ * message says why.
+ */
+function renderParameters() {
+  const m = S.perfusion;
+  const table = $('perfusion-params');
+  const rings = $('perfusion-rings');
+  const notes = $('perfusion-regions');
+  notes.replaceChildren();
+  if (!m) { table.hidden = true; rings.hidden = true; table.replaceChildren(); return; }
+  const lesion = regionOf('lesion');
+  const reference = regionOf('reference');
+  const columns = [
+    { region: 'lesion', head: 'Lesion', values: fittedParameters(lesion), key: (p) => p },
+    { region: 'reference', head: 'Ref.', values: fittedParameters(reference), key: (p) => p },
+  ];
+  // Relative values (lesion / reference) when the server sends them.
+  if (lesion && fittedParameters(lesion) && lesion.relative) columns.push({ region: 'lesion', head: 'Rel.', title: 'lesion / reference (rAT, rPE, ...)', values: lesion.relative, key: (p) => `r${p}`, relative: true });
+  table.replaceChildren(parameterTable(columns, m.model));
+  table.hidden = false;
+  const ringNames = regionNames().filter((n) => ringMm(n) !== null);
+  const ringColumns = ringNames.map((n) => ({ region: n, head: regionLabel(n), values: fittedParameters(regionOf(n)), key: (p) => p }));
+  $('perfusion-ring-params').replaceChildren(...(ringColumns.length ? [parameterTable(ringColumns, m.model)] : []));
+  rings.hidden = ringColumns.length === 0;
+  // Why a region has no parameters, in the server's words.
+  for (const r of m.regions) {
+    if (fittedParameters(r) || !shownRegion(r.name)) continue;
+    const d = el('div', 'pf-note', `${regionLabel(r.name)}: ${r.message}`);
+    d.dataset.region = r.name;
+    d.dataset.state = r.state;
+    notes.append(d);
+  }
+}
+
+function parameterTable(columns, model) {
+  const frag = document.createDocumentFragment();
+  const head = el('tr');
+  head.append(el('th', '', ''));
+  for (const c of columns) {
+    const th = el('th', '', c.head);
+    th.scope = 'col';
+    if (!c.relative) th.append(el('span', `sw ${swatchClass(c.region)}`));
+    const r = regionOf(c.region);
+    if (r && !c.relative) { th.title = `${regionLabel(r.name)}: ${r.message}`; th.dataset.state = r.state; }
+    if (c.title) th.title = c.title;
+    head.append(th);
+  }
+  const thead = el('thead');
+  thead.append(head);
+  const tbody = el('tbody');
+  for (const [p, unit, meaning] of PARAMETERS) {
+    const tr = el('tr');
+    const th = el('th', '', p);
+    th.scope = 'row';
+    th.title = meaning;
+    th.append(el('span', 'unit', unit));
+    tr.append(th);
+    for (const c of columns) {
+      const key = c.key(p);
+      const v = c.values ? c.values[key] : undefined;
+      const td = el('td', c.relative ? 'rel' : '', c.values ? fmtParam(v) : '–');
+      td.dataset.region = c.region;
+      td.dataset.param = key;
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+  // Fit quality of the chosen model, where there is a fit.
+  const tr = el('tr', 'r2');
+  const th = el('th', '', 'R²');
+  th.scope = 'row';
+  th.append(el('span', 'unit', MODEL_NAME[model] || model));
+  tr.append(th);
+  for (const c of columns) {
+    const r = regionOf(c.region);
+    const v = !c.relative && r && r.rSquared ? r.rSquared[model] : null;
+    const td = el('td', '', !c.relative && fittedParameters(r) && typeof v === 'number' ? v.toFixed(3) : '');
+    td.dataset.region = c.region;
+    td.dataset.param = c.relative ? 'rR2' : 'R2';
+    tr.append(td);
+  }
+  tbody.append(tr);
+  frag.append(thead, tbody);
+  return frag;
+}
+
+const phaseEdge = (v, open) => (v === null ? open : `${v.toFixed(1)} s`);
+
+function renderPhasesText() {
+  const m = S.perfusion;
+  const box = $('perfusion-phases');
+  if (!m || !m.phases) { box.textContent = ''; return; }
+  box.textContent = 'phases: ' + PHASES.map(([k]) => {
+    const [a, b] = m.phases[k];
+    return `${k} ${phaseEdge(a, 'start')}–${phaseEdge(b, 'open')}`;
+  }).join(' · ');
+}
+
+/** A round step giving about n intervals over span. */
+function niceStep(span, n) {
+  const raw = span / n;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+const tickText = (v, step) => v.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
+
+/**
+ * The chart: phases as shaded bands with their names, the measured curves (solid), the fitted
+ * curves (dashed, the same colours); x in seconds, y zoomed to the data (units under the chart).
+ */
+function drawPerfusionChart() {
+  const c = $('perfusion-chart');
   if (!c.clientWidth) return; // hidden
+  const dpr = devicePixelRatio;
+  const w = Math.max(1, Math.round(c.clientWidth * dpr)), h = Math.max(1, Math.round(c.clientHeight * dpr));
   if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
   const g = c.getContext('2d');
-  const dpr = devicePixelRatio;
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  const W = w / dpr, H = h / dpr, L = 30, B = 18, T = 6, R = 6;
+  const W = w / dpr, H = h / dpr;
   g.clearRect(0, 0, W, H);
-  const pts = S.ticPoints;
-  let max = 0;
-  for (const p of pts) for (const v of [p.lesion, ...p.rings.map((r) => r.mean)]) if (v !== null && v > max) max = v;
-  // Zoomed to the data on round steps, never past the 8-bit range.
-  const ystep = max * 1.1 <= 128 ? 32 : 64;
-  const yMax = Math.min(255, Math.max(64, Math.ceil((max * 1.1) / ystep) * ystep));
-  const t0 = pts.length ? pts[0].tMs : 0;
-  const span = Math.max(10, pts.length ? (pts[pts.length - 1].tMs - t0) / 1000 : 10);
-  const X = (ms) => L + ((ms - t0) / 1000 / span) * (W - L - R);
-  const Y = (v) => H - B - (v / yMax) * (H - B - T);
   g.font = '10px system-ui, sans-serif';
   g.fillStyle = '#8593a3';
+  const m = S.perfusion;
+  const t = m ? m.curve.t : [];
+  if (t.length < 2) {
+    g.fillText(m ? 'collecting…' : 'no time-intensity curve yet (needs tracking)', 8, 20);
+    S.chart = { drawn: false, points: t.length };
+    return;
+  }
+  const names = regionNames();
+  const order = names.filter((n) => n !== 'lesion').concat(names.includes('lesion') ? ['lesion'] : []); // lesion on top
+  const fit = m.fit && m.fit.t.length > 1 ? m.fit : null;
+  // Axes: x over the curve (and the fit), at least 10 s; y over every value drawn.
+  let x0 = t[0], x1 = t[t.length - 1];
+  if (fit) { x0 = Math.min(x0, fit.t[0]); x1 = Math.max(x1, fit.t[fit.t.length - 1]); }
+  x0 = Math.max(0, Math.floor(x0));
+  x1 = Math.max(x1, x0 + 10);
+  let lo = Infinity, hi = -Infinity;
+  const see = (v) => { if (typeof v === 'number' && Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } };
+  for (const n of order) for (const v of m.curve.series[n] || []) see(v);
+  if (fit) for (const n of Object.keys(fit.series)) for (const v of fit.series[n]) see(v);
+  if (!(hi >= lo)) { lo = 0; hi = 1; }
+  if (hi - lo < 1e-9 * Math.max(1, Math.abs(hi))) { const d = Math.max(1e-6, Math.abs(hi) * 0.05); lo -= d; hi += d; }
+  // Zoomed to the data (5 % margins), with gridlines on round values inside.
+  const pad = 0.05 * (hi - lo);
+  const yMin = lo - pad, yMax = hi + pad;
+  const ystep = niceStep(yMax - yMin, 5);
+  const yTicks = [];
+  for (let v = Math.ceil(yMin / ystep) * ystep; v <= yMax; v += ystep) yTicks.push(Math.abs(v) < ystep * 1e-9 ? 0 : v);
+  const L = 6 + Math.max(12, ...yTicks.map((v) => g.measureText(tickText(v, ystep)).width)), R = 8, T = 15, B = 16;
+  const X = (s) => L + ((s - x0) / (x1 - x0)) * (W - L - R);
+  const Y = (v) => H - B - ((v - yMin) / (yMax - yMin)) * (H - B - T);
+
+  // Phase bands (a null end is open: the band runs to the chart's edge).
+  const phasesDrawn = [];
+  if (m.phases) {
+    for (const [k, fill] of PHASES) {
+      const w2 = m.phases[k];
+      if (!w2) continue;
+      const a = Math.max(x0, w2[0] === null ? -Infinity : w2[0]), b = Math.min(x1, w2[1] === null ? Infinity : w2[1]);
+      if (!(b > a)) continue;
+      g.fillStyle = fill;
+      g.fillRect(X(a), T, X(b) - X(a), H - B - T);
+      g.fillStyle = '#aab6c3';
+      const tw = g.measureText(k).width;
+      if (X(b) - X(a) >= tw + 2) g.fillText(k, (X(a) + X(b)) / 2 - tw / 2, T - 4);
+      phasesDrawn.push({ phase: k, from: a, to: b });
+    }
+  }
+  // Grid and labels.
   g.strokeStyle = '#243140';
+  g.fillStyle = '#8593a3';
   g.lineWidth = 1;
-  for (let v = 0; v <= yMax; v += ystep) {
+  for (const v of yTicks) {
     g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(W - R, Y(v)); g.stroke();
-    g.fillText(String(Math.round(v)), 2, Y(v) + 3);
+    const text = tickText(v, ystep);
+    g.fillText(text, L - 4 - g.measureText(text).width, Y(v) + 3);
   }
-  const step = span > 60 ? 30 : span > 20 ? 10 : 5;
-  for (let s = 0; s <= span; s += step) {
+  const span = x1 - x0;
+  const xstep = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200].find((s) => span / s <= 6) || 1800;
+  for (let s = Math.ceil(x0 / xstep) * xstep; s <= x1 + 1e-9; s += xstep) {
     const text = `${s}s`;
-    g.fillText(text, Math.min(W - R - g.measureText(text).width, Math.max(L, X(t0 + s * 1000) - 6)), H - 4);
+    const tw = g.measureText(text).width;
+    g.fillText(text, Math.min(W - R - tw, Math.max(L, X(s) - tw / 2)), H - 4);
   }
-  if (pts.length < 2) { g.fillText(pts.length ? 'collecting…' : 'no time-intensity points yet (needs tracking)', L + 6, T + 14); return; }
-  const series = (get, colour) => {
+  // Clip the curves to the plot.
+  g.save();
+  g.beginPath();
+  g.rect(L, T, W - L - R, H - B - T);
+  g.clip();
+  const line = (ts, values, colour, width, dash) => {
     g.strokeStyle = colour;
-    g.lineWidth = 2;
+    g.lineWidth = width;
+    g.setLineDash(dash);
     g.beginPath();
-    let pen = false;
-    for (const p of pts) {
-      const v = get(p);
-      if (v === null || v === undefined) { pen = false; continue; }
-      if (pen) g.lineTo(X(p.tMs), Y(v)); else g.moveTo(X(p.tMs), Y(v));
+    let pen = false, n = 0;
+    for (let i = 0; i < ts.length; i++) {
+      const v = values[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) { pen = false; continue; }
+      if (pen) g.lineTo(X(ts[i]), Y(v)); else g.moveTo(X(ts[i]), Y(v));
       pen = true;
+      n++;
     }
     g.stroke();
+    return n;
   };
-  S.ringsMm.forEach((mm, k) => series((p) => (p.rings.find((r) => r.mm === mm) || {}).mean, RING_COLOURS[k % RING_COLOURS.length]));
-  series((p) => p.lesion, LESION_COLOUR);
+  const seriesDrawn = [];
+  // Measured curves faint (they are noisy), the fitted ones over them, dashed.
+  g.globalAlpha = 0.55;
+  for (const n of order) if (m.curve.series[n] && line(t, m.curve.series[n], regionColour(n), 1.25, []) > 0) seriesDrawn.push(n);
+  g.globalAlpha = 1;
+  const fitsDrawn = [];
+  if (fit) for (const n of order) if (fit.series[n] && line(fit.t, fit.series[n], regionColour(n), 2, [6, 3]) > 0) fitsDrawn.push(n);
+  g.restore();
+  S.chart = { drawn: true, points: t.length, x: [x0, x1], y: [yMin, yMax], series: seriesDrawn, fits: fitsDrawn, phases: phasesDrawn, width: W, height: H };
 }
-window.addEventListener('resize', () => { drawTic(); queueRedraw(); });
+
+// Reference placement: the tool makes the next click or tap on either pane place the disc.
+function selectReferenceTool(on) {
+  if (on && !isController()) return;
+  S.referenceTool = on;
+  if (on) {
+    S.tool = null;
+    S.stroke = null;
+    say(`Reference: click or tap normal tissue on either pane; a ${REFERENCE_RADIUS_MM} mm disc is placed there and follows the lesion.`, 'hint', 0);
+  } else if (!S.proposal) say('');
+  drawingUi();
+  queueRedraw();
+}
+
+/** Sends the reference at a screen position (B-mode pane coordinates; a contrast-pane point maps to the same). */
+function placeReference(clientX, clientY) {
+  const p = paneAt(clientX, clientY);
+  if (!p) { say('Click or tap inside one of the panes to place the reference.', 'error'); return; }
+  const r = S.layout.panes.bmode.rect;
+  const x = round2(Math.min(r.width - 1, Math.max(0, p.x))), y = round2(Math.min(r.height - 1, Math.max(0, p.y)));
+  S.referenceTool = false;
+  drawingUi();
+  // Where it was placed, on which frame (the server anchors it to the lesion of the frame it showed last).
+  const h = S.lastHeader;
+  S.referencePlaced = { pane: p.pane, x, y, seq: h ? h.seq : null, center: h && h.tracking.center ? { ...h.tracking.center } : null };
+  send({ type: 'reference', x, y, radiusMm: REFERENCE_RADIUS_MM }, (reply) => {
+    if (reply.type === 'ack') say(`Reference placed: a ${REFERENCE_RADIUS_MM} mm disc at (${x.toFixed(0)}, ${y.toFixed(0)}); it follows the lesion.`, 'ok');
+    else say(`Reference not placed: ${reply.error}`, 'error', 10000);
+  });
+}
+
+$('tool-reference').addEventListener('click', () => selectReferenceTool(!S.referenceTool));
+$('reference-clear').addEventListener('click', () => {
+  send({ type: 'reference', clear: true }, (r) => {
+    if (r.type === 'ack') say('Reference removed.', 'ok', 4000); else say(r.error, 'error', 10000);
+  });
+});
+$('perfusion-reset').addEventListener('click', () => {
+  send({ type: 'perfusion', action: 'reset' }, (r) => {
+    if (r.type === 'error') { say(r.error, 'error', 10000); return; }
+    // The old curve is gone on the server: show none until the new one arrives.
+    S.perfusion = null;
+    renderPerfusion();
+    say('New injection: the time-intensity curve starts again.', 'ok');
+  });
+});
+
+/** Downloads /api/perfusion.csv or .json (with the page's token, when it has one). */
+async function exportPerfusion(format) {
+  const t = token();
+  let res;
+  try {
+    res = await fetch(`/api/perfusion.${format}`, { headers: t ? { Authorization: `Bearer ${t}` } : {}, cache: 'no-store' });
+  } catch (e) {
+    S.exports.push({ format, status: 0 });
+    say(`Export failed: ${e.message}`, 'error', 10000);
+    return;
+  }
+  if (!res.ok) {
+    const why = (await res.text()).trim();
+    S.exports.push({ format, status: res.status });
+    say(`Export failed (HTTP ${res.status}): ${why}`, 'error', 10000);
+    return;
+  }
+  const blob = await res.blob();
+  const m = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '');
+  const name = m ? m[1] : `sonomics-perfusion.${format}`;
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  S.exports.push({ format, status: res.status, name, bytes: blob.size });
+  say(`Exported ${name} (${blob.size} bytes).`, 'ok');
+}
+$('export-csv').addEventListener('click', () => exportPerfusion('csv'));
+$('export-json').addEventListener('click', () => exportPerfusion('json'));
+window.addEventListener('resize', () => { drawPerfusionChart(); queueRedraw(); });
 
 // ---- Status -------------------------------------------------------------------------------
 
@@ -1145,7 +1574,11 @@ document.addEventListener('keydown', (ev) => {
     case '+': case '=': scaleProposal(SCALE_STEP); break;
     case '-': case '_': scaleProposal(1 / SCALE_STEP); break;
     case 'Enter': if (onButton || !S.proposal) return; acceptProposal(); break;
-    case 'Escape': if (cancelDrawing()) say('Outline discarded.', '', 3000); break;
+    case 'r': case 'R': selectReferenceTool(!S.referenceTool); break;
+    case 'Escape':
+      if (S.referenceTool) { selectReferenceTool(false); break; }
+      if (cancelDrawing()) say('Outline discarded.', '', 3000);
+      break;
     default: return;
   }
   ev.preventDefault();
@@ -1156,5 +1589,5 @@ document.addEventListener('keydown', (ev) => {
 takeTokenFromUrl();
 applyState();
 renderScores();
-drawTic();
+renderPerfusion();
 connect();
