@@ -19,6 +19,11 @@ export {
 } from './modelcard.js';
 export { RiskModel, RiskAggregator, codeClinical, ClinicalInputError, type RiskScore, type FrameScore, type ClinicalValue, type ClinicalValues, type Driver } from './risk.js';
 export { loadModelCard, loadRiskModel, resolveModelPath } from './models.js';
+export {
+  PerfusionAnalyzer, analyseCurves, detectBolus, fitBolus, fitQuality, bolusParameters, relativeParameters, phaseWindows, linearisationLut,
+  perfusionCsv, perfusionJson, PARAMETER_NAMES, PHASES,
+  type PerfusionOptions, type PerfusionUpdate, type PerfusionAnalysis, type PerfusionState, type PerfusionParameters, type BolusModelName, type Linearisation,
+} from './perfusion/index.js';
 export { Pipeline, STAGES, type PipelineOptions, type DisplayFrame, type ScoreUpdate, type PipelineStats } from './pipeline.js';
 export { loadConfig, resolveConfig, layoutProfile, ConfigError, type SonomicsConfig } from './config.js';
 export { LatestSlot } from './slot.js';

@@ -1,5 +1,5 @@
 // CEUS time-intensity curve (TIC) analysis: bolus models, bolus detection, model fitting, bolus
-// parameters and enhancement phases (pure functions).
+// parameters and enhancement phases (pure functions), and the live analysis built on them.
 export {
   analyticBolus, evaluateBolus, evaluateBolusCurve, lnGamma, BOLUS_MODELS,
   type AnalyticBolus, type BolusModelName, type BolusParams, type BolusParamsOf, type GammaVariateParams, type LognormalParams,
@@ -13,3 +13,8 @@ export {
   type ParameterName, type ParameterOptions, type PerfusionParameters, type RelativeParameters,
 } from './parameters.js';
 export { phaseWindows, PHASES, type Phase, type PhaseWindows } from './phases.js';
+// The live side: curves, the session's analysis, the analyzer the pipeline owns, exports.
+export { CurveStore, linearisationLut, measureRegions, referenceAt, type Linearisation, type ReferenceRegion, type RegionSample } from './tic.js';
+export { analyseCurves, type CurvesInput, type FitSummary, type PerfusionAnalysis, type PerfusionState, type RegionAnalysis } from './analysis.js';
+export { PerfusionAnalyzer, sessionMs, type PerfusionCounts, type PerfusionOptions, type PerfusionUpdate } from './analyzer.js';
+export { perfusionCsv, perfusionJson } from './export.js';
