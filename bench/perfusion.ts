@@ -10,6 +10,7 @@ import { quantile } from 'simple-statistics';
 import { applyLayout } from '../core/layout.js';
 import { createLesionMask } from '../core/mask.js';
 import { analyseCurves } from '../core/perfusion/analysis.js';
+import { evaluateBolusCurve } from '../core/perfusion/models.js';
 import { PARAMETER_NAMES } from '../core/perfusion/parameters.js';
 import { linearisationLut, measureRegions } from '../core/perfusion/tic.js';
 import { computeRings } from '../core/regions.js';
@@ -69,14 +70,10 @@ function cost(report: PerfusionReport): void {
   const t = Float64Array.from({ length: n }, (_, i) => (i * a.durationS) / Math.max(1, n - 1));
   const regions = a.regions.map((r) => {
     const fit = r.fits.lognormal;
-    const y = new Float64Array(n);
-    if (fit) {
-      const p = fit.params;
-      for (let i = 0; i < n; i++) {
-        const x = t[i] - p.t0;
-        y[i] = p.baseline + (x > 0 ? (p.area / (Math.sqrt(2 * Math.PI) * p.sigma * x)) * Math.exp(-((Math.log(x) - p.mu) ** 2) / (2 * p.sigma ** 2)) : 0) * (1 + 0.05 * Math.sin(i * 12.9898));
-      }
-    }
+    if (!fit) return { name: r.name, y: new Float64Array(n) };
+    // The fitted curve with 5 % multiplicative ripple on its enhancement.
+    const y = evaluateBolusCurve('lognormal', fit.params as never, t);
+    for (let i = 0; i < n; i++) y[i] = fit.params.baseline + (y[i] - fit.params.baseline) * (1 + 0.05 * Math.sin(i * 12.9898));
     return { name: r.name, y };
   });
   const an: number[] = [];

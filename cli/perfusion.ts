@@ -117,7 +117,7 @@ async function runPhantom(o: PerfusionCommandOptions, phantom: PhantomScanner, l
     if (i % 64 === 63) await new Promise((r) => setImmediate(r));   // let a SIGINT through
   }
   const report = run.finish(`phantom:${phantom.seed}`);
-  report.truth = truth.result(report.analysis, run.model);
+  report.truth = truth.result(report.analysis);
   return report;
 }
 
@@ -204,7 +204,7 @@ class TruthAccumulator {
     this.put('reference', r.lesion, r.tissue);
   }
 
-  result(a: PerfusionAnalysis, model: BolusModelName): NonNullable<PerfusionReport['truth']> {
+  result(a: PerfusionAnalysis): NonNullable<PerfusionReport['truth']> {
     const regions: Record<string, RegionTruth> = {};
     for (const [name, s] of this.sums) {
       const lesionWeight = s.lesion / s.n, tissueWeight = s.tissue / s.n;
@@ -236,7 +236,6 @@ class TruthAccumulator {
       if (r.relative && rel) for (const [k, v] of Object.entries(r.relative)) if (v !== null && rel[k] !== null && rel[k] !== undefined) e[k] = (v - rel[k]!) / Math.abs(rel[k]!);
       errors[r.name] = e;
     }
-    void model;
     return { regions, relative, errors };
   }
 

@@ -465,8 +465,7 @@ export class Pipeline extends EventEmitter {
         return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
       }
     }
-    const features = model.sessionTerms.length && this.perfusion ? { ...job.features, ...this.perfusion.scoreInputs() } : job.features;
-    return model.score(features, this.clinical[k], deep, seq);
+    return model.score(job.features, this.clinical[k], deep, seq, this.perfusion?.scoreInputs());
   }
 
   /** A B-mode pane box in frame pixels on the given pane (the contrast pane through the layout geometry). */

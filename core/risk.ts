@@ -72,6 +72,9 @@ export interface DeepFeatureSource {
 }
 
 /** A card compiled for scoring: flat arrays, no per-frame allocation beyond the contributions. */
+/** No session inputs (no perfusion analysis). */
+const NO_SESSION: FeatureSet = Object.freeze({});
+
 export class RiskModel {
   readonly card: ModelCard;
   /** The card's CNN, loaded (absent when the card has no deep section). */
@@ -82,6 +85,8 @@ export class RiskModel {
   readonly regions: ReadonlySet<string>;
   /** Inputs from the session's perfusion analysis (phase, delta, perfusion terms). */
   readonly sessionTerms: readonly string[];
+  /** Per feature term: read from the session's inputs instead of the frame's features. */
+  private readonly fromSession: readonly boolean[];
   private readonly mean: Float64Array;
   private readonly std: Float64Array;
   private readonly coef: Float64Array;
@@ -97,6 +102,7 @@ export class RiskModel {
     // Regions the pipeline must compute rings for (the reference region is the perfusion analysis' own).
     this.regions = new Set(card.inputs.features.map((f) => f.split('.')[1]).filter((r) => r !== 'reference'));
     this.sessionTerms = card.inputs.features.filter(isSessionTerm);
+    this.fromSession = card.inputs.features.map(isSessionTerm);
     this.mean = Float64Array.from(card.scaling.mean);
     this.std = Float64Array.from(card.scaling.std);
     this.coef = Float64Array.from(card.linearPredictor.coefficients);
@@ -124,13 +130,14 @@ export class RiskModel {
    * One frame's score. `clinical` holds coded values (codeClinical) by name; `deep` the PCA
    * components in order (when the card has a deep section).
    */
-  score(features: FeatureSet, clinical: ReadonlyMap<string, number>, deep: ArrayLike<number> | undefined, seq: number): FrameScore {
+  score(features: FeatureSet, clinical: ReadonlyMap<string, number>, deep: ArrayLike<number> | undefined, seq: number,
+    session: FeatureSet = NO_SESSION): FrameScore {
     const missing = this.clinical.filter((v) => !clinical.has(v.name)).map((v) => v.name);
     const none = new Float64Array(0);
     if (missing.length)
       return { seq, status: 'incomplete', linearPredictor: NaN, value: NaN, contributions: none, missing, problem: `clinical input missing: ${missing.join(', ')}` };
     // Phase, delta and perfusion inputs exist once the session's curve has been fitted: wait for them.
-    const waiting = this.sessionTerms.filter((f) => !Number.isFinite(features[f]));
+    const waiting = this.sessionTerms.filter((f) => !Number.isFinite(session[f]));
     if (waiting.length)
       return { seq, status: 'incomplete', linearPredictor: NaN, value: NaN, contributions: none, missing: waiting,
         problem: `waiting for the perfusion analysis: ${waiting.length > 3 ? `${waiting.slice(0, 3).join(', ')} and ${waiting.length - 3} more` : waiting.join(', ')}` };
@@ -140,7 +147,7 @@ export class RiskModel {
     let lp = this.card.linearPredictor.intercept;
     for (let i = 0; i < c.length; i++) {
       let x: number | undefined;
-      if (i < this.nFeatures) x = features[this.terms[i]];
+      if (i < this.nFeatures) x = (this.fromSession[i] ? session : features)[this.terms[i]];
       else if (i < this.nFeatures + this.clinical.length) x = clinical.get(this.clinical[i - this.nFeatures].name);
       else x = deep![i - this.nFeatures - this.clinical.length];
       if (x === undefined || !Number.isFinite(x))

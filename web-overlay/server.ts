@@ -360,7 +360,7 @@ export class OverlayServer extends EventEmitter {
     const p = this.opts.pipeline;
     this.send(v, helloMessage(p.layout, p.ringsMm, p.models, { id: v.id, role: this.controller === v ? 'controller' : 'viewer' }, this.state()));
     if (this.lastFrame) this.offer(v, this.lastFrame);
-    if (this.lastPerfusion && this.valid(this.lastPerfusion)) this.send(v, this.lastPerfusion);
+    if (this.lastPerfusion) this.send(v, this.lastPerfusion);
     if (auto) this.broadcastState();
     ws.on('message', (data, isBinary) => this.message(v, data as Buffer, isBinary));
     ws.on('error', (e) => this.emit('clientError', e));

@@ -146,10 +146,11 @@ export class PerfusionAnalyzer extends EventEmitter {
   sample(lf: LaidOutFrame, rings: RingSet | undefined, track: TrackResult): void {
     const ms = sessionMs(lf.frame);
     this.originMs ??= ms;
-    if (track.state !== 'tracking' || !rings) {
-      this.counts[track.state === 'tracking' ? 'lost' : track.state]++;
+    if (track.state !== 'tracking') {
+      this.counts[track.state]++;
       return;
     }
+    if (!rings) return;   // a tracked frame always has its regions; nothing to measure without
     if (!this.store || this.ringNames.length !== rings.names.length || this.ringNames.some((n, k) => n[0] !== rings.names[k][0])) this.newStore(rings);
     const ref = this.referenceOn(track.center, track.scale);
     const m = measureRegions(lf, rings, this.lut, ref, this.linearisation !== null);
@@ -179,9 +180,7 @@ export class PerfusionAnalyzer extends EventEmitter {
       const analysis = this.useWorker ? await this.inWorker(input) : analyseCurves(input);
       // A new injection started while this one ran: its parameters belong to the old curve.
       if (generation !== this.generation) return undefined;
-      this.latest = analysis;
-      this.counts.analyses++;
-      this.inputs = this.scoreInputsOf(analysis);
+      this.take(analysis);
       this.emit('analysis', { analysis, counts: this.stats } satisfies PerfusionUpdate);
       return analysis;
     } catch (e) {
@@ -196,10 +195,15 @@ export class PerfusionAnalyzer extends EventEmitter {
   analyseSync(): PerfusionAnalysis | undefined {
     if (!this.store || this.store.length === 0) return undefined;
     const analysis = analyseCurves(this.curvesInput());
+    this.take(analysis);
+    return analysis;
+  }
+
+  /** An analysis becomes the current one: counted, and what the cards read is derived from it. */
+  private take(analysis: PerfusionAnalysis): void {
     this.latest = analysis;
     this.counts.analyses++;
     this.inputs = this.scoreInputsOf(analysis);
-    return analysis;
   }
 
   /** Keeps the lesion's features of a scored frame (sessionMs of the frame) for the phase features. */
