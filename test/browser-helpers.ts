@@ -173,6 +173,14 @@ export async function waitPage(page: Page, cond: (s: PageState) => boolean, what
 }
 
 /** The reply to the page's newest message of this type (waits for it). */
+/**
+ * The held frame is on screen: the state says frozen and the last frame drawn is the held one as
+ * re-sent marked frozen (the same seq may arrive first unmarked, sent just before the freeze).
+ */
+export function heldOnScreen(s: PageState): boolean {
+  return !!s.state?.frozen && !!s.lastHeader?.frozen && s.lastHeader.seq === s.state.frozenSeq;
+}
+
 export async function lastReply(page: Page, re: string, after = 0): Promise<Reply> {
   const s = await waitPage(page, (s) => s.replies.filter((r) => r.re === re).length > after, `a reply to "${re}"`);
   return s.replies.filter((r) => r.re === re).at(-1)!;

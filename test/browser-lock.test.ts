@@ -5,8 +5,7 @@ import t, { type Test } from 'tap';
 import type { CDPSession, Page } from 'playwright-core';
 import {
   canvasPixelsOn, circle, distanceToPolygon, fraction, isContourColour, lastReply, openPage, pageState, replyCount, screenMapper, startDemo, waitPage,
-  type PageState,
-} from './browser-helpers.js';
+  type PageState, heldOnScreen } from './browser-helpers.js';
 
 type Polygon = { shape: 'polygon'; points: number[] };
 type Ellipse = { shape: 'ellipse'; cx: number; cy: number; rx: number; ry: number };
@@ -22,7 +21,7 @@ const ellipsePolygon = (e: Ellipse, n = 360) => Array.from({ length: n }, (_, k)
 /** Freezes by `press` (click or tap) and waits until the held frame is the one on screen. */
 async function freeze(page: Page, press: (sel: string) => Promise<void>): Promise<PageState> {
   await press('#freeze');
-  return waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'the frozen frame on screen');
+  return waitPage(page, heldOnScreen, 'the frozen frame on screen');
 }
 
 /** Accepts the proposal; checks the ack and that the held frame comes back with the new contour near `outline`. */
@@ -207,7 +206,7 @@ t.test('by touch on a tablet: layer toggles, freeze, outline and ellipse drawn w
 
   // Selecting a tool freezes the picture (drawing is done on a held frame).
   await tap('#tool-freehand');
-  const st = await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'frozen by selecting the tool');
+  const st = await waitPage(page, heldOnScreen, 'frozen by selecting the tool');
   const seq = st.state!.frozenSeq!;
   t.equal(await page.evaluate(() => getComputedStyle(document.getElementById('view')!).touchAction), 'none', 'touch-action: none on the canvas while drawing');
   const { toScreen, scale } = await screenMapper(page);

@@ -11,8 +11,7 @@ import t from 'tap';
 import { fromRoot } from './helpers.js';
 import {
   isReferenceColour, lastReply, openPage, pageState, replyCount, screenMapper, startDemo, waitPage,
-  type Header, type PageState, type PerfusionMessage,
-} from './browser-helpers.js';
+  type Header, type PageState, type PerfusionMessage, heldOnScreen } from './browser-helpers.js';
 
 /** The page's number format for parameters (three significant digits, whole numbers from 1000). */
 const fmt = (v: number | null | undefined) => (typeof v !== 'number' || !Number.isFinite(v) ? '–' : Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(3));
@@ -153,7 +152,7 @@ t.test('the perfusion card shows the fitted lesion; the reference is drawn, plac
   // On a frozen frame, so that the frame the page shows is the frame the server anchors the
   // reference to (live, they may be a frame apart while the lesion moves).
   await page.click('#freeze');
-  const held = await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq && s.lastHeader.tracking.state === 'tracking', 'a tracked frame held on screen');
+  const held = await waitPage(page, (s) => heldOnScreen(s) && s.lastHeader?.tracking.state === 'tracking', 'a tracked frame held on screen');
   await page.click('#tool-reference');
   await waitPage(page, (s) => s.referenceTool, 'the reference tool on');
   t.equal(await page.getAttribute('#tool-reference', 'aria-pressed'), 'true', 'Reference shows pressed');

@@ -4,8 +4,7 @@ import { mkdirSync } from 'node:fs';
 import t from 'tap';
 import { fromRoot } from './helpers.js';
 import {
-  canvasPixelsOn, colourNear, fraction, isContourColour, isRingColour, maskBoundary, openPage, pageState, screenMapper, screenshotRgb, startDemo, waitPage,
-} from './browser-helpers.js';
+  canvasPixelsOn, colourNear, fraction, isContourColour, isRingColour, maskBoundary, openPage, pageState, screenMapper, screenshotRgb, startDemo, waitPage, heldOnScreen } from './browser-helpers.js';
 
 t.test('the contour is drawn where the phantom\'s ground truth says the lesion is; the page shows score, perfusion curve, status and the notice', async (t) => {
   const demo = await startDemo(t);
@@ -37,7 +36,7 @@ t.test('the contour is drawn where the phantom\'s ground truth says the lesion i
 
   // Freeze, so that the picture and its header hold still while they are compared.
   await page.click('#freeze');
-  const st = await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'the frozen frame on screen');
+  const st = await waitPage(page, heldOnScreen, 'the frozen frame on screen');
   t.equal(await page.getAttribute('#freeze', 'aria-pressed'), 'true', 'Freeze shows pressed');
   t.match(await page.textContent('#badge-frozen'), new RegExp(`FROZEN · frame ${st.state!.frozenSeq}`), 'FROZEN badge with the frame');
   const header = st.lastHeader!;
@@ -157,7 +156,7 @@ t.test('layer toggles by click: contour, rings, scores and TIC follow the shared
 
   // While frozen no new frame comes: the toggle redraws the held frame itself.
   await page.click('#freeze');
-  await waitPage(page, (s) => !!s.state?.frozen && s.lastHeader?.seq === s.state.frozenSeq, 'frozen');
+  await waitPage(page, heldOnScreen, 'frozen');
   await page.click('#layer-contour');
   await waitPage(page, (s) => s.state?.layers.contour === false, 'contour off while frozen');
   await new Promise((r) => setTimeout(r, 100));

@@ -291,7 +291,9 @@ export class PanelDriver extends EventEmitter {
     this.decoder.flush();
     this.outstanding.clear();
     if (this.st === 'stopped') return;
-    const reason = err ? `${this.openPath} went away (${err.message})` : `${this.openPath} was closed`;
+    // The driver closes its port only when stopping (above): any other close is the port going away,
+    // with or without an error from the binding (a pty's master closing may read as a plain end).
+    const reason = `${this.openPath} went away${err ? ` (${err.message})` : ''}`;
     this.problem('port-lost', reason);
     this.setDisconnected(reason);
     this.st = 'waiting';
