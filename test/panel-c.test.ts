@@ -150,6 +150,8 @@ t.test('C panel <-> driver over a pty: every message type, both directions', asy
   panel.send('release 2');
   await until(() => buttons.length === 2, 3000, 'two button events');
   t.match(buttons, [{ id: 2, name: 'lock', action: 'lock-lesion', pressed: true }, { id: 2, pressed: false }]);
+  // The driver emits each button before its ACK reaches the panel's log: wait for both lines.
+  await until(() => panel.matching(/^rx ACK .* ack_type=2$/, mark).length >= 2, 3000, 'the panel logs both ACKs');
   t.equal(panel.matching(/^rx ACK .* ack_type=2$/, mark).length, 2, 'each BUTTON ACKed');
   // SLIDER
   const slider = nextEvent<PanelSliderEvent>(driver, 'slider');
