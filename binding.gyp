@@ -8,6 +8,7 @@
         "native/src/tracker.cc",
         "native/src/regions.cc",
         "native/src/pixels.cc",
+        "native/src/segment.cc",
         "native/src/radiomics/region.cc",
         "native/src/radiomics/firstorder.cc",
         "native/src/radiomics/shape2d.cc",

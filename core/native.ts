@@ -7,6 +7,9 @@ import { packageRoot } from './paths.js';
 
 export interface PixelRect { x: number; y: number; width: number; height: number }
 
+/** A square crop of side `side` pixels centred at (cx, cy), pixel-index coordinates (pixel k's centre is at k). */
+export interface SquareCrop { cx: number; cy: number; side: number }
+
 export interface NativePhantomRenderer {
   /** Renders a screen; returns the number of lesion pixels in the pane (0 without maskOut). */
   render(frameIndex: number, motion: { dx: number; dy: number; scale: number; elevation?: number; gainDb?: number }, tic: { lesion: number; tissue: number },
@@ -121,6 +124,28 @@ export interface NativeAddon {
    */
   cropResize(src: Uint8Array, width: number, height: number, rect: PixelRect, out: Float32Array, options: NativeCropResizeOptions):
     { x: 'bilinear' | 'area'; y: 'bilinear' | 'area' };
+  /** Bilinear samples (0 outside the image) of a square crop on size x size points, optionally mirrored left-right. */
+  cropSample(src: Uint8Array, width: number, height: number, crop: SquareCrop, out: Float32Array, options: { size: number; flip?: boolean }): void;
+  /**
+   * The one-tap network's input: channel 0 the crop ((v/255)^gamma * gain, standardised over the
+   * crop), channel 1 the tap as a Gaussian of sigma samples; nchw or nhwc.
+   */
+  tapInput(src: Uint8Array, width: number, height: number, crop: SquareCrop, tap: { x: number; y: number }, out: Float32Array,
+    options: { size: number; sigma: number; layout?: 'nchw' | 'nhwc'; flip?: boolean; gain?: number; gamma?: number }): void;
+  /**
+   * The network's logits mapped back over the crop's pixels (above threshold), the 4-connected
+   * component at the tap (or the nearest such pixel within snapRadius), holes filled, into out
+   * (255 inside). `flipped`: a mirrored pass averaged in. Area 0 when nothing lies at the tap.
+   */
+  tapMask(logits: Float32Array, crop: SquareCrop, width: number, height: number, tap: { x: number; y: number }, out: Uint8Array,
+    options: { size: number; threshold?: number; snapRadius?: number; flipped?: Float32Array | null }):
+    { area: number; x0: number; y0: number; x1: number; y1: number; tapLogit: number; atX?: number; atY?: number };
+  /** Distance of every lesion pixel to the nearest outside pixel (the image's outside counts); returns the deepest pixel. */
+  maskDistance(mask: Uint8Array, width: number, height: number, out: Float32Array): { x: number; y: number; distance: number };
+  /** Grows (radius > 0) or shrinks (radius < 0) a mask by a Euclidean disc; out 255 inside; returns the area. */
+  morphMask(mask: Uint8Array, width: number, height: number, radius: number, out: Uint8Array): number;
+  /** Distances from every boundary pixel of a to the nearest boundary pixel of b. */
+  surfaceDistances(a: Uint8Array, b: Uint8Array, width: number, height: number): Float64Array;
 }
 
 export interface NativeCropResizeOptions {

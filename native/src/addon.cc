@@ -55,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRegions(env, exports);
   InitRadiomics(env, exports);
   InitPixels(env, exports);
+  InitSegment(env, exports);
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

@@ -133,5 +133,6 @@ void InitTracker(Napi::Env env, Napi::Object exports);
 void InitRegions(Napi::Env env, Napi::Object exports);
 void InitRadiomics(Napi::Env env, Napi::Object exports);
 void InitPixels(Napi::Env env, Napi::Object exports);
+void InitSegment(Napi::Env env, Napi::Object exports);
 
 }  // namespace sono
