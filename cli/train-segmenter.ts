@@ -1,0 +1,153 @@
+// `sonomics train-segmenter`: trains the one-tap U-Net from a cohort of images and expert masks
+// (the shipped one from ../shared/data/busi, `npm run train:segmenter`), plus phantom frames (the
+// project's own fixture, so a tap on the demo works), writes the ONNX networks and segmenter.json.
+// With --folds K it also trains K cross-validation models on grouped folds (near-duplicates kept
+// together) for out-of-sample evaluation. Seeded and single-threaded per model: the same data and
+// options give the same files. Models train in parallel worker threads (--jobs).
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { readCohort, type Cohort } from '../core/cohort.js';
+import { readGrayImage } from '../core/imageio.js';
+import { DEFAULT_RECIPE, SEGMENTER_FORMAT, type SegmenterManifest } from '../core/segment/manifest.js';
+import { foldBatchNorm, type NetWeights } from '../core/segment/net.js';
+import { unetToOnnx } from '../core/segment/onnx.js';
+import { DEFAULT_TRAINING, duplicateGroups, groupedFolds, trainingImage, type TrainingImage, type TrainOptions } from '../core/segment/train.js';
+import { PhantomScanner } from '../device/phantom.js';
+import { UsageError } from './errors.js';
+
+export interface TrainSegmenterOptions {
+  cohort: string;
+  labelColumn?: string;
+  out: string;
+  seed: number;
+  epochs: number;
+  folds: number;
+  jobs: number;
+  /** Phantom frames added to every training set (0: none). */
+  phantomImages: number;
+  command: string;
+}
+
+export interface TrainJob {
+  cohort: string;
+  labelColumn?: string;
+  /** Indices of the cohort's cases to train on. */
+  train: number[];
+  phantomImages: number;
+  options: TrainOptions;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** The cohort's images and masks as training images (in cohort order); files' sha256 kept. */
+export async function loadTrainingImages(cohort: Cohort, only?: number[]): Promise<Array<TrainingImage | undefined>> {
+  const want = new Set(only ?? cohort.cases.map((_, i) => i));
+  const out: Array<TrainingImage | undefined> = new Array(cohort.cases.length).fill(undefined);
+  for (const [i, c] of cohort.cases.entries()) {
+    if (!want.has(i)) continue;
+    const bytes = readFileSync(c.image);
+    const [image, mask] = await Promise.all([readGrayImage(c.image), readGrayImage(c.mask)]);
+    if (image.width !== mask.width || image.height !== mask.height) throw new Error(`${c.id}: image ${image.width}x${image.height} but mask ${mask.width}x${mask.height}`);
+    out[i] = trainingImage(c.id, sha256(bytes), c.label, image, mask.data);
+  }
+  return out;
+}
+
+/**
+ * Phantom B-mode panes with their true masks: lesions of varied size, shape and depth, under
+ * varied gain and motion (seeded by index), so the network knows the demo's images too.
+ */
+export function phantomTrainingImages(n: number): TrainingImage[] {
+  const out: TrainingImage[] = [];
+  for (let k = 0; k < n; k++) {
+    const f = (a: number, b: number, salt: number) => a + (b - a) * (((k * 7919 + salt * 104729) % 1000) / 1000);
+    const ph = new PhantomScanner({
+      seed: 1000 + k, width: 640, height: 480,
+      lesion: { radiusMm: f(3, 9, 1), aspect: f(0.6, 1.4, 2), irregularity: f(0, 0.3, 3), depthFraction: f(0.35, 0.65, 4) },
+    });
+    const { data, truth } = ph.render(Math.floor(f(0, 600, 5)));
+    const r = ph.layout.panes.bmode.rect;
+    const pane = new Uint8Array(r.width * r.height);
+    for (let y = 0; y < r.height; y++) pane.set(data.subarray((r.y + y) * ph.layout.width + r.x, (r.y + y) * ph.layout.width + r.x + r.width), y * r.width);
+    out.push(trainingImage(`phantom_${k}`, '', 1, { data: pane, width: r.width, height: r.height }, truth.lesionMask));
+  }
+  return out;
+}
+
+function runJob(job: TrainJob, name: string, log: (l: string) => void): Promise<NetWeights> {
+  return new Promise((resolvePromise, reject) => {
+    const w = new Worker(new URL('./train-segmenter-worker.js', import.meta.url), { workerData: job });
+    w.on('message', (m: { type: 'epoch'; epoch: number; loss: number; seconds: number } | { type: 'done'; weights: NetWeights } | { type: 'error'; message: string }) => {
+      if (m.type === 'epoch') log(`train-segmenter: ${name} epoch ${m.epoch}/${job.options.epochs} loss ${m.loss.toFixed(4)} (${m.seconds.toFixed(1)} s)`);
+      else if (m.type === 'done') resolvePromise(m.weights);
+      else reject(new Error(`${name}: ${m.message}`));
+    });
+    w.on('error', reject);
+    w.on('exit', (code) => { if (code !== 0) reject(new Error(`${name}: training worker exited with ${code}`)); });
+  });
+}
+
+export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: string) => void): Promise<SegmenterManifest> {
+  const t0 = performance.now();
+  const cohort = readCohort(o.cohort, { labelColumn: o.labelColumn });
+  if (o.folds === 1 || o.folds < 0) throw new UsageError('train-segmenter: --folds must be 0 (no cross-validation models) or at least 2');
+  log(`train-segmenter: ${cohort.cases.length} images from ${o.cohort}; reading them`);
+  const images = (await loadTrainingImages(cohort)) as TrainingImage[];
+  const groups = duplicateGroups(images);
+  const nGroups = new Set(groups).size;
+  log(`train-segmenter: ${nGroups} groups of near-duplicate images (${images.length - nGroups} images share a group)`);
+  const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs };
+  const foldOf = o.folds >= 2 ? groupedFolds(images, groups, o.folds, o.seed) : [];
+  const all = images.map((_, i) => i);
+  const jobs: Array<{ name: string; file: string; job: TrainJob; heldOut: string[] }> = [];
+  for (let k = 0; k < o.folds; k++) {
+    jobs.push({
+      name: `fold ${k + 1}/${o.folds}`, file: `fold-${k + 1}.onnx`, heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
+      job: { cohort: o.cohort, labelColumn: o.labelColumn, train: all.filter((i) => foldOf[i] !== k), phantomImages: o.phantomImages, options },
+    });
+  }
+  jobs.push({ name: 'final', file: 'unet.onnx', heldOut: [], job: { cohort: o.cohort, labelColumn: o.labelColumn, train: all, phantomImages: o.phantomImages, options } });
+  const results: Array<NetWeights | undefined> = new Array(jobs.length);
+  let next = 0;
+  const pool = async () => {
+    for (;;) {
+      const j = next++;
+      if (j >= jobs.length) return;
+      log(`train-segmenter: ${jobs[j].name}: ${jobs[j].job.train.length} cohort images + ${o.phantomImages} phantom frames`);
+      results[j] = await runJob(jobs[j].job, jobs[j].name, log);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, jobs.length)) }, pool));
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const write = (file: string, w: NetWeights): string => {
+    const bytes = unetToOnnx(foldBatchNorm(w), w.channels, options.recipe.inputSize, 'sonomics train-segmenter');
+    writeFileSync(join(out, `${file}.tmp`), bytes);
+    renameSync(join(out, `${file}.tmp`), join(out, file));
+    return sha256(bytes);
+  };
+  const final = results[jobs.length - 1]!;
+  const parameters = final.convs.reduce((s, c) => s + c.w.length + c.co + (c.k === 3 ? c.co : 0), 0);
+  const manifest: SegmenterManifest = {
+    format: SEGMENTER_FORMAT, id: 'tap-unet', version: '1.0.0',
+    intendedUse: 'Proposes a breast lesion outline from one tap on a B-mode image, for a sonographer to accept or correct. Decision support only, not for diagnosis.',
+    model: { file: 'unet.onnx', sha256: write('unet.onnx', final), channels: final.channels, parameters },
+    recipe: options.recipe,
+    training: {
+      command: o.command, cohort: basename(o.cohort), cohortSha256: sha256(readFileSync(o.cohort)), images: images.length,
+      extraImages: o.phantomImages ? `${o.phantomImages} phantom B-mode frames (device/phantom.ts, seeds 1000..${1000 + o.phantomImages - 1})` : 'none',
+      seed: o.seed, epochs: o.epochs, batchSize: options.batchSize, learningRate: options.learningRate, negativeFraction: options.negativeFraction,
+      folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
+    },
+    folds: jobs.slice(0, -1).map((j, k) => ({ file: j.file, sha256: write(j.file, results[k]!), heldOut: j.heldOut })),
+    notes: [
+      'Trained on BUSI (one public dataset): images carry calipers and text, and lesions are mostly centred; accuracy on other scanners is unknown.',
+      'Cross-validation folds keep near-duplicate images together; the fold models give out-of-sample masks for the training images.',
+    ],
+  };
+  writeFileSync(join(out, 'segmenter.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+  log(`train-segmenter: wrote ${out} in ${manifest.training.minutes} min`);
+  return manifest;
+}

@@ -1,0 +1,162 @@
+// Training the one-tap segmenter: near-duplicate grouping and grouped folds; the exported ONNX graph
+// computes what the trained network (batch norm with its running statistics) computes, checked
+// against an independent plain-JS forward pass; and `sonomics train-segmenter` is reproducible:
+// the same cohort, options and seed give byte-identical networks, with a manifest that checks.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import * as ort from 'onnxruntime-node';
+import { readCohort } from '../core/cohort.js';
+import { DEFAULT_RECIPE, parseSegmenterManifest } from '../core/segment/manifest.js';
+import { BN_EPSILON, foldBatchNorm, type NetWeights } from '../core/segment/net.js';
+import { unetToOnnx } from '../core/segment/onnx.js';
+import { Segmenter } from '../core/segment/segmenter.js';
+import { duplicateGroups, groupedFolds, trainingImage, trainUNet, type TrainingImage } from '../core/segment/train.js';
+import { seededRandom } from '../core/random.js';
+import { loadTrainingImages, phantomTrainingImages, trainSegmenterCommand } from '../cli/train-segmenter.js';
+import { writeSyntheticCohort } from './cohort-gen.js';
+import { tmp } from './panel-helpers.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+t.test('near-duplicates share a group; folds keep groups whole and balance the labels', async (t) => {
+  const random = seededRandom(3);
+  const img = (seed: number, label: 0 | 1): TrainingImage => {
+    const r = seededRandom(seed), w = 40, h = 30, data = new Uint8Array(w * h), mask = new Uint8Array(w * h);
+    for (let i = 0; i < data.length; i++) data[i] = Math.floor(r() * 256);
+    for (let y = 10; y < 20; y++) for (let x = 12; x < 26; x++) mask[y * w + x] = 1;
+    return trainingImage(`i${seed}`, String(seed), label, { data, width: w, height: h }, mask);
+  };
+  const images = Array.from({ length: 20 }, (_, i) => img(i + 1, (i % 2) as 0 | 1));
+  // i21 is i1 with faint noise, under the other label (as BUSI holds a few scans twice).
+  const copy = img(1, 1);
+  const noisy = Uint8Array.from(copy.image.data, (v) => Math.max(0, Math.min(255, v + Math.round((random() - 0.5) * 4))));
+  images.push(trainingImage('i21', '21', 1, { data: noisy, width: 40, height: 30 }, copy.mask));
+  const g = duplicateGroups(images);
+  t.equal(g[0], g[20], 'the copy joins its original\'s group');
+  t.equal(new Set(g).size, 20, 'every other image alone');
+  const f = groupedFolds(images, g, 5, 9);
+  t.equal(f[0], f[20], 'a group stays in one fold');
+  t.same(f, groupedFolds(images, g, 5, 9), 'seeded');
+  for (let k = 0; k < 5; k++) t.ok(f.filter((x) => x === k).length >= 4, `fold ${k} has ${f.filter((x) => x === k).length} images`);
+  const tap = images[0].tap;
+  t.equal(tap.depth, 5, 'the tap is the deepest point of the 14x10 mask: 5 px from its long sides');
+  t.ok((tap.y === 14 || tap.y === 15) && tap.x >= 16 && tap.x <= 21, `on the mask's middle rows (${tap.x}, ${tap.y})`);
+  t.ok(images[0].inner.length > 0 && images[0].extent === 14, 'inner half and extent');
+});
+
+/** Plain-JS forward of the unfolded network (NCHW, batch 1): 3x3 conv, batch norm with running statistics, ReLU, U-Net wiring. */
+function referenceForward(w: NetWeights, x: Float32Array, S: number): Float32Array {
+  const byName = new Map(w.convs.map((c) => [c.name, c]));
+  const conv = (input: Float32Array, hw: number, name: string): Float32Array => {
+    const c = byName.get(name)!, { k, ci, co } = c, p = (k - 1) / 2, out = new Float32Array(co * hw * hw);
+    for (let o = 0; o < co; o++) {
+      for (let y = 0; y < hw; y++) {
+        for (let xx = 0; xx < hw; xx++) {
+          let s = 0;
+          for (let kh = 0; kh < k; kh++) {
+            const yy = y + kh - p;
+            if (yy < 0 || yy >= hw) continue;
+            for (let kw = 0; kw < k; kw++) {
+              const xs = xx + kw - p;
+              if (xs < 0 || xs >= hw) continue;
+              for (let i = 0; i < ci; i++) s += c.w[((kh * k + kw) * ci + i) * co + o] * input[(i * hw + yy) * hw + xs];
+            }
+          }
+          let v = k === 3 ? ((s - c.rm![o]) / Math.sqrt(c.rv![o] + BN_EPSILON)) * c.g![o] + c.b![o] : s + c.bias![o];
+          if (k === 3) v = Math.max(0, v);
+          out[(o * hw + y) * hw + xx] = v;
+        }
+      }
+    }
+    return out;
+  };
+  const pool = (a: Float32Array, ch: number, hw: number) => {
+    const h2 = hw / 2, out = new Float32Array(ch * h2 * h2);
+    for (let c = 0; c < ch; c++) for (let y = 0; y < h2; y++) for (let x = 0; x < h2; x++) {
+      const at = (yy: number, xx: number) => a[(c * hw + yy) * hw + xx];
+      out[(c * h2 + y) * h2 + x] = Math.max(at(2 * y, 2 * x), at(2 * y, 2 * x + 1), at(2 * y + 1, 2 * x), at(2 * y + 1, 2 * x + 1));
+    }
+    return out;
+  };
+  const up = (a: Float32Array, ch: number, hw: number) => {
+    const h2 = hw * 2, out = new Float32Array(ch * h2 * h2);
+    for (let c = 0; c < ch; c++) for (let y = 0; y < h2; y++) for (let x = 0; x < h2; x++) out[(c * h2 + y) * h2 + x] = a[(c * hw + (y >> 1)) * hw + (x >> 1)];
+    return out;
+  };
+  const L = w.channels.length;
+  let h = x, hw = S;
+  const skips: Array<{ a: Float32Array; ch: number; hw: number }> = [];
+  for (let l = 0; l < L - 1; l++) {
+    h = conv(conv(h, hw, `e${l}a`), hw, `e${l}b`);
+    skips.push({ a: h, ch: w.channels[l], hw });
+    h = pool(h, w.channels[l], hw);
+    hw /= 2;
+  }
+  h = conv(conv(h, hw, 'ma'), hw, 'mb');
+  let ch = w.channels[L - 1];
+  for (let l = L - 2; l >= 0; l--) {
+    const u = up(h, ch, hw);
+    hw *= 2;
+    const s = skips[l], cat = new Float32Array(u.length + s.a.length);
+    cat.set(u);
+    cat.set(s.a, u.length);
+    h = conv(conv(cat, hw, `d${l}a`), hw, `d${l}b`);
+    ch = w.channels[l];
+  }
+  return conv(h, hw, 'head');
+}
+
+t.test('the exported ONNX network computes the trained network with its batch-norm statistics', async (t) => {
+  const images = phantomTrainingImages(4);
+  const recipe = { ...DEFAULT_RECIPE, inputSize: 16, tapSigma: 0.64 };
+  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25 });
+  t.ok(weights.convs.some((c) => c.rm && c.rm.some((v) => v !== 0)), 'the running statistics moved during training');
+  const bytes = unetToOnnx(foldBatchNorm(weights), weights.channels, 16, 'test');
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+  const x = new Float32Array(2 * 16 * 16);
+  const r = seededRandom(11);
+  for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 3;
+  const got = (await session.run({ x: new ort.Tensor('float32', x, [1, 2, 16, 16]) })).logits.data as Float32Array;
+  const want = referenceForward(weights, x, 16);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  t.ok(worst < 1e-3, `max |onnxruntime - reference| = ${worst.toExponential(2)} over ${want.length} logits`);
+  // A batch of two gives each input's own logits.
+  const two = new Float32Array(2 * x.length);
+  two.set(x);
+  two.set(x.map((v) => -v), x.length);
+  const pair = (await session.run({ x: new ort.Tensor('float32', two, [2, 2, 16, 16]) })).logits.data as Float32Array;
+  t.same(Array.from(pair.subarray(0, 256)), Array.from(got), 'batch of two: the first is the single run');
+  await session.release();
+});
+
+t.test('sonomics train-segmenter: seeded, the same bytes twice; a manifest that loads, with fold models that know their held-out images', async (t) => {
+  const dir = tmp('segment-train');
+  const cohort = writeSyntheticCohort(join(dir, 'cohort'), { seed: 4, n: 12, size: 96 });
+  const run = (out: string) => trainSegmenterCommand({
+    cohort: cohort.csv, out: join(dir, out), seed: 3, epochs: 1, folds: 2, jobs: 2, phantomImages: 2, command: 'test',
+  }, () => {});
+  const [a, b] = [await run('a'), await run('b')];
+  t.equal(a.model.sha256, b.model.sha256, 'the final network: the same bytes');
+  t.same(a.folds.map((f) => f.sha256), b.folds.map((f) => f.sha256), 'each fold network: the same bytes');
+  t.not(a.folds[0].sha256, a.folds[1].sha256, 'the folds differ');
+  t.equal(sha(readFileSync(join(dir, 'a', 'unet.onnx'))), a.model.sha256, 'the manifest names the file\'s sha256');
+  t.same(parseSegmenterManifest(JSON.parse(readFileSync(join(dir, 'a', 'segmenter.json'), 'utf8')), 'a'), a);
+  t.equal(a.training.images, 12);
+  t.equal(a.folds[0].heldOut.length + a.folds[1].heldOut.length, 12, 'every image held out once');
+  const seg = await Segmenter.load({ dir: join(dir, 'a'), folds: true });
+  const images = await loadTrainingImages(readCohort(cohort.csv));
+  for (const im of images) t.equal(seg.foldFor(im!.sha256), a.folds.findIndex((f) => f.heldOut.includes(im!.sha256)), `${im!.id}: its held-out fold`);
+  t.equal(seg.foldFor('0'.repeat(64)), undefined, 'an unknown image has no fold');
+  await seg.close();
+  // A changed network file is refused by its sha256; a broken manifest names what is wrong.
+  const { writeFileSync, cpSync } = await import('node:fs');
+  cpSync(join(dir, 'a'), join(dir, 'c'), { recursive: true });
+  writeFileSync(join(dir, 'c', 'unet.onnx'), Buffer.concat([readFileSync(join(dir, 'c', 'unet.onnx')), Buffer.from([0])]));
+  await t.rejects(Segmenter.load({ dir: join(dir, 'c') }), /unet\.onnx does not match its sha256 in the manifest/);
+  writeFileSync(join(dir, 'c', 'segmenter.json'), JSON.stringify({ ...a, recipe: { ...a.recipe, inputSize: 'big' } }));
+  await t.rejects(Segmenter.load({ dir: join(dir, 'c') }), /segmenter manifest .* is invalid: \/recipe\/inputSize must be integer/);
+  await t.rejects(Segmenter.load({ dir: join(dir, 'missing') }), /segmenter .*segmenter\.json: not found/);
+});
