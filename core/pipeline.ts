@@ -10,7 +10,9 @@ import type { Frame } from './frame.js';
 import { frameFeatures, type FeatureSet } from './features.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { applyLayout, paneToPane, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
-import type { LesionMask } from './mask.js';
+import { createLesionMask, type LesionMask } from './mask.js';
+import { native } from './native.js';
+import type { Segmenter, SegmentPrompt } from './segment/segmenter.js';
 import type { ClinicalVariable } from './modelcard.js';
 import { computeRings, DEFAULT_RING_RADII_MM, planRings, regionContours, type RegionContours, type RingPlan, type RingSet } from './regions.js';
 import { checkBinWidth, codeClinicalInputs, modelRegions, RiskAggregator, type Box, type ClinicalValue, type FrameScore, type RiskModel, type RiskScore } from './risk.js';
@@ -37,7 +39,20 @@ export interface PipelineOptions {
   scoreWindow?: number;
   /** CEUS perfusion analysis of the contrast pane (default on, default options); false: off. */
   perfusion?: PerfusionOptions | false;
+  /** The one-tap segmenter (core/segment): proposeLesion outlines a lesion from a tap or box. */
+  segmenter?: Segmenter;
+  /**
+   * The score's sensitivity to the mask: every `every`-th scored frame is also scored with the
+   * lesion mask shrunk and grown by radiusPx (default 2 px, every 4th frame), and the score's band
+   * widens to cover both. false: the band is the frame-to-frame spread alone.
+   */
+  maskSensitivity?: { radiusPx?: number; every?: number } | false;
 }
+
+/** A lesion outline proposed from a tap or box on a shown frame's B-mode pane (pane coordinates). */
+export type LesionProposal =
+  | { found: true; seq: number; mask: LesionMask; area: number; confidence: number; ms: number }
+  | { found: false; seq: number; reason: string; confidence: number; ms: number };
 
 export interface DisplayFrame {
   readonly frame: Frame;
@@ -83,7 +98,8 @@ export interface PipelineStats {
 interface Job { frame: Frame; arrivalMs: number; truth?: unknown }
 interface Held { lf: LaidOutFrame; truth?: unknown; shown?: DisplayFrame }
 interface ScoringJob { lf: LaidOutFrame; track: TrackResult; rings: RingSet; arrivalMs: number }
-interface RiskJob extends ScoringJob { features: FeatureSet }
+interface MaskVariants { radiusPx: number; shrunk: FeatureSet; grown: FeatureSet }
+interface RiskJob extends ScoringJob { features: FeatureSet; variants?: MaskVariants }
 
 /**
  * Events: 'display' (DisplayFrame), 'scores' (ScoreUpdate), 'frameError' (Error, Frame),
@@ -123,6 +139,9 @@ export class Pipeline extends EventEmitter {
   private pendingLock: { mask: LesionMask; settle: (err: Error | undefined, seq: number) => void } | undefined;
   private loops: Promise<void>[] = [];
   private running = false;
+  private readonly segmenter: Segmenter | undefined;
+  private readonly sensitivity: { radiusPx: number; every: number } | undefined;
+  private sensitivityTurn = 0;
   private counters = { received: 0, duplicates: 0, frozen: 0, displayed: 0, scored: 0, errors: 0 };
 
   constructor(opts: PipelineOptions) {
@@ -131,6 +150,13 @@ export class Pipeline extends EventEmitter {
     this.ringsMm = opts.ringsMm ?? DEFAULT_RING_RADII_MM;
     this.binWidth = opts.binWidth ?? 25;
     this.featureThreads = opts.featureThreads ?? 1;
+    this.segmenter = opts.segmenter;
+    if (opts.maskSensitivity !== false) {
+      const m = { radiusPx: opts.maskSensitivity?.radiusPx ?? 2, every: opts.maskSensitivity?.every ?? 4 };
+      if (!(m.radiusPx > 0 && m.radiusPx <= 50) || !Number.isInteger(m.every) || m.every < 1)
+        throw new RangeError(`maskSensitivity: radiusPx must be in (0, 50] and every a positive integer (got ${m.radiusPx}, ${m.every})`);
+      this.sensitivity = m;
+    }
     this.tracker = new LesionTracker(opts.tracker);
     this.models = opts.models ?? [];
     checkBinWidth(this.models, this.binWidth);
@@ -279,6 +305,33 @@ export class Pipeline extends EventEmitter {
     this.input.put({ frame, arrivalMs: performance.now(), truth });
   }
 
+  /** True when a segmenter is loaded (proposeLesion works). */
+  get canSegment(): boolean { return this.segmenter !== undefined; }
+
+  /**
+   * Proposes the lesion's outline from a tap inside it or a rough box around it (B-mode pane
+   * coordinates) on the frame shown last (the held one while frozen), without locking it: the
+   * caller shows it and locks it (lockLesion) once accepted. Rejects with a RangeError naming the
+   * problem (no segmenter, no frame yet, a tap off the pane); "no lesion found" is an answer.
+   */
+  async proposeLesion(prompt: SegmentPrompt): Promise<LesionProposal> {
+    if (!this.segmenter) throw new RangeError('no segmenter is loaded: outline the lesion instead');
+    const held = this.frozenOn ?? this.last;
+    if (!held) throw new RangeError('no frame has been shown yet');
+    const { frame } = held.lf;
+    const r = this.layout.panes.bmode.rect;
+    const pane = new Uint8Array(r.width * r.height);
+    for (let y = 0; y < r.height; y++) pane.set(frame.data.subarray((r.y + y) * frame.width + r.x, (r.y + y) * frame.width + r.x + r.width), y * r.width);
+    let res;
+    try {
+      res = await this.segmenter.segment({ data: pane, width: r.width, height: r.height }, prompt);
+    } catch (e) {
+      throw new RangeError((e as Error).message.replace(/image/g, 'pane'));
+    }
+    if (!res.found) return { found: false, seq: frame.seq, reason: res.reason, confidence: res.confidence, ms: res.ms };
+    return { found: true, seq: frame.seq, mask: createLesionMask(res.mask, r.width, r.height), area: res.area, confidence: res.confidence, ms: res.ms };
+  }
+
   /**
    * (Re)start tracking from this outline (B-mode pane coordinates) on the next frame processed.
    * Resolves with that frame's seq; rejects with a TrackingError naming what is wrong with the
@@ -359,9 +412,27 @@ export class Pipeline extends EventEmitter {
     return this.serve(this.scoring, (j) => j.lf.frame, async (job) => {
       const t = performance.now();
       const { features } = await frameFeatures(job.lf, job.rings, { binWidth: this.binWidth, threads: this.featureThreads });
+      const variants = await this.maskVariants(job);
       this.mark('features', t);
-      this.riskIn.put({ ...job, features });
+      this.riskIn.put({ ...job, features, ...(variants && { variants }) });
     });
+  }
+
+  /** Every `every`-th tracked frame: its features with the lesion mask shrunk and grown by radiusPx. */
+  private async maskVariants(job: ScoringJob): Promise<MaskVariants | undefined> {
+    const m = this.sensitivity;
+    if (!m || job.track.state !== 'tracking' || !job.track.mask || this.models.length === 0) return undefined;
+    if (this.sensitivityTurn++ % m.every !== 0) return undefined;
+    const { width, height, data } = job.track.mask;
+    const sets: FeatureSet[] = [];
+    for (const r of [-m.radiusPx, m.radiusPx]) {
+      const out = new Uint8Array(width * height);
+      // A lesion too small to shrink has no sensitivity measured on this frame.
+      if (native.morphMask(data, width, height, r, out) < 16) return undefined;
+      const rings = computeRings(createLesionMask(out, width, height), this.layout.panes.bmode, this.rings.radiiMm, this.layout.sector, this.rings.names);
+      sets.push((await frameFeatures(job.lf, rings, { binWidth: this.binWidth, threads: this.featureThreads })).features);
+    }
+    return { radiusPx: m.radiusPx, shrunk: sets[0], grown: sets[1] };
   }
 
   private riskLoop(): Promise<void> {
@@ -433,7 +504,14 @@ export class Pipeline extends EventEmitter {
     const scores: RiskScore[] = [];
     if (live) {
       this.perfusion?.addFeatures(sessionMs(job.lf.frame), job.features);
-      for (const [k, a] of this.aggregators.entries()) if (this.enabled[k]) scores.push(a.add(await this.scoreFrame(k, job)));
+      for (const [k, a] of this.aggregators.entries()) {
+        if (!this.enabled[k]) continue;
+        // The CNN's features (if any) depend on the lesion box, not on the mask's edge: once per frame.
+        const deep = await this.deepFeatures(k, job);
+        const score = (features: FeatureSet) => (Array.isArray(deep) || deep === undefined ? this.scoreWith(k, job, features, deep) : deep);
+        const v = job.variants;
+        scores.push(a.add(score(job.features), v && { radiusPx: v.radiusPx, shrunk: score(v.shrunk), grown: score(v.grown) }));
+      }
     } else {
       // Frames from before a loss must not linger in the live median.
       for (const a of this.aggregators) a.reset();
@@ -450,22 +528,24 @@ export class Pipeline extends EventEmitter {
     this.e2eScores.record(performance.now() - job.arrivalMs);
   }
 
-  private async scoreFrame(k: number, job: RiskJob): Promise<FrameScore> {
+  /** The card's CNN features for this frame (undefined without a CNN), or the invalid score when they cannot be had. */
+  private async deepFeatures(k: number, job: RiskJob): Promise<number[] | FrameScore | undefined> {
     const model = this.models[k];
+    if (!model.deep) return undefined;
     const seq = job.lf.frame.seq;
-    let deep: number[] | undefined;
-    if (model.deep) {
-      const spec = model.card.inputs.deep!;
-      const box = job.track.box && this.frameBox(job.track.box, spec.input.pane);
-      if (!box) return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: 'no lesion box for the deep features' };
-      try {
-        const f = await model.deep.features(job.lf.frame, box, this.layout.panes[spec.input.pane].rect);
-        deep = model.deep.names.map((n) => f[n]);
-      } catch (e) {
-        return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
-      }
+    const spec = model.card.inputs.deep!;
+    const box = job.track.box && this.frameBox(job.track.box, spec.input.pane);
+    if (!box) return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: 'no lesion box for the deep features' };
+    try {
+      const f = await model.deep.features(job.lf.frame, box, this.layout.panes[spec.input.pane].rect);
+      return model.deep.names.map((n) => f[n]);
+    } catch (e) {
+      return { seq, status: 'invalid', linearPredictor: NaN, value: NaN, contributions: new Float64Array(0), problem: `deep features failed: ${(e as Error).message}` };
     }
-    return model.score(job.features, this.clinical[k], deep, seq, this.perfusion?.scoreInputs());
+  }
+
+  private scoreWith(k: number, job: RiskJob, features: FeatureSet, deep: number[] | undefined): FrameScore {
+    return this.models[k].score(features, this.clinical[k], deep, job.lf.frame.seq, this.perfusion?.scoreInputs());
   }
 
   /** A B-mode pane box in frame pixels on the given pane (the contrast pane through the layout geometry). */

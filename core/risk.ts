@@ -206,8 +206,16 @@ export interface RiskScore {
   link: ModelCard['link'];
   /** Aggregated value (median over the recent tracked frames): a probability (logistic) or the linear predictor (Cox). */
   value: number;
-  /** 10th-90th percentile of the recent frame values. */
+  /**
+   * The score's band: the 10th-90th percentile of the recent frame values (the tracker's
+   * frame-to-frame mask changes), widened to the mask's sensitivity when measured: the value
+   * with the lesion mask shrunk and grown by a few pixels.
+   */
   band: [number, number];
+  /** The 10th-90th percentile of the recent frame values alone. */
+  frameBand?: [number, number];
+  /** The value shifted by the mask's sensitivity: [shrunk, grown] (medians of recent measurements). */
+  maskBand?: { radiusPx: number; shrunk: number; grown: number };
   /** Aggregated linear predictor (the Rad-score of a radiomics-only card). */
   linearPredictor: number;
   category: string;
@@ -226,10 +234,17 @@ export interface RiskScore {
   notice: string;
 }
 
+/** Mask-sensitivity measurements kept (their median widens the band). */
+export const MASK_SENSITIVITY_WINDOW = 5;
+
 /** Keeps the recent frame scores of one model and reports the aggregated, banded score. */
 export class RiskAggregator {
   private values: number[] = [];
   private lps: number[] = [];
+  /** Recent mask-sensitivity measurements: the value with the mask shrunk / grown minus the value as tracked. */
+  private shrunk: number[] = [];
+  private grown: number[] = [];
+  private radiusPx = 0;
   readonly minFrames: number;
   constructor(readonly model: RiskModel, readonly window = 15, minFrames = 3) {
     this.minFrames = Math.min(minFrames, window);
@@ -238,9 +253,15 @@ export class RiskAggregator {
   reset(): void {
     this.values = [];
     this.lps = [];
+    this.shrunk = [];
+    this.grown = [];
   }
 
-  add(fs: FrameScore): RiskScore {
+  /**
+   * A frame's score; `variants`: the same frame scored with the lesion mask shrunk and grown by
+   * radiusPx (the mask's sensitivity), when measured on this frame.
+   */
+  add(fs: FrameScore, variants?: { radiusPx: number; shrunk: FrameScore; grown: FrameScore }): RiskScore {
     const c = this.model.card;
     const base = {
       modelId: c.id, version: c.version, cardSha256: c.sha256, task: c.task, link: c.link, cutoffs: c.categories.cutoffs,
@@ -258,11 +279,25 @@ export class RiskAggregator {
       this.values.shift();
       this.lps.shift();
     }
+    if (variants && variants.shrunk.status === 'ok' && variants.grown.status === 'ok') {
+      this.radiusPx = variants.radiusPx;
+      this.shrunk.push(variants.shrunk.value - fs.value);
+      this.grown.push(variants.grown.value - fs.value);
+      if (this.shrunk.length > MASK_SENSITIVITY_WINDOW) { this.shrunk.shift(); this.grown.shift(); }
+    }
     // One sort for the three quantiles of the window.
     const sorted = [...this.values].sort((a, b) => a - b);
     const value = quantileSorted(sorted, 0.5);
+    const frameBand: [number, number] = [quantileSorted(sorted, 0.1), quantileSorted(sorted, 0.9)];
+    const band: [number, number] = [...frameBand];
+    let maskBand: RiskScore['maskBand'];
+    if (this.shrunk.length) {
+      maskBand = { radiusPx: this.radiusPx, shrunk: value + quantile(this.shrunk, 0.5), grown: value + quantile(this.grown, 0.5) };
+      band[0] = Math.min(band[0], maskBand.shrunk, maskBand.grown);
+      band[1] = Math.max(band[1], maskBand.shrunk, maskBand.grown);
+    }
     return {
-      ...base, value, band: [quantileSorted(sorted, 0.1), quantileSorted(sorted, 0.9)], linearPredictor: quantile(this.lps, 0.5),
+      ...base, value, band, frameBand, ...(maskBand && { maskBand }), linearPredictor: quantile(this.lps, 0.5),
       category: this.model.categoryOf(value), drivers: this.model.drivers(fs.contributions),
       status: this.values.length >= this.minFrames ? 'ok' : 'warming-up', frames: this.values.length,
     };

@@ -59,6 +59,9 @@ t.test('the tracked centre stays within 2 px of the truth over 300 frames', asyn
   t.ok(Number.isFinite(s.linearPredictor), 'the Rad-score (linear predictor) is published');
   t.ok(s.drivers.length > 0 && s.drivers.every((d) => model.terms.includes(d.feature)), 'drivers name the card\'s terms');
   t.ok(s.value >= 0 && s.value <= 1 && s.band[0] <= s.value && s.value <= s.band[1], 'probability inside its band');
+  t.equal(s.maskBand?.radiusPx, 2, 'the mask\'s sensitivity is measured (shrunk and grown by 2 px)');
+  t.ok(s.band[0] <= Math.min(s.frameBand![0], s.maskBand!.shrunk, s.maskBand!.grown) + 1e-12 && s.band[1] >= Math.max(s.frameBand![1], s.maskBand!.shrunk, s.maskBand!.grown) - 1e-12,
+    `the band [${s.band.map((v) => v.toFixed(3))}] covers the frame band [${s.frameBand!.map((v) => v.toFixed(3))}] and the mask's [${[s.maskBand!.shrunk, s.maskBand!.grown].map((v) => v.toFixed(3))}]`);
   t.match(s.notice, /not for diagnosis/);
   t.ok(Object.keys(scores!.features ?? {}).some((k) => k === 'contrast.ring8mm.firstorder_Mean'), 'features for every pane and ring');
   const st = p.stats();

@@ -1,6 +1,7 @@
 // Model cards (schema, cross-checks, sha256) and live scoring (terms, links, clinical inputs,
 // incomplete and invalid frames, aggregation, drivers) and the pipeline's clinical inputs.
 import t from 'tap';
+import { quantile as quantileOf } from 'simple-statistics';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +167,26 @@ t.test('aggregation: median with a 10-90 % band over the window, warming up firs
   t.equal(inc.status, 'incomplete');
   t.same(inc.missing, ['age']);
   t.equal(inc.category, 'incomplete');
+});
+
+t.test('the band widens to the mask\'s sensitivity: the value with the mask shrunk and grown, median of the recent measurements', async (t) => {
+  const m = new RiskModel(testCard());
+  const a = new RiskAggregator(m, 5, 1);
+  const fs = (v: number, seq = 0) => ({ seq, status: 'ok' as const, linearPredictor: Math.log(v / (1 - v)), value: v, contributions: new Float64Array([0.1, -0.5]) });
+  let s = a.add(fs(0.4));
+  t.same(s.band, [0.4, 0.4], 'one frame, no sensitivity measured: a zero-width band');
+  t.equal(s.maskBand, undefined);
+  s = a.add(fs(0.41, 1), { radiusPx: 2, shrunk: fs(0.3), grown: fs(0.47) });
+  t.same(s.frameBand, [quantileOf([0.4, 0.41], 0.1), quantileOf([0.4, 0.41], 0.9)], 'the frame band: 10-90 % of the window');
+  t.equal(s.maskBand!.radiusPx, 2);
+  t.ok(Math.abs(s.maskBand!.shrunk - (s.value - 0.11)) < 1e-12 && Math.abs(s.maskBand!.grown - (s.value + 0.06)) < 1e-12, 'the value shifted by each measured change');
+  t.ok(Math.abs(s.band[0] - (s.value - 0.11)) < 1e-12 && Math.abs(s.band[1] - (s.value + 0.06)) < 1e-12, 'the band covers both');
+  // Later measurements: the median of the recent ones; a failed variant (e.g. the mask shrunk to nothing) is not one.
+  a.add(fs(0.4, 2), { radiusPx: 2, shrunk: fs(0.38), grown: fs(0.42) });
+  s = a.add(fs(0.4, 3), { radiusPx: 2, shrunk: { ...fs(0.1), status: 'invalid' as const }, grown: fs(0.9) });
+  t.ok(Math.abs(s.maskBand!.shrunk - s.value - quantileOf([-0.11, -0.02], 0.5)) < 1e-12, 'median of the two valid measurements');
+  a.reset();
+  t.equal(a.add(fs(0.4, 4)).maskBand, undefined, 'a reset forgets them');
 });
 
 t.test('the pipeline takes clinical inputs checked against the cards, and refuses bad ones without losing the others', async (t) => {

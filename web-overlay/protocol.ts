@@ -15,7 +15,7 @@
 //   text   ack     {v, re, id?, ...result}   the reply to a page message that was carried out
 //   text   error   {v, re, id?, error}       the reply to one that was not; nothing changed
 // Page -> server (text JSON; each gets exactly one reply, and the connection stays open):
-//   ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion
+//   ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion, segment, proposal
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { DisplayFrame, ScoreUpdate } from '../core/pipeline.js';
 import type { PerfusionAnalyzer, PerfusionUpdate } from '../core/perfusion/analyzer.js';
@@ -86,13 +86,15 @@ export type PageMessage =
   | { type: 'models'; id?: string; enabled: string[] }
   | { type: 'freeze'; id?: string; frozen: boolean }
   | { type: 'lock'; id?: string; polygon?: number[]; ellipse?: { cx: number; cy: number; rx: number; ry: number } }
+  | { type: 'segment'; id?: string; x?: number; y?: number; box?: { x0: number; y0: number; x1: number; y1: number } }
+  | { type: 'proposal'; id?: string; action: 'grow' | 'shrink' | 'accept' | 'discard' }
   | { type: 'clinical'; id?: string; values: Record<string, number | boolean | string | null> }
   | { type: 'record'; id?: string; action: 'start' | 'stop' }
   | { type: 'mark'; id?: string; label?: string }
   | { type: 'reference'; id?: string; x?: number; y?: number; radiusMm?: number; clear?: true }
   | { type: 'perfusion'; id?: string; action: 'reset' };
 
-export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark', 'reference', 'perfusion'] as const;
+export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark', 'reference', 'perfusion', 'segment', 'proposal'] as const;
 
 const requestId = { type: 'string', maxLength: 64, description: 'echoed in the reply' };
 const page = (type: string, properties: Record<string, unknown>, required: string[] = [], extra: Record<string, unknown> = {}) => ({
@@ -136,6 +138,12 @@ export const PAGE_MESSAGE_SCHEMA = {
       x: finiteNumber, y: finiteNumber, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 }, clear: { const: true },
     }, [], { oneOf: [{ required: ['x', 'y', 'radiusMm'] }, { required: ['clear'] }], description: 'either "x", "y" and "radiusMm", or "clear": true' }),
     page('perfusion', { action: { enum: ['reset'] } }, ['action']),
+    page('segment', {
+      // B-mode pane coordinates (pixels) of the frame shown: a tap inside the lesion, or a rough box.
+      x: finiteNumber, y: finiteNumber,
+      box: { type: 'object', required: ['x0', 'y0', 'x1', 'y1'], additionalProperties: false, properties: { x0: finiteNumber, y0: finiteNumber, x1: finiteNumber, y1: finiteNumber } },
+    }, [], { oneOf: [{ required: ['x', 'y'] }, { required: ['box'] }], description: 'either "x" and "y" (a tap), or "box"' }),
+    page('proposal', { action: { enum: ['grow', 'shrink', 'accept', 'discard'] } }, ['action']),
   ],
 } as const;
 
@@ -166,6 +174,8 @@ const scoreSchema = {
   properties: {
     modelId: str, version: str, cardSha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, task: str, link: { enum: ['logistic', 'cox'] },
     value: nullable(num), band: { type: 'array', minItems: 2, maxItems: 2, items: nullable(num) }, linearPredictor: nullable(num),
+    frameBand: { type: 'array', minItems: 2, maxItems: 2, items: nullable(num) },
+    maskBand: closed({ radiusPx: num, shrunk: nullable(num), grown: nullable(num) }),
     category: str, cutoffs: { type: 'array', items: num }, cutoff: nullable(num),
     drivers: { type: 'array', items: closed({ feature: str, contribution: num }) },
     status: { enum: ['ok', 'warming-up', 'incomplete', 'invalid'] }, problem: str, missing: { type: 'array', items: str },
@@ -348,7 +358,9 @@ export function overlayHeader(d: DisplayFrame, frozen = false): OverlayHeader {
 export function scoresMessage(u: ScoreUpdate) {
   return {
     type: 'scores', v: PROTOCOL_VERSION, seq: u.seq, live: u.live, reason: u.reason ?? null, trackingState: u.trackingState,
-    scores: u.scores.map((s) => ({ ...s, value: finite(s.value), linearPredictor: finite(s.linearPredictor), cutoff: finite(s.cutoff), band: s.band.map(finite), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
+    scores: u.scores.map((s) => ({ ...s, value: finite(s.value), linearPredictor: finite(s.linearPredictor), cutoff: finite(s.cutoff), band: s.band.map(finite),
+      ...(s.frameBand && { frameBand: s.frameBand.map(finite) }),
+      ...(s.maskBand && { maskBand: { radiusPx: s.maskBand.radiusPx, shrunk: finite(s.maskBand.shrunk), grown: finite(s.maskBand.grown) } }), drivers: s.drivers.map((d) => ({ feature: d.feature, contribution: round(d.contribution, 4) })) })),
   };
 }
 
