@@ -8,6 +8,7 @@ import { ConfigError, type SonomicsConfig } from '../core/config.js';
 import type { Layout } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
 import { loadRiskModel } from '../core/models.js';
+import { Segmenter } from '../core/segment/segmenter.js';
 import type { PerfusionOptions } from '../core/perfusion/analyzer.js';
 import type { Linearisation } from '../core/perfusion/tic.js';
 import { Pipeline, type DisplayFrame, type PipelineStats, type ScoreUpdate } from '../core/pipeline.js';
@@ -76,9 +77,14 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
     o.log(`${source.id}: ${s}${reason ? ` (${reason})` : ''}`);
   });
   const sourceError = new Promise<Error>((resolve) => source.once('error', resolve));
+  // The one-tap segmenter: without it (switched off, or its files missing or altered) the overlay
+  // still locks on drawn outlines and the panel on its centre ellipse; the reason is logged.
+  const segmenter = cfg.segmenter.enabled
+    ? await Segmenter.load({ dir: cfg.segmenter.dir }).catch((e: Error) => { o.log(`segmenter: ${e.message}; tap-to-outline is off`); return undefined; })
+    : undefined;
   const pipeline = new Pipeline({
     layout, ringsMm: cfg.pipeline.ringsMm, binWidth: cfg.pipeline.binWidth, featureThreads: cfg.pipeline.featureThreads,
-    tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow, perfusion: perfusionOptions(cfg, source),
+    tracker: cfg.pipeline.tracker, models, scoreWindow: cfg.pipeline.scoreWindow, perfusion: perfusionOptions(cfg, source), segmenter,
   });
   // MQTT telemetry (docs/telemetry.md): undefined without telemetry.url / --mqtt. Made before the
   // audit log and the server, so a bad set-up (password file, certificates) stops the command cleanly.
@@ -192,6 +198,7 @@ export async function runDemo(o: DemoOptions, signal?: AbortSignal): Promise<Dem
   source.stop();
   await panel?.stop();
   await pipeline.stop();
+  await segmenter?.close();
   // Session stop, the spool drained (bounded), the retained offline status, disconnect.
   await telemetry?.stop();
   if (recorder.state().active) await recorder.stop().catch((e: Error) => o.log(`recording: ${e.message}`));

@@ -6,7 +6,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { stringify } from 'csv-stringify/sync';
-import { clinicalCell, cohortFeatures, completeCases, readCohort, UNIT_SHAPE_FEATURES } from '../core/cohort.js';
+import { clinicalCell, cohortFeatures, completeCases, readCohort, UNIT_SHAPE_FEATURES, type CohortCase } from '../core/cohort.js';
+import type { GrayImage } from '../core/imageio.js';
+import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
 import { fitCohort, type FittedModel } from '../core/fit.js';
 import {
   CARD_FORMAT, clinicalVariableSchema, DECISION_SUPPORT_NOTICE, parseModelCard, sealCard, type ClinicalVariable, type ModelCard,
@@ -63,6 +65,32 @@ function metricsOf(values: number[], y: number[], probabilities: boolean) {
   };
 }
 
+/** Where the lesion masks of a cohort come from: its own files, or one tap each (`--masks tap`). */
+export type MaskSource = 'cohort' | 'tap';
+
+/**
+ * `--masks tap`: each image is segmented from a tap at the deepest point of its cohort mask (the
+ * maximum of its distance transform); the cohort mask only places the tap. An image the segmenter
+ * was trained on is segmented by the cross-validation fold model that never saw it, so the masks
+ * are out of sample. A case whose tap finds no lesion is excluded with that reason.
+ */
+export async function tapMasks(log: Log, segmenterDir?: string) {
+  const seg = await Segmenter.load({ dir: segmenterDir, folds: true }).catch((e: Error) => { throw new UsageError(`--masks tap: ${e.message}`); });
+  let outOfFold = 0, segmented = 0;
+  const maskOf = async (c: CohortCase, image: GrayImage, cohortMask: GrayImage): Promise<Uint8Array> => {
+    const fold = seg.foldFor(sha256File(c.image));
+    if (fold !== undefined) outOfFold++;
+    const tap = deepestPoint(cohortMask.data, cohortMask.width, cohortMask.height);
+    const r = await seg.segment(image, { seed: tap }, { fold });
+    segmented++;
+    if (!r.found) throw new Error(`${r.reason} (${tap.x},${tap.y})`);
+    return r.mask;
+  };
+  const describe = () => `masks segmented from one tap at each cohort mask's deepest point (segmenter ${seg.manifest.id} ${seg.manifest.version}, ` +
+    `sha256 ${seg.manifest.model.sha256.slice(0, 16)}…; ${outOfFold} of ${segmented} images were in its training set and got the fold model that never saw them)`;
+  return { maskOf, describe, close: () => seg.close(), log: () => log(`masks: ${describe()}`) };
+}
+
 export interface FitOptions {
   cohort: string;
   out: string;
@@ -84,6 +112,7 @@ export interface FitOptions {
   caveats?: string[];
   /** Where the held-out probability of every case goes (CSV), if anywhere. */
   heldout?: string;
+  masks?: MaskSource;
   command: string;
 }
 
@@ -105,10 +134,18 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
   // The ring engine needs increasing radii; unchecked, every case was excluded and the fit failed as "too few cases".
   if (rings.some((r, i) => i > 0 && r <= rings[i - 1])) throw new UsageError(`fit: --rings radii must increase (got ${rings.join(',')})`);
   log(`fit: ${cohort.cases.length} cases, spacing ${cohort.spacing === 'mm' ? 'in mm' : 'unknown (rings and features in pixels)'}, rings ${rings.join('/')} ${cohort.spacing === 'mm' ? 'mm' : 'px'}`);
-  const f = await cohortFeatures(cohort, {
-    binWidth: o.binWidth, rings, pane: o.pane,
-    onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`fit: features ${done}/${total}`); },
-  });
+  const taps = o.masks === 'tap' ? await tapMasks(log) : undefined;
+  let f;
+  try {
+    f = await cohortFeatures(cohort, {
+      binWidth: o.binWidth, rings, pane: o.pane, maskOf: taps?.maskOf,
+      onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`fit: features ${done}/${total}`); },
+    });
+  } finally {
+    await taps?.close();
+  }
+  taps?.log();
+  const maskNote = taps ? `Features from ${taps.describe()}.` : undefined;
   const t1 = performance.now();
   const d = completeCases(cohort, f, clinical);
   const nonFiniteCols = f.names.length - d.names.length;
@@ -188,6 +225,7 @@ export interface EvalOptions {
   cohort: string;
   labelColumn?: string;
   out?: string;
+  masks?: MaskSource;
   command: string;
 }
 
@@ -207,10 +245,17 @@ export async function evalCommand(o: EvalOptions, log: Log) {
   // The card's checks make every ring's unit its engine's (mm or px).
   const rings = [...model.regions].flatMap((r) => parseRing(r)?.radius ?? []).sort((a, b) => a - b);
   log(`eval: ${cohort.cases.length} cases, model ${card.id} ${card.version}`);
-  const f = await cohortFeatures(cohort, {
-    binWidth: card.inputs.engine.binWidth, rings, pane, spacing: card.inputs.engine.spacing,
-    onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`eval: features ${done}/${total}`); },
-  });
+  const taps = o.masks === 'tap' ? await tapMasks(log) : undefined;
+  let f;
+  try {
+    f = await cohortFeatures(cohort, {
+      binWidth: card.inputs.engine.binWidth, rings, pane, spacing: card.inputs.engine.spacing, maskOf: taps?.maskOf,
+      onCase: (done, total) => { if (done % 100 === 0 || done === total) log(`eval: features ${done}/${total}`); },
+    });
+  } finally {
+    await taps?.close();
+  }
+  if (taps) { taps.log(); notes.push(`Features from ${taps.describe()}.`); }
   const excluded = [...f.excluded];
   const ids: string[] = [], y: number[] = [], values: number[] = [], lps: number[] = [];
   const index = new Map(f.names.map((n, j) => [n, j]));
@@ -239,7 +284,7 @@ export async function evalCommand(o: EvalOptions, log: Log) {
     model: card.id, version: card.version, card_sha256: card.sha256, n: y.length, nPositive, excluded: excluded.length,
     auc: perf.roc.auc, auc_ci: perf.roc.ci, auc_se: perf.roc.se,
     calibration_slope: perf.calibration?.slope ?? null, calibration_intercept: perf.calibration?.intercept ?? null,
-    youden: perf.youden, at_card_cutoff: atCard, notice: DECISION_SUPPORT_NOTICE,
+    youden: perf.youden, at_card_cutoff: atCard, masks: taps ? taps.describe() : 'the cohort\'s masks', notice: DECISION_SUPPORT_NOTICE,
   };
   if (o.out) {
     mkdirSync(o.out, { recursive: true });

@@ -29,6 +29,8 @@ Commands:
   track       Track a lesion through any input from an initial mask; CSV per frame
   perfusion   CEUS time-intensity curves of the tracked lesion, rings and a reference region:
               bolus fits (lognormal, gamma variate) and perfusion parameters per region
+  segment     The lesion mask from one tap (or a rough box) on an image: PNG, or "no lesion found"
+  train-segmenter  Train the one-tap segmenter (U-Net) from a cohort of images and masks, seeded
   fit         Fit a risk model (LASSO Rad-score, optional nomogram) from a cohort CSV: card + report
   eval        A model card's performance on a cohort (AUC with CI, calibration, ...): JSON, report, CSV
   import-sklearn  A model card from a scikit-learn StandardScaler + LogisticRegression export
@@ -131,15 +133,20 @@ Options:
   --cohort-name TEXT    how the card names the cohort (default: the CSV's file name)
   --caveat TEXT         a known limit of the data or model, for the card and report (repeatable)
   --heldout FILE        write each case's nested cross-validated probability (CSV)
+  --masks cohort|tap    cohort (default): the cohort's mask files. tap: each lesion segmented from one
+                        tap at its mask's deepest point (the mask only places the tap), as live
 `;
 
-const EVAL_HELP = `Usage: sonomics eval --model CARD --cohort COHORT.csv [--out DIR] [--json]
+const EVAL_HELP = `Usage: sonomics eval --model CARD --cohort COHORT.csv [--out DIR] [--masks cohort|tap] [--json]
 
 Applies a model card unchanged to a cohort (features computed with the card's engine settings)
 and reports n, AUC with DeLong 95 % CI, calibration slope and intercept, the Youden cutoff and the
 metrics at the card's cutoff. With --out: DIR/report.html, report.json and cases.csv (per-case
 probability and linear predictor). Cases with a missing clinical value are excluded, not imputed.
   --label-column NAME   the 0/1 label column (default label)
+  --masks cohort|tap    cohort (default): the cohort's mask files. tap: each lesion segmented from one
+                        tap at its mask's deepest point (the mask only places the tap), as live;
+                        images the segmenter was trained on get its fold model that never saw them
   --json                print the summary as one JSON document (default: a short text)
 `;
 
@@ -272,6 +279,37 @@ suggests, and the JSON carries the phantom's true parameters and each relative e
 
 ${INPUT_OPTIONS_HELP}`;
 
+const SEGMENT_HELP = `Usage: sonomics segment --image IMG (--seed X,Y | --box X0,Y0,X1,Y1) --out MASK.png [--json]
+
+Proposes the lesion's outline from one tap inside it (or a rough box around it) with the one-tap
+segmenter (models/segmenter, a U-Net trained by 'sonomics train-segmenter') and writes the mask as
+a PNG (255 inside). The mask is one connected region without holes. A tap outside anything
+lesion-like gives "no lesion found" (exit status 3, no file written), never a random blob.
+  --image IMG         the image (PNG, JPEG, PGM, ...; colour is converted to gray)
+  --seed X,Y          a point inside the lesion, image pixels (0,0 = top left pixel)
+  --box X0,Y0,X1,Y1   a rough box around the lesion (inclusive corners), instead of --seed
+  --out MASK.png      where the mask goes
+  --json              the result as JSON on stdout (area, box, confidence, time)
+  --segmenter DIR     another segmenter directory (its segmenter.json)
+Decision support only, not for diagnosis.`;
+
+const TRAIN_SEGMENTER_HELP = `Usage: sonomics train-segmenter --cohort COHORT.csv --out DIR [options]
+
+Trains the one-tap segmenter from a cohort CSV (image and mask columns, as for 'fit'): a small U-Net
+on TF.js (wasm backend, one thread per model, seeded: the same data and options give the same
+networks), exported to ONNX with its manifest DIR/segmenter.json. With --folds K it also trains K
+cross-validation models on folds that keep near-duplicate images together; 'eval', 'fit' and the
+segmenter benchmark use them for out-of-sample masks of the training images. The shipped model:
+'npm run train:segmenter' (docs/segmentation.md).
+  --cohort CSV        images and expert masks
+  --label-column C    the 0/1 label column (stratifies the folds; default label)
+  --out DIR           output directory
+  --folds K           cross-validation models (default 5; 0 = none)
+  --epochs N          epochs per model (default 24)
+  --seed N            seed (default 1)
+  --phantom N         phantom frames added to every training set (default 60)
+  --jobs N            models trained at once (default 2)`;
+
 const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
 
 Draws the layout profile (panes, scan sector, ruler points, spacing) over frame N (default 0)
@@ -383,6 +421,12 @@ function featuresOptionsOf(v: ReturnType<typeof parse<typeof featuresOptions>>['
     spacingX: spacing[0], spacingY: spacing[1], ringsMm,
     ibsi: Boolean(v.ibsi), all: Boolean(v.all),
   };
+}
+
+/** `--masks cohort|tap` of fit and eval. */
+function masksOption(cmd: string, v: string | undefined): 'cohort' | 'tap' {
+  if (v === undefined || v === 'cohort' || v === 'tap') return v ?? 'cohort';
+  throw new UsageError(`${cmd}: --masks must be cohort (the cohort's mask files, default) or tap (segmented from one tap; the mask only places it), not "${v}"`);
 }
 
 /** A named layout profile from the config file. */
@@ -584,12 +628,52 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       io.out(v.json ? JSON.stringify(report, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x)) : formatPerfusion(report));
       return 0;
     }
+    if (cmd === 'segment') {
+      const { values: v } = parse(rest, {
+        image: { type: 'string' }, seed: { type: 'string' }, box: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+        segmenter: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(SEGMENT_HELP); return 0; }
+      if (!v.image) throw new UsageError('segment: --image IMG is required');
+      if (!v.out) throw new UsageError('segment: --out MASK.png is required');
+      if ((v.seed === undefined) === (v.box === undefined)) throw new UsageError('segment: give either --seed X,Y or --box X0,Y0,X1,Y1');
+      const nums = (flag: string, text: string, n: number, what: string): number[] => {
+        const xs = text.split(',').map((t) => (t.trim() === '' ? NaN : Number(t)));
+        if (xs.length !== n || xs.some((x) => !Number.isFinite(x))) throw new UsageError(`segment: --${flag} ${text} must be ${what}`);
+        return xs;
+      };
+      const p = v.seed !== undefined ? nums('seed', v.seed, 2, 'two numbers X,Y') : nums('box', v.box!, 4, 'four numbers X0,Y0,X1,Y1');
+      const prompt = p.length === 2 ? { seed: { x: p[0], y: p[1] } } : { box: { x0: p[0], y0: p[1], x1: p[2], y1: p[3] } };
+      const { segmentCommand } = await import('./segment.js');
+      const s = await segmentCommand({ image: v.image, prompt, out: v.out, segmenter: v.segmenter });
+      if (v.json) io.out(JSON.stringify(s));
+      else io.out(s.found ? `${s.out}: lesion of ${s.area} pixels, box (${s.bbox!.x0},${s.bbox!.y0})-(${s.bbox!.x1},${s.bbox!.y1}), confidence ${s.confidence}, ${s.ms} ms. ${s.notice}`
+        : `${s.reason}. ${s.notice}`);
+      return s.found ? 0 : 3;
+    }
+    if (cmd === 'train-segmenter') {
+      const { values: v } = parse(rest, {
+        cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, folds: { type: 'string' }, epochs: { type: 'string' },
+        seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      });
+      if (v.help) { io.out(TRAIN_SEGMENTER_HELP); return 0; }
+      for (const k of ['cohort', 'out'] as const) if (!v[k]) throw new UsageError(`train-segmenter: --${k} is required`);
+      const { trainSegmenterCommand } = await import('./train-segmenter.js');
+      const m = await trainSegmenterCommand({
+        cohort: v.cohort!, out: v.out!, labelColumn: v['label-column'], folds: intOption('folds', v.folds, 0, 20) ?? 5,
+        epochs: intOption('epochs', v.epochs, 1, 1000) ?? 24, seed: intOption('seed', v.seed, 0, 2 ** 31) ?? 1,
+        phantomImages: intOption('phantom', v.phantom, 0, 10000) ?? 60, jobs: intOption('jobs', v.jobs, 1, 64) ?? 2,
+        command: ['sonomics', ...argv].join(' '),
+      }, io.err);
+      io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, heldOut: f.heldOut.length })), minutes: m.training.minutes }));
+      return 0;
+    }
     if (cmd === 'fit') {
       const { values: v } = parse(rest, {
         cohort: { type: 'string' }, out: { type: 'string' }, id: { type: 'string' }, version: { type: 'string' }, task: { type: 'string' },
         'label-column': { type: 'string' }, clinical: { type: 'string' }, seed: { type: 'string' }, folds: { type: 'string' }, 'outer-folds': { type: 'string' },
         'bin-width': { type: 'string' }, rings: { type: 'string' }, pane: { type: 'string' }, 'clinical-use': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        'cohort-name': { type: 'string' }, caveat: { type: 'string', multiple: true }, heldout: { type: 'string' },
+        'cohort-name': { type: 'string' }, caveat: { type: 'string', multiple: true }, heldout: { type: 'string' }, masks: { type: 'string' },
       });
       if (v.help) { io.out(FIT_HELP); return 0; }
       for (const k of ['cohort', 'out', 'id'] as const) if (!v[k]) throw new UsageError(`fit: --${k} is required`);
@@ -603,19 +687,19 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         outerFolds: intOption('outer-folds', v['outer-folds'], 2, 20) ?? 5, binWidth: numOption('bin-width', v['bin-width'], 1e-6, 1e6) ?? 25,
         rings: v.rings === undefined ? undefined : numListOption('rings', v.rings, 'ring radii', 1e-3, 1000),
         pane: (v.pane ?? 'bmode') as 'bmode' | 'contrast', researchUseOnly: !v['clinical-use'], command: ['sonomics', ...argv].join(' '),
-        cohortName: v['cohort-name'], caveats: v.caveat, heldout: v.heldout,
+        cohortName: v['cohort-name'], caveats: v.caveat, heldout: v.heldout, masks: masksOption('fit', v.masks),
       }, io.err)));
       return 0;
     }
     if (cmd === 'eval') {
       const { values: v } = parse(rest, {
         model: { type: 'string' }, cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        masks: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       });
       if (v.help) { io.out(EVAL_HELP); return 0; }
       for (const k of ['model', 'cohort'] as const) if (!v[k]) throw new UsageError(`eval: --${k} is required`);
       const { evalCommand } = await import('./fit.js');
-      const s = await evalCommand({ model: v.model!, cohort: v.cohort!, out: v.out, labelColumn: v['label-column'], command: ['sonomics', ...argv].join(' ') }, io.err);
+      const s = await evalCommand({ model: v.model!, cohort: v.cohort!, out: v.out, labelColumn: v['label-column'], masks: masksOption('eval', v.masks), command: ['sonomics', ...argv].join(' ') }, io.err);
       const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
       io.out(v.json ? JSON.stringify(s) : `${s.model} ${s.version}: n ${s.n} (${s.nPositive} positive, ${s.excluded} excluded), AUC ${f(s.auc)} ` +
         `(95 % CI ${f(s.auc_ci[0])}-${f(s.auc_ci[1])}), calibration slope ${f(s.calibration_slope)}, intercept ${f(s.calibration_intercept)}. ${s.notice}`);

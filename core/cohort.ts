@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { ClinicalVariable } from './modelcard.js';
-import { readGrayImage } from './imageio.js';
+import { readGrayImage, type GrayImage } from './imageio.js';
 import { native } from './native.js';
 import { extractRegionsAsync, FEATURE_NAMES } from './radiomics.js';
 import { ringName } from './regions.js';
@@ -118,6 +118,11 @@ export interface CohortFeatureOptions {
   /** Cases extracted at the same time (default 2). */
   concurrency?: number;
   onCase?: (done: number, total: number) => void;
+  /**
+   * The lesion mask to use instead of the cohort's (e.g. one segmented from a tap that the
+   * cohort's mask only places); throwing excludes the case with that reason.
+   */
+  maskOf?: (c: CohortCase, image: GrayImage, cohortMask: GrayImage) => Promise<Uint8Array>;
 }
 
 export interface CohortFeatures {
@@ -157,7 +162,8 @@ export async function cohortFeatures(cohort: Cohort, opts: CohortFeatureOptions)
       throw new Error(`image is ${image.width}x${image.height} but mask is ${mask.width}x${mask.height}`);
     const [sx, sy] = spacing === 'mm' ? c.spacing! : [1, 1];
     const codes = new Uint8Array(image.width * image.height);
-    const counts = native.ringCodes(mask.data, image.width, image.height, { spacingX: sx, spacingY: sy, radiiMm: opts.rings }, codes, null);
+    const lesion = opts.maskOf ? await opts.maskOf(c, image, mask) : mask.data;
+    const counts = native.ringCodes(lesion, image.width, image.height, { spacingX: sx, spacingY: sy, radiiMm: opts.rings }, codes, null);
     if (counts[0] === 0) throw new Error('mask is empty');
     const res = await extractRegionsAsync(image.data, image.width, image.height, [{ x: 0, y: 0, width: image.width, height: image.height }], codes,
       opts.rings.length, { binWidth: opts.binWidth, spacingX: sx, spacingY: sy, threads: 1 });

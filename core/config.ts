@@ -31,6 +31,8 @@ export interface SonomicsConfig {
   };
   /** Model card files: a path that exists (absolute or from the current folder), else a card in the package's models/ folder. */
   models: string[];
+  /** The one-tap segmenter (docs/segmentation.md): tap to outline on the overlay, the panel's lock. */
+  segmenter: { enabled: boolean; dir?: string };
   overlay: {
     host: string; port: number; jpegQuality: number; maxBufferedBytes: number;
     /** A file holding the access token (the token itself never goes in the config). */
@@ -173,6 +175,10 @@ export const configSchema = {
       },
     },
     models: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['busi-malignancy'] },
+    segmenter: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: { enabled: { type: 'boolean', default: true }, dir: { type: 'string', minLength: 1 } },
+    },
     overlay: {
       type: 'object', additionalProperties: false, default: {},
       properties: {

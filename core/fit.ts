@@ -134,14 +134,21 @@ const subset = (d: Design, idx: number[]): Design => ({
   ...(d.clinical && { clinicalNames: d.clinicalNames, clinical: idx.map((i) => d.clinical![i]) }),
 });
 
-/** The final model on all cases, and nested cross-validated probabilities for its performance. */
-export function fitCohort(d: Design, opts: FitOptions, onFold?: (k: number, of: number) => void): CohortFit {
+/**
+ * The final model on all cases, and nested cross-validated probabilities for its performance.
+ * `heldOutFrom`: the same cases and columns measured another way (e.g. on segmented masks): each
+ * fold's model, fitted on `d`, predicts its held-out cases from these values instead.
+ */
+export function fitCohort(d: Design, opts: FitOptions, onFold?: (k: number, of: number) => void, heldOutFrom?: Design): CohortFit {
+  if (heldOutFrom && (heldOutFrom.y.length !== d.y.length || heldOutFrom.names.join() !== d.names.join() || heldOutFrom.y.some((v, i) => v !== d.y[i])))
+    throw new Error('fitCohort: heldOutFrom must hold the same cases, labels and columns');
   const outer = opts.outerFolds ?? 5;
   const foldOf = stratifiedFolds(d.y, outer, opts.seed);
   const heldOut = new Array<number>(d.y.length).fill(NaN);
   const at = new Map(d.names.map((n, j) => [n, j]));
   const cat = new Map((d.clinicalNames ?? []).map((n, j) => [`clinical.${n}`, j]));
-  const lookup = (i: number) => (t: string) => (at.has(t) ? d.X[i][at.get(t)!] : d.clinical![i][cat.get(t)!]);
+  const src = heldOutFrom ?? d;
+  const lookup = (i: number) => (t: string) => (at.has(t) ? src.X[i][at.get(t)!] : src.clinical![i][cat.get(t)!]);
   for (let k = 0; k < outer; k++) {
     const train = foldOf.flatMap((f, i) => (f === k ? [] : [i]));
     const test = foldOf.flatMap((f, i) => (f === k ? [i] : []));

@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuditActor, AuditLog } from '../core/audit.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import { ellipseMask, maskStats, polygonMask, type LesionMask } from '../core/mask.js';
+import { native } from '../core/native.js';
 import { packageRoot } from '../core/paths.js';
 import type { DisplayFrame, Pipeline, ScoreUpdate } from '../core/pipeline.js';
 import { perfusionCsv, perfusionJson } from '../core/perfusion/export.js';
@@ -80,6 +81,8 @@ interface Viewer {
   limitedAt: number;
   sent: number;
   skipped: number;
+  /** The outline proposed from this viewer's last tap, until accepted or discarded. */
+  proposal?: { mask: LesionMask; seq: number; confidence: number; grownPx: number };
 }
 
 /** A refusal: the reply is an error, and nothing changed. */
@@ -476,7 +479,61 @@ export class OverlayServer extends EventEmitter {
         this.audit(who, 'perfusion', { action: 'reset' });
         return { action: 'reset' };
       }
+      case 'segment': return this.segment(v, who, msg);
+      case 'proposal': return this.proposal(v, who, msg.action);
     }
+  }
+
+  /** The reply for a proposed outline: its contour (pane pixels) and size. */
+  private proposalReply(pr: NonNullable<Viewer['proposal']>): Record<string, unknown> {
+    const { width, height } = pr.mask;
+    const contour = Array.from(native.contour(pr.mask.data, width, height, 1, 255));
+    return { found: true, seq: pr.seq, contour, area: maskStats(pr.mask).area, confidence: Math.round(pr.confidence * 1000) / 1000, grownPx: pr.grownPx };
+  }
+
+  /** 'segment': the lesion proposed from a tap or box on the frame shown; not locked until accepted. */
+  private async segment(v: Viewer, who: AuditActor, msg: Extract<PageMessage, { type: 'segment' }>): Promise<Record<string, unknown>> {
+    const prompt = msg.box ? { box: msg.box } : { seed: { x: msg.x!, y: msg.y! } };
+    let r;
+    try {
+      r = await this.opts.pipeline.proposeLesion(prompt);
+    } catch (e) {
+      throw new Refusal(`segment: ${(e as Error).message}`);
+    }
+    v.proposal = undefined;
+    this.audit(who, 'segment', { prompt, found: r.found, seq: r.seq, ...(r.found ? { area: r.area } : { reason: r.reason }), confidence: r.confidence, ms: Math.round(r.ms) });
+    if (!r.found) return { found: false, seq: r.seq, reason: r.reason, confidence: Math.round(r.confidence * 1000) / 1000 };
+    v.proposal = { mask: r.mask, seq: r.seq, confidence: r.confidence, grownPx: 0 };
+    return { ...this.proposalReply(v.proposal), ms: Math.round(r.ms) };
+  }
+
+  /**
+   * 'proposal': grow or shrink the proposed outline by half a millimetre (a Euclidean disc, in
+   * the pane's pixels), accept it (tracking starts from it, as a lock) or discard it.
+   */
+  private async proposal(v: Viewer, who: AuditActor, action: 'grow' | 'shrink' | 'accept' | 'discard'): Promise<Record<string, unknown>> {
+    const pr = v.proposal;
+    if (!pr) throw new Refusal(`proposal: nothing proposed to ${action}: tap the lesion first`);
+    if (action === 'discard') {
+      v.proposal = undefined;
+      return { discarded: true };
+    }
+    if (action === 'accept') {
+      const seq = await this.opts.pipeline.lockLesion(pr.mask);
+      v.proposal = undefined;
+      const result = { shape: 'tap', area: maskStats(pr.mask).area, proposedOn: pr.seq, grownPx: pr.grownPx, seq };
+      this.audit(who, 'lock', { ...result, frozen: this.opts.pipeline.frozen });
+      return result;
+    }
+    const pane = this.opts.pipeline.layout.panes.bmode;
+    const stepPx = 0.5 / ((pane.spacingX + pane.spacingY) / 2);
+    const { width, height } = pr.mask;
+    const out = new Uint8Array(width * height);
+    const area = native.morphMask(pr.mask.data, width, height, action === 'grow' ? stepPx : -stepPx, out);
+    if (area === 0) throw new Refusal('proposal: shrinking further leaves nothing: discard it and tap again');
+    pr.mask = { width, height, data: out };
+    pr.grownPx = Math.round((pr.grownPx + (action === 'grow' ? stepPx : -stepPx)) * 100) / 100;
+    return this.proposalReply(pr);
   }
 
   private control(v: Viewer, action: 'take' | 'release', force: boolean): Record<string, unknown> {

@@ -3,9 +3,11 @@
 // {id: 'panel'}:
 //   overlay-toggle  all overlay layers off, or all back on (overlay.setLayers)
 //   freeze          Pipeline.freeze toggled
-//   lock-lesion     Pipeline.lockLesion(ellipseMask(...)): an ellipse centred on the B-mode pane,
-//                   horizontal radius from the slider (mm, through the pane's spacing), vertical
-//                   radius = that x layout.lockLesion.aspect (default 0.8: 5 mm x 4 mm)
+//   lock-lesion     the lesion segmented (Pipeline.proposeLesion, one-tap segmenter) inside the
+//                   centre box and locked; "no lesion" locks nothing. The box: centred on the
+//                   B-mode pane, half-width from the slider (mm, through the pane's spacing),
+//                   half-height = that x layout.lockLesion.aspect (default 0.8: 5 mm x 4 mm).
+//                   Without a segmenter: Pipeline.lockLesion(ellipseMask(...)) of that ellipse
 //   next-model      Pipeline.selectModels: all models, then each alone, then all again
 //   ring-distance   which of pipeline.ringsMm the overlay highlights: each ring in turn, then all
 //                   (overlay.highlightRing when the overlay offers it; the rings the pipeline
@@ -127,6 +129,16 @@ export function bindPanel(driver: PanelDriver, o: BindPanelOptions): PanelBindin
         const aspect = layout.lockLesion?.aspect ?? 0.8;
         const ellipse = { cx: (width - 1) / 2, cy: (height - 1) / 2, rx: radiusMm / pane.spacingX, ry: (radiusMm * aspect) / pane.spacingY };
         try {
+          if (pipeline.canSegment) {
+            // The lesion segmented inside the centre box (the ellipse's bounding box), not the ellipse itself.
+            const box = { x0: ellipse.cx - ellipse.rx, y0: ellipse.cy - ellipse.ry, x1: ellipse.cx + ellipse.rx, y1: ellipse.cy + ellipse.ry };
+            const p = await pipeline.proposeLesion({ box });
+            if (!p.found) return { action, ok: false, status: 'LOCK: NO LESION IN BOX', details: { box, radiusMm, reason: p.reason, seq: p.seq } };
+            const seq = await pipeline.lockLesion(p.mask);
+            const details = { shape: 'segmented', box, radiusMm, area: p.area, confidence: Math.round(p.confidence * 1000) / 1000, proposedOn: p.seq, seq, frozen: pipeline.frozen };
+            record('lock', details);
+            return { action, ok: true, status: `LOCKED LESION #${seq}`, details };
+          }
           const mask = ellipseMask(width, height, ellipse);
           const seq = await pipeline.lockLesion(mask);
           const details = { shape: 'ellipse', ellipse, radiusMm, area: maskStats(mask).area, seq, frozen: pipeline.frozen };
