@@ -1,0 +1,228 @@
+// One-tap segmentation benchmarks (issue 10), on ../shared/data/busi, out of sample: every image is
+// segmented by the cross-validation fold model that never saw it (models/segmenter, folds grouped
+// so near-duplicates stay together).
+//   A. accuracy from the tap `--masks tap` uses (the deepest point of the expert mask): Dice and
+//      95 % Hausdorff distance (pixels) against the expert mask; with and without the mirrored pass;
+//   B. taps at random points of the lesion's inner half (5 per image, seeded): Dice, and its spread
+//      per image;
+//   C. taps well outside the lesion (3 per image): how often the answer is "no lesion found";
+//   D. time per tap, tap to mask, one core (onnxruntime one thread);
+//   E. the shipped card's recipe (sonomics fit: LASSO, nested 5-fold CV, seed 20261122) with
+//      expert masks against tap masks on the same folds: trained on expert masks and tested on
+//      tap masks (the card used live), and trained and tested on tap masks (a card refitted);
+//   F. a contact sheet (docs/img/segment-worst.png) of the ten worst cases of A: expert outline
+//      green, proposed outline orange, the tap a red cross.
+// Run: npm run bench:segment   (BENCH_QUICK=1: every 4th image, no E).
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { quantile } from 'simple-statistics';
+import { cohortFeatures, completeCases, readCohort, type CohortCase } from '../core/cohort.js';
+import { fitCohort } from '../core/fit.js';
+import { readGrayImage, type GrayImage } from '../core/imageio.js';
+import { native } from '../core/native.js';
+import { packageRoot } from '../core/paths.js';
+import { seededRandom } from '../core/random.js';
+import { aucDeLong } from '../core/stats/roc.js';
+import { dice, hd95 } from '../core/segment/metrics.js';
+import { deepestPoint, Segmenter, type SegmentResult } from '../core/segment/segmenter.js';
+import { DEFAULT_RINGS_PX } from '../cli/fit.js';
+import { table } from './table.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const BUSI = join(packageRoot(), '..', 'shared', 'data', 'busi', 'labels.csv');
+if (!existsSync(BUSI)) throw new Error(`${BUSI} is missing: this benchmark measures against the BUSI expert masks in ../shared`);
+const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const q = (xs: number[], p: number) => (xs.length ? quantile(xs, p) : NaN);
+
+interface Case { c: CohortCase; image: GrayImage; mask: Uint8Array; fold: number; tap: { x: number; y: number; depth: number } }
+interface Outcome { dice: number; hd95: number; ms: number; mask: Uint8Array | null }
+
+const seg = await Segmenter.load({ folds: true });
+const cohort = readCohort(BUSI, { labelColumn: 'malignant' });
+const cases: Case[] = [];
+for (const [i, c] of cohort.cases.entries()) {
+  if (QUICK && i % 4 !== 0) continue;
+  const image = await readGrayImage(c.image), m = await readGrayImage(c.mask);
+  const mask = Uint8Array.from(m.data, (v) => (v ? 1 : 0));
+  const fold = seg.foldFor(createHash('sha256').update(readFileSync(c.image)).digest('hex'));
+  if (fold === undefined) throw new Error(`${c.id}: no segmenter fold held it out (was the segmenter trained on this cohort?)`);
+  cases.push({ c, image, mask, fold, tap: deepestPoint(mask, image.width, image.height) });
+}
+console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version} (${seg.manifest.folds.length} fold models, ${seg.manifest.training.groups} duplicate groups)`);
+
+async function run(k: Case, tap: { x: number; y: number }, mirror: boolean): Promise<Outcome & { result: SegmentResult }> {
+  const r = await seg.segment(k.image, { seed: tap }, { fold: k.fold, mirror });
+  const { width: w, height: h } = k.image;
+  if (!r.found) return { dice: 0, hd95: Infinity, ms: r.ms, mask: null, result: r };
+  return { dice: dice(r.mask, k.mask), hd95: hd95(r.mask, k.mask, w, h), ms: r.ms, mask: r.mask, result: r };
+}
+
+// Warm the sessions (first runs allocate).
+for (const k of cases.slice(0, 3)) await run(k, k.tap, true);
+
+// ---- A + D ---------------------------------------------------------------------------------------
+const deep: Array<Outcome & { k: Case }> = [];
+const plain: Outcome[] = [];
+for (const k of cases) {
+  // Side by side, alternating, so load on the machine hits both alike.
+  deep.push({ ...(await run(k, k.tap, true)), k });
+  plain.push(await run(k, k.tap, false));
+}
+const summary = (name: string, o: Outcome[]) => {
+  const d = o.map((x) => x.dice), hd = o.map((x) => x.hd95).filter(Number.isFinite), ms = o.map((x) => x.ms);
+  return [name, String(o.length), f3(mean(d)), f3(q(d, 0.5)), f3(q(d, 0.1)), f3(Math.min(...d)), `${(100 * d.filter((x) => x >= 0.9).length / d.length).toFixed(1)}`,
+    f1(mean(hd)), f1(q(hd, 0.5)), String(o.filter((x) => !x.mask).length), f1(q(ms, 0.5)), f1(q(ms, 0.95)), f1(Math.max(...ms))];
+};
+const header = ['<taps', 'n', 'Dice mean', 'median', 'p10', 'min', '>=0.90 %', 'HD95 mean px', 'median', 'not found', 'ms p50', 'p95', 'max'];
+table('A/D. Out-of-sample masks from the tap at the deepest point of the expert mask (BUSI, fold models)', header, [
+  summary('deepest point, mirrored pass (shipped)', deep),
+  summary('deepest point, one pass', plain),
+  summary('  benign (mirrored)', deep.filter((x) => x.k.c.label === 0)),
+  summary('  malignant (mirrored)', deep.filter((x) => x.k.c.label === 1)),
+], ['Target: Dice mean >= 0.86, median >= 0.90 (BUS-Set: Mask R-CNN, fully automatic, mean 0.851).',
+  'Time: tap to mask (two passes, each one network run), onnxruntime with one thread, median and 95th percentile over the images.']);
+
+// ---- B -------------------------------------------------------------------------------------------
+const random = seededRandom(20261122);
+const inner: Outcome[] = [];
+const perImageSd: number[] = [], perImageRange: number[] = [];
+for (const k of cases) {
+  const { width: w, height: h } = k.image;
+  const d = new Float32Array(w * h);
+  native.maskDistance(k.mask, w, h, d);
+  const pts: number[] = [];
+  for (let i = 0; i < d.length; i++) if (d[i] >= k.tap.depth / 2) pts.push(i);
+  const ds: number[] = [];
+  for (let t = 0; t < 5; t++) {
+    const i = pts[Math.floor(random() * pts.length)];
+    const o = await run(k, { x: i % w, y: Math.floor(i / w) }, true);
+    inner.push(o);
+    ds.push(o.dice);
+  }
+  const m = mean(ds);
+  perImageSd.push(Math.sqrt(mean(ds.map((x) => (x - m) ** 2))));
+  perImageRange.push(Math.max(...ds) - Math.min(...ds));
+}
+table('B. Taps at random points of the inner half of the lesion (distance to the border >= half the maximum), 5 per image', header, [summary('random inner-half taps', inner)], [
+  `Spread per image over its 5 taps: SD of Dice median ${f3(q(perImageSd, 0.5))}, p90 ${f3(q(perImageSd, 0.9))}; range median ${f3(q(perImageRange, 0.5))}, p90 ${f3(q(perImageRange, 0.9))}; ` +
+  `images whose Dice varies by more than 0.10: ${(100 * perImageRange.filter((r) => r > 0.1).length / perImageRange.length).toFixed(1)} %.`]);
+
+// ---- C -------------------------------------------------------------------------------------------
+let outside = 0, none = 0;
+const outsideDice: number[] = [];
+for (const k of cases) {
+  const { width: w, height: h } = k.image;
+  const grown = new Uint8Array(w * h);
+  native.morphMask(k.mask, w, h, Math.max(8, k.tap.depth), grown);
+  for (let t = 0, got = 0; t < 200 && got < 3; t++) {
+    const x = Math.floor(random() * w), y = Math.floor(random() * h);
+    if (grown[y * w + x]) continue;
+    got++;
+    outside++;
+    const r = await seg.segment(k.image, { seed: { x, y } }, { fold: k.fold });
+    if (!r.found) none++;
+    else outsideDice.push(dice(r.mask, k.mask));
+  }
+}
+table('C. Taps well outside the lesion (farther than its depth and 8 px from it), 3 per image', ['<answer', 'taps', '%'], [
+  ['no lesion found', String(none), f1((100 * none) / outside)],
+  ['a mask (elsewhere)', String(outside - none), f1((100 * (outside - none)) / outside)],
+], [`Of the masks proposed there, ${outsideDice.filter((x) => x > 0.5).length} overlap the expert lesion by Dice > 0.5 (the tap snapped to it); BUSI images can hold other lesion-like structures that are not outlined.`]);
+
+// ---- F -------------------------------------------------------------------------------------------
+async function contactSheet(worst: Array<Outcome & { k: Case }>, path: string): Promise<void> {
+  const T = 256, cols = 5, rows = Math.ceil(worst.length / cols), pad = 4, label = 18;
+  const W = cols * (T + pad) + pad, H = rows * (T + label + pad) + pad;
+  const sheet = Buffer.alloc(W * H * 3, 24);
+  const svg: string[] = [];
+  worst.forEach((o, n) => {
+    const { image, mask } = o.k;
+    const { width: w, height: h } = image;
+    // Square around both outlines and the tap, 20 % margin.
+    let x0 = w, y0 = h, x1 = 0, y1 = 0;
+    for (const m of [mask, o.mask]) {
+      if (!m) continue;
+      for (let i = 0; i < m.length; i++) if (m[i]) { const x = i % w, y = (i - x) / w; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+    }
+    const side = Math.max(x1 - x0, y1 - y0) * 1.4 + 20, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    const ox = pad + (n % cols) * (T + pad), oy = pad + Math.floor(n / cols) * (T + label + pad);
+    const at = (u: number, v: number) => [Math.round(cx - side / 2 + (u * side) / T), Math.round(cy - side / 2 + (v * side) / T)];
+    const edge = (m: Uint8Array | null, x: number, y: number) => !!m && x >= 0 && y >= 0 && x < w && y < h && !!m[y * w + x] &&
+      (x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[y * w + x - 1] || !m[y * w + x + 1] || !m[(y - 1) * w + x] || !m[(y + 1) * w + x]);
+    const near = (m: Uint8Array | null, x: number, y: number) => edge(m, x, y) || edge(m, x + 1, y) || edge(m, x, y + 1);
+    for (let v = 0; v < T; v++) {
+      for (let u = 0; u < T; u++) {
+        const [x, y] = at(u, v);
+        const g = x >= 0 && y >= 0 && x < w && y < h ? image.data[y * w + x] : 0;
+        let px = [g, g, g];
+        if (near(mask, x, y)) px = [60, 220, 90];
+        if (near(o.mask, x, y)) px = [255, 150, 30];
+        const p = ((oy + v) * W + ox + u) * 3;
+        sheet[p] = px[0]; sheet[p + 1] = px[1]; sheet[p + 2] = px[2];
+      }
+    }
+    const tu = ((o.k.tap.x - (cx - side / 2)) * T) / side, tv = ((o.k.tap.y - (cy - side / 2)) * T) / side;
+    for (let d = -5; d <= 5; d++) {
+      for (const [u, v] of [[tu + d, tv], [tu, tv + d]]) {
+        const U = Math.round(u), V = Math.round(v);
+        if (U < 0 || V < 0 || U >= T || V >= T) continue;
+        const p = ((oy + V) * W + ox + U) * 3;
+        sheet[p] = 255; sheet[p + 1] = 40; sheet[p + 2] = 40;
+      }
+    }
+    svg.push(`<text x="${ox + 2}" y="${oy + T + 14}" font-family="sans-serif" font-size="13" fill="#ddd">${o.k.c.id} Dice ${o.dice.toFixed(2)}${o.mask ? '' : ' (none)'}</text>`);
+  });
+  mkdirSync(dirname(path), { recursive: true });
+  await sharp(sheet, { raw: { width: W, height: H, channels: 3 } })
+    .composite([{ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${svg.join('')}</svg>`), top: 0, left: 0 }])
+    .png().toFile(path);
+}
+const worst = [...deep].sort((a, b) => a.dice - b.dice).slice(0, 10);
+const sheetPath = join(packageRoot(), 'docs', 'img', 'segment-worst.png');
+await contactSheet(worst, sheetPath);
+table('F. The ten worst cases of A (contact sheet)', ['<image', 'label', 'Dice', 'HD95 px', 'expert px', 'proposed px'],
+  worst.map((o) => [o.k.c.id, o.k.c.label ? 'malignant' : 'benign', f3(o.dice), f1(o.hd95), String(o.k.mask.reduce((a, b) => a + b, 0)), o.mask ? String(o.mask.reduce((a, b) => a + (b ? 1 : 0), 0)) : 'none']),
+  [`written: ${sheetPath} (expert outline green, proposed orange, tap red)`]);
+
+// ---- E -------------------------------------------------------------------------------------------
+if (!QUICK) {
+  const tapMasks = new Map(deep.map((o) => [o.k.c.id, o.mask]));
+  const rings = DEFAULT_RINGS_PX;
+  const expert = await cohortFeatures(cohort, { binWidth: 25, rings });
+  const tap = await cohortFeatures(cohort, {
+    binWidth: 25, rings, maskOf: async (c) => {
+      const m = tapMasks.get(c.id);
+      if (!m) throw new Error('no lesion found at the tap');
+      return m;
+    },
+  });
+  // The cases complete under both, the expert design's columns for both: the same folds.
+  const de = completeCases(cohort, expert, []);
+  const dt = completeCases(cohort, tap, []);
+  const keep = de.ids.filter((id) => dt.ids.includes(id));
+  const cols = de.names.filter((n) => dt.names.includes(n));
+  const design = (d: typeof de) => {
+    const at = new Map(d.ids.map((id, i) => [id, i]));
+    const ci = cols.map((n) => d.names.indexOf(n));
+    return { names: cols, X: keep.map((id) => ci.map((j) => d.X[at.get(id)!][j])), y: keep.map((id) => d.y[at.get(id)!]) };
+  };
+  const E = design(de), Tp = design(dt);
+  const opts = { seed: 20261122, folds: 5, outerFolds: 5 };
+  const t0 = performance.now();
+  const ee = fitCohort(E, opts), et = fitCohort(E, opts, undefined, Tp), tt = fitCohort(Tp, opts);
+  const a = (p: number[]) => aucDeLong(p, E.y);
+  const [aee, aet, att] = [a(ee.heldOut), a(et.heldOut), a(tt.heldOut)];
+  const row = (name: string, r: ReturnType<typeof a>, selected: string) => [name, f3(r.auc), `${f3(r.ci[0])}-${f3(r.ci[1])}`, f3(r.auc - aee.auc), selected];
+  table(`E. The shipped card's recipe (LASSO, nested 5-fold CV, seed ${opts.seed}) on ${keep.length} cases (${E.y.filter((v) => v).length} malignant), the same folds`,
+    ['<trained on -> tested on', 'AUC', '95 % CI', 'vs expert', '<final model terms'], [
+      row('expert masks -> expert masks (as shipped)', aee, String(ee.model.terms.length)),
+      row('expert masks -> tap masks (the card used live)', aet, String(ee.model.terms.length)),
+      row('tap masks -> tap masks (a card refitted on tap masks)', att, String(tt.model.terms.length)),
+    ], [`Cases: ${cohort.cases.length - keep.length} left out (expert-mask exclusions ${de.excluded.length}, tap-mask exclusions ${dt.excluded.length}); ${((performance.now() - t0) / 1000).toFixed(0)} s for the three nested fits.`,
+      'Target: a drop of at most 0.03 from expert to tap masks.']);
+}
+await seg.close();
