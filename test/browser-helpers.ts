@@ -67,10 +67,16 @@ export interface PageState {
   events: Array<{ kind: string; label: string; seq: number | null; by: string }>;
   errors: string[];
   replies: Reply[];
-  proposal: { shape: 'polygon'; points: number[] } | { shape: 'ellipse'; cx: number; cy: number; rx: number; ry: number } | null;
+  proposal: { shape: 'polygon'; points: number[] } | { shape: 'ellipse'; cx: number; cy: number; rx: number; ry: number } | TapProposal | null;
   tool: string | null;
   trackingState: string;
+  /** Tap to outline: a tap being outlined, taps sent, where the last one was, the last segment / proposal reply. */
+  segment: { pending: boolean; sent: number; at: TapPoint | null; last: Reply | null };
 }
+/** Where the lesion was tapped: the pane tapped, B-mode pane coordinates, the frame on screen. */
+export interface TapPoint { pane: 'bmode' | 'contrast'; x: number; y: number; seq: number | null }
+/** An outline proposed by the server's segmenter from a tap (its contour in B-mode pane pixels). */
+export interface TapProposal { shape: 'tap'; points: number[]; area: number; confidence: number; grownPx: number; seq: number; at: TapPoint }
 
 export interface Demo {
   url: string;
@@ -156,8 +162,8 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
 export function pageState(page: Page): Promise<PageState> {
   return page.evaluate(() => {
     const s = (window as unknown as { __sonomics: PageState }).__sonomics;
-    const { connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState } = s;
-    return JSON.parse(JSON.stringify({ connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState })) as PageState;
+    const { connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState, segment } = s;
+    return JSON.parse(JSON.stringify({ connected, framesDrawn, lastHeader, layout, viewer, state, scores, perfusion, perfusionStale, chart, referenceDrawn, referenceTool, referencePlaced, exports, events, errors, replies, proposal, tool, trackingState, segment })) as PageState;
   });
 }
 
@@ -218,6 +224,8 @@ export const isContourColour = (r: number, g: number, b: number) => r > 170 && g
 export const isRingColour = (r: number, g: number, b: number) => b > 190 && b - r > 50 && b - g > 15;
 /** The perfusion reference colour (#a0e060, lime): green dominates, little blue. */
 export const isReferenceColour = (r: number, g: number, b: number) => g > 170 && g - r > 20 && g - b > 80;
+/** The proposed-outline colour (#ff4fd8, magenta): red and blue high, green low. */
+export const isProposalColour = (r: number, g: number, b: number) => r > 190 && b > 150 && r - g > 100 && b - g > 70;
 
 /** Is there a pixel of this colour within `radius` (screen px) of (x, y)? */
 export function colourNear(img: Rgb, x: number, y: number, radius: number, test: (r: number, g: number, b: number) => boolean): boolean {

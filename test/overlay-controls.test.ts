@@ -18,6 +18,7 @@ import { decodeFrameMessage, serverMessageProblems, type OverlayHeader, type Ove
 import { OverlayServer } from '../web-overlay/server.js';
 import { testCard } from './cards.js';
 import { fillPolygon, dice, sleep, until } from './helpers.js';
+import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
 
 const nomogram = () => new RiskModel(testCard({
   id: 'test-nomogram',
@@ -73,11 +74,11 @@ async function client(url: string): Promise<Client> {
   return c;
 }
 
-async function setup(t: Tap.Test, o: { models?: RiskModel[]; recorder?: boolean; maxBufferedBytes?: number } = {}) {
+async function setup(t: Tap.Test, o: { models?: RiskModel[]; recorder?: boolean; maxBufferedBytes?: number; segmenter?: Segmenter } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sonomics-controls-'));
   const phantom = new PhantomScanner({ seed: 5 });
   const models = o.models ?? [await loadRiskModel('busi-malignancy')];
-  const pipeline = new Pipeline({ layout: phantom.layout, models }).start();
+  const pipeline = new Pipeline({ layout: phantom.layout, models, segmenter: o.segmenter }).start();
   const auditPath = join(dir, 'audit.jsonl');
   const audit = new AuditLog(auditPath, () => pipeline.models.filter((m) => pipeline.enabledModels.includes(m.card.id)).map(({ card: c }) => ({ id: c.id, version: c.version, sha256: c.sha256 })));
   const recorder = o.recorder ? new OnDemandRecorder({ dir: join(dir, 'rec'), width: phantom.layout.width, height: phantom.layout.height, fps: 30, sourceId: phantom.id, layout: phantom.layout }) : undefined;
@@ -320,4 +321,55 @@ t.test('perfusion: the reference is placed and cleared from the page, a new inje
   t.same(a.invalid, [], 'every message the server sent matched its schema');
   const audited = entries().filter((e) => e.what === 'reference' || e.what === 'perfusion').map((e) => e.what);
   t.same(audited, ['reference', 'perfusion', 'reference'], 'placements and the reset are audited (refusals change nothing and are not)');
+});
+
+t.test('tap to outline: a proposal from a tap, grown, shrunk, accepted as the lock (audited); no lesion at a far tap; refusals by name', async (t) => {
+  const segmenter = await Segmenter.load();
+  t.teardown(() => segmenter.close());
+  const { url, pipeline, phantom, entries } = await setup(t, { segmenter });
+  const a = await client(url);
+  const b = await client(url);
+  await until(() => a.frames.some((f) => f.header.tracking.state === 'tracking'), 8000, 'tracking');
+  const held = (await a.ask({ type: 'freeze', frozen: true })).result as { seq: number };
+  const truth = phantom.render(held.seq).truth;
+  const { width, height } = phantom.layout.panes.bmode.rect;
+  const tap = deepestPoint(truth.lesionMask, width, height);
+  t.match((await b.ask({ type: 'segment', x: tap.x, y: tap.y })).error, /only the controller may change state/, 'a watcher may not propose');
+  const r = (await a.ask({ type: 'segment', x: tap.x, y: tap.y })).result as { found: boolean; seq: number; contour: number[]; area: number; confidence: number };
+  t.equal(r.found, true, 'a lesion at the tap');
+  t.equal(r.seq, held.seq, 'on the held frame');
+  const filled = fillPolygon(r.contour, width, height);
+  const d = dice(filled, truth.lesionMask);
+  t.ok(d > 0.85, `the proposed outline against the phantom's truth: Dice ${d.toFixed(3)}`);
+  const grown = (await a.ask({ type: 'proposal', action: 'grow' })).result as { area: number; grownPx: number };
+  t.ok(grown.area > r.area && grown.grownPx > 0, `grow: ${r.area} -> ${grown.area} px`);
+  const shrunk = (await a.ask({ type: 'proposal', action: 'shrink' })).result as { area: number; grownPx: number };
+  t.ok(shrunk.area < grown.area && shrunk.grownPx === 0, `shrink: ${grown.area} -> ${shrunk.area} px`);
+  const acc = (await a.ask({ type: 'proposal', action: 'accept' })).result as { shape: string; seq: number; area: number };
+  t.match(acc, { shape: 'tap', seq: held.seq }, 'accepted: locked on the held frame');
+  await until(() => a.frames.some((f) => f.header.frozen && f.header.seq === held.seq && f.header.tracking.state === 'tracking'), 3000, 'the held frame re-sent with the new lock');
+  t.match((await a.ask({ type: 'proposal', action: 'accept' })).error, /proposal: nothing proposed to accept: tap the lesion first/, 'nothing left to accept');
+  // A proposal on a held frame does not outlive the freeze.
+  t.equal(((await a.ask({ type: 'segment', x: tap.x, y: tap.y })).result as { found: boolean }).found, true);
+  await a.ask({ type: 'freeze', frozen: false });
+  t.match((await a.ask({ type: 'proposal', action: 'accept' })).error, new RegExp(`proposal: it was made on held frame ${held.seq}, which is no longer held: tap again`), 'unfrozen: the proposal is gone');
+  t.match((await a.ask({ type: 'proposal', action: 'grow' })).error, /nothing proposed to grow/, 'and dropped');
+  // Far from the lesion: the top-left corner of the pane.
+  const far = (await a.ask({ type: 'segment', x: 6, y: 6 })).result as { found: boolean; reason: string };
+  t.match(far, { found: false, reason: /no lesion found/ }, 'a tap far from the lesion finds nothing');
+  t.match((await a.ask({ type: 'segment', x: width + 5, y: 10 })).error, /segment: the seed \(\d+, 10\) lies outside the \d+x\d+ pane/, 'a tap off the pane');
+  t.match((await a.ask({ type: 'segment', box: { x0: 10, y0: 10, x1: 5, y1: 20 } })).error, /segment: the box .* is empty/, 'an empty box');
+  t.match((await a.ask({ type: 'segment', x: 1 } as never)).error, /segment/, 'a tap without y is refused by the schema');
+  const audited = entries().filter((e) => e.what === 'segment' || (e.what === 'lock' && e.details.shape === 'tap'));
+  t.same(audited.map((e) => e.what), ['segment', 'lock', 'segment', 'segment'], 'proposals and the lock audited');
+  t.same(pipeline.stats().errors, 0);
+  t.same([...a.invalid, ...b.invalid], [], 'every message fits the schema');
+});
+
+t.test('without a segmenter the tap is refused by name', async (t) => {
+  const { url } = await setup(t);
+  const a = await client(url);
+  await until(() => a.frames.length > 2, 8000, 'frames');
+  t.match((await a.ask({ type: 'segment', x: 50, y: 50 })).error, /segment: no segmenter is loaded: outline the lesion instead/);
+  t.match((await a.ask({ type: 'proposal', action: 'grow' })).error, /nothing proposed to grow/);
 });

@@ -82,7 +82,7 @@ interface Viewer {
   sent: number;
   skipped: number;
   /** The outline proposed from this viewer's last tap, until accepted or discarded. */
-  proposal?: { mask: LesionMask; seq: number; confidence: number; grownPx: number };
+  proposal?: { mask: LesionMask; seq: number; confidence: number; grownPx: number; heldSeq: number | null };
 }
 
 /** A refusal: the reply is an error, and nothing changed. */
@@ -503,7 +503,7 @@ export class OverlayServer extends EventEmitter {
     v.proposal = undefined;
     this.audit(who, 'segment', { prompt, found: r.found, seq: r.seq, ...(r.found ? { area: r.area } : { reason: r.reason }), confidence: r.confidence, ms: Math.round(r.ms) });
     if (!r.found) return { found: false, seq: r.seq, reason: r.reason, confidence: Math.round(r.confidence * 1000) / 1000 };
-    v.proposal = { mask: r.mask, seq: r.seq, confidence: r.confidence, grownPx: 0 };
+    v.proposal = { mask: r.mask, seq: r.seq, confidence: r.confidence, grownPx: 0, heldSeq: this.opts.pipeline.frozenSeq };
     return { ...this.proposalReply(v.proposal), ms: Math.round(r.ms) };
   }
 
@@ -517,6 +517,11 @@ export class OverlayServer extends EventEmitter {
     if (action === 'discard') {
       v.proposal = undefined;
       return { discarded: true };
+    }
+    // A proposal made on a held frame belongs to that picture: unfrozen (or another frame held) since, it is gone.
+    if (pr.heldSeq !== null && pr.heldSeq !== this.opts.pipeline.frozenSeq) {
+      v.proposal = undefined;
+      throw new Refusal(`proposal: it was made on held frame ${pr.heldSeq}, which is no longer held: tap again`);
     }
     if (action === 'accept') {
       const seq = await this.opts.pipeline.lockLesion(pr.mask);

@@ -5,7 +5,9 @@
 // - The overlay's state (layers, models, freeze, clinical inputs, recording, who has control) is
 //   SHARED: the page never changes it locally; it asks the server, and draws what the server's
 //   `state` says. Only the controller may ask; other viewers see read-only controls.
-// - The lesion is drawn with Pointer Events (mouse, pen and touch alike) on the B-mode pane.
+// - The lesion is drawn with Pointer Events (mouse, pen and touch alike) on the B-mode pane, or
+//   tapped (Tap tool, either pane): the server's segmenter proposes its outline, which is grown,
+//   shrunk, accepted or discarded there (`segment`, `proposal`); the page draws what it returns.
 // - The perfusion card draws the server's `perfusion` message as it is: the session's curves, the
 //   fitted curves, the phases and the parameters of the regions whose fit stands (never of others).
 // Decision support only, not for diagnosis.
@@ -53,7 +55,11 @@ const S = {
   // Tracking state of the newest frame; scores for frames up to notLiveSeq are not shown as live.
   trackingState: 'idle', trackingReason: null, notLiveSeq: -1,
   // Drawing: the selected tool, the stroke in progress, the proposed outline (pane coordinates).
+  // A tapped outline is proposal { shape: 'tap', points (the server's contour), area, confidence, grownPx, seq, at }.
   tool: null, stroke: null, proposal: null, locks: [],
+  // Tap to outline: a `segment` in flight (pending), taps sent, where the last one was
+  // ({ pane, x, y (B-mode pane coordinates), seq }), and the last reply to a segment or proposal message.
+  segment: { pending: false, sent: 0, at: null, last: null },
 };
 window.__sonomics = S;
 
@@ -419,9 +425,15 @@ function clampToPane(p) {
 const TOOL_HINT = {
   freehand: 'Outline: press on the B-mode pane, trace around the lesion, release.',
   ellipse: 'Ellipse: press on the lesion centre and drag outwards, release.',
+  tap: 'Tap: click or tap inside the lesion on either pane; its outline is proposed (nothing is locked until Accept).',
 };
 
-/** Selects a drawing tool (or none). Drawing is done on a frozen frame: the page asks for the freeze. */
+/**
+ * Selects a drawing tool (or none). Drawing is done on a frozen frame: the page asks for the freeze.
+ * The Tap tool does the same: the server outlines the frame shown last (the held one while frozen),
+ * so the proposal stays over the picture it was made on, and unfreezing discards it as it does a
+ * drawn outline. (A tap still works on a live frame, e.g. when the freeze was refused.)
+ */
 function selectTool(tool) {
   if (tool && !isController()) return;
   S.tool = tool;
@@ -435,10 +447,10 @@ function selectTool(tool) {
 }
 
 function cancelDrawing() {
-  const had = S.tool || S.stroke || S.proposal;
+  const had = S.tool || S.stroke || S.proposal || S.segment.pending;
+  forgetProposal();
   S.tool = null;
   S.stroke = null;
-  S.proposal = null;
   drawingUi();
   if (had) queueRedraw();
   return had;
@@ -449,11 +461,23 @@ function drawingUi() {
   for (const b of document.querySelectorAll('[data-tool]')) b.setAttribute('aria-pressed', String(S.tool === b.dataset.tool));
   $('tool-reference').setAttribute('aria-pressed', String(S.referenceTool));
   $('proposal-tools').hidden = !S.proposal;
+  // A tapped outline is the server's: Grow / Shrink move it by 0.5 mm there, Discard drops it there.
+  // Its buttons wait while a tap is being outlined (the reply replaces the proposal).
+  const tapped = !!S.proposal && S.proposal.shape === 'tap';
+  for (const id of ['accept', 'grow', 'shrink']) $(id).disabled = !ctl || (tapped && S.segment.pending);
+  $('cancel').textContent = tapped ? 'Discard' : 'Cancel';
+  $('cancel').title = tapped ? 'Discard the proposed outline (Esc)' : 'Discard the outline (Esc)';
+  $('grow').title = tapped ? 'Grow by 0.5 mm (+)' : 'Grow by 5 % (+)';
+  $('shrink').title = tapped ? 'Shrink by 0.5 mm (−)' : 'Shrink by 5 % (−)';
   canvas.classList.toggle('drawing', !!(S.tool || S.proposal || S.referenceTool) && ctl);
   const badge = $('badge-tool');
-  badge.hidden = !(S.tool || S.proposal || S.referenceTool);
+  badge.hidden = !(S.tool || S.proposal || S.referenceTool || S.segment.pending);
   badge.textContent = S.referenceTool ? 'Reference: click or tap normal tissue (either pane)'
-    : S.proposal ? 'Proposed outline: drag to move, then Accept' : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
+    : S.segment.pending ? 'Outlining…'
+      : tapped ? 'Proposed outline (tap): Grow or Shrink, then Accept'
+        : S.proposal ? 'Proposed outline: drag to move, then Accept'
+          : S.tool === 'tap' ? 'Tap: tap inside the lesion (either pane)'
+            : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
 }
 
 let drag = null; // { pointerId, kind: 'stroke' | 'move', last }
@@ -462,12 +486,15 @@ function onPointerDown(ev) {
   if (!S.layout || !isController() || drag) return;
   if (ev.pointerType === 'mouse' && ev.button !== 0) return;
   if (S.referenceTool) { placeReference(ev.clientX, ev.clientY); ev.preventDefault(); return; }
+  // Tap: each press on a pane asks for an outline there (a new tap replaces the proposal).
+  if (S.tool === 'tap') { tapAt(ev.clientX, ev.clientY); canvas.focus({ preventScroll: true }); ev.preventDefault(); return; }
   const p = toPane(ev.clientX, ev.clientY);
-  if (S.proposal && hitsProposal(p)) {
+  // A tapped outline is the server's mask: it is adjusted there (Grow / Shrink), never moved here.
+  if (S.proposal && S.proposal.shape !== 'tap' && hitsProposal(p)) {
     drag = { pointerId: ev.pointerId, kind: 'move', last: p };
     canvas.classList.add('moving');
   } else if (S.tool && p.inside) {
-    S.proposal = null;
+    forgetProposal();
     S.stroke = S.tool === 'freehand' ? { shape: 'polygon', points: [round2(p.x), round2(p.y)] } : { shape: 'ellipse', cx: round2(p.x), cy: round2(p.y), rx: 0, ry: 0 };
     drag = { pointerId: ev.pointerId, kind: 'stroke' };
     drawingUi();
@@ -591,6 +618,7 @@ function moveProposal(dx, dy) {
 function scaleProposal(f) {
   const pr = S.proposal;
   if (!pr || !isController()) return;
+  if (pr.shape === 'tap') { adjustTap(f > 1 ? 'grow' : 'shrink'); return; }
   if (pr.shape === 'ellipse') { pr.rx = round2(pr.rx * f); pr.ry = round2(pr.ry * f); }
   else {
     const c = centroid(pr);
@@ -602,6 +630,7 @@ function scaleProposal(f) {
 function acceptProposal() {
   const pr = S.proposal;
   if (!pr || !isController()) return;
+  if (pr.shape === 'tap') { acceptTap(); return; }
   const msg = pr.shape === 'ellipse'
     ? { type: 'lock', ellipse: { cx: pr.cx, cy: pr.cy, rx: pr.rx, ry: pr.ry } }
     : { type: 'lock', polygon: pr.points };
@@ -621,6 +650,157 @@ function acceptProposal() {
   say('Locking…', 'hint', 0);
   drawingUi();
   queueRedraw();
+}
+
+// ---- Tap to outline: the server's segmenter proposes the outline, the page shows it ----------
+
+// Bumped by every tap sent and every proposal dropped: a reply to an older tap is out of date.
+let tapGen = 0;
+// The generation of the last tap sent (the one whose outline the server holds, if any).
+let tapSent = 0;
+
+/** Sends a tap at a screen position (B-mode pane coordinates; a contrast-pane point maps to the same). */
+function tapAt(clientX, clientY) {
+  const p = paneAt(clientX, clientY);
+  if (!p) { say('Tap inside one of the panes, on the lesion.', 'error'); return; }
+  const r = S.layout.panes.bmode.rect;
+  const x = round2(Math.min(r.width - 1, Math.max(0, p.x))), y = round2(Math.min(r.height - 1, Math.max(0, p.y)));
+  const h = S.lastHeader;
+  const at = { pane: p.pane, x, y, seq: h ? h.seq : null };
+  const gen = tapGen + 1;
+  const sent = send({ type: 'segment', x, y }, (reply) => onSegmentReply(reply, gen, at));
+  if (!sent) return;
+  tapGen = tapSent = gen;
+  S.segment.pending = true;
+  S.segment.sent++;
+  S.segment.at = at;
+  say('Outlining…', 'hint', 0);
+  drawingUi();
+  queueRedraw();
+}
+
+/** Sentence case for a reason the server gives in lower case. */
+const sentence = (text) => (text ? text[0].toUpperCase() + text.slice(1) : text);
+
+function onSegmentReply(reply, gen, at) {
+  if (gen !== tapGen) {
+    // Dropped meanwhile (Esc, Discard, unfreeze): the server holds this outline unless a newer tap replaced it.
+    if (gen === tapSent && reply.type === 'ack' && reply.result.found) discardOnServer();
+    return;
+  }
+  S.segment.pending = false;
+  S.segment.last = reply;
+  if (reply.type === 'error') {
+    // Refused (no segmenter, a tap off the pane...): the server changed nothing, nor does the page.
+    say(`Not outlined: ${reply.error}`, 'error', 12000);
+  } else if (!reply.result.found) {
+    // Nothing found at the tap: the server dropped its proposal, so does the page.
+    if (S.proposal && S.proposal.shape === 'tap') S.proposal = null;
+    say(`${sentence(reply.result.reason)} (confidence ${fixed(reply.result.confidence)}).`, 'error', 12000);
+  } else {
+    const r = reply.result;
+    S.proposal = { shape: 'tap', points: r.contour, area: r.area, confidence: r.confidence, grownPx: r.grownPx, seq: r.seq, at };
+    say(`Proposed outline: ${r.area} px, confidence ${fixed(r.confidence)} (${r.ms} ms). Grow or Shrink it, then Accept (or Discard).`, 'hint', 0);
+  }
+  drawingUi();
+  queueRedraw();
+}
+
+/** How far the tapped outline was moved, in mm (the server counts pane pixels). */
+function grownMm(px) {
+  const b = S.layout.panes.bmode;
+  const mm = px * (b.spacingX + b.spacingY) / 2;
+  return `${mm >= 0 ? '+' : '−'}${Math.abs(mm).toFixed(1)} mm`;
+}
+
+/** A refused proposal message: the reason, and the proposal dropped when the server has none. */
+function proposalRefused(what, error, pr) {
+  say(`${what}: ${error}`, 'error', 12000);
+  // The server's only word for "it holds no proposal" is its message.
+  if (/nothing proposed/.test(error) && S.proposal === pr) { S.proposal = null; drawingUi(); queueRedraw(); }
+}
+
+/** Grow / Shrink: the server moves the outline out / in by 0.5 mm; the page draws what it returns. */
+function adjustTap(action) {
+  const pr = S.proposal;
+  if (!pr || pr.shape !== 'tap' || !isController() || S.segment.pending) return;
+  send({ type: 'proposal', action }, (reply) => {
+    S.segment.last = reply;
+    if (S.proposal !== pr) return; // accepted, discarded or replaced meanwhile
+    if (reply.type === 'error') { proposalRefused(action === 'grow' ? 'Not grown' : 'Not shrunk', reply.error, pr); return; }
+    const r = reply.result;
+    Object.assign(pr, { points: r.contour, area: r.area, confidence: r.confidence, grownPx: r.grownPx });
+    say(`${action === 'grow' ? 'Grown' : 'Shrunk'}: ${r.area} px (${grownMm(r.grownPx)} from the tap's outline). Accept when it fits.`, 'hint', 0);
+    queueRedraw();
+  });
+}
+
+/** Accept: the server locks tracking on its proposal (as a drawn outline's lock); the next frame shows it tracked. */
+function acceptTap() {
+  const pr = S.proposal;
+  if (S.segment.pending) return;
+  const gen = tapGen;
+  const sent = send({ type: 'proposal', action: 'accept' }, (r) => {
+    S.segment.last = r;
+    if (r.type === 'ack') {
+      say(`Locked: tapped outline, ${r.result.area} px on frame ${r.result.seq}. Tracking restarts from it.`, 'ok', 8000);
+      return;
+    }
+    say(`Not locked: ${r.error}`, 'error', 12000);
+    // A refused lock leaves the server's proposal as it was: show it again, to adjust or discard
+    // (unless the server has none, or the page has moved on meanwhile).
+    if (!/nothing proposed/.test(r.error) && tapGen === gen && !S.proposal && isController()) {
+      S.proposal = pr;
+      drawingUi();
+      queueRedraw();
+    }
+  });
+  if (!sent) return;
+  S.locks.push({ type: 'proposal', action: 'accept' });
+  S.proposal = null;
+  S.tool = null;
+  say('Locking…', 'hint', 0);
+  drawingUi();
+  queueRedraw();
+}
+
+/** Tells the server to drop its proposal (when it can hear it); the reply needs no showing. */
+function discardOnServer() {
+  if (!ws || ws.readyState !== WebSocket.OPEN || !isController()) return;
+  send({ type: 'proposal', action: 'discard' }, (r) => { S.segment.last = r; });
+}
+
+/** Drops the proposal (and a tap being outlined), on the server too when it was tapped. */
+function forgetProposal() {
+  const pr = S.proposal;
+  if (pr && pr.shape === 'tap') discardOnServer();
+  S.proposal = null;
+  if (S.segment.pending || (pr && pr.shape === 'tap')) tapGen++;
+  S.segment.pending = false;
+}
+
+/** Discard (a tapped outline): the proposal goes, the Tap tool stays for the next tap. */
+function discardTap() {
+  forgetProposal();
+  say(S.tool === 'tap' ? 'Outline discarded: tap the lesion again.' : 'Outline discarded.', '', 4000);
+  drawingUi();
+  queueRedraw();
+}
+
+/** A cross where the lesion was tapped, on both panes. */
+function drawTapMark(at) {
+  ctx.save();
+  ctx.strokeStyle = COLOUR.proposal;
+  ctx.lineWidth = screenPx(2);
+  const r = screenPx(6);
+  for (const pane of Object.values(S.layout.panes)) {
+    const x = pane.rect.x + at.x + 0.5, y = pane.rect.y + at.y + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(x - r, y); ctx.lineTo(x + r, y);
+    ctx.moveTo(x, y - r); ctx.lineTo(x, y + r);
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 function ellipsePath(e, ox, oy) {
@@ -645,9 +825,14 @@ function drawStroke() {
   ctx.restore();
 }
 
-/** The proposal on both panes (the same pane geometry): filled lightly on the B-mode pane, where it is edited. */
+/**
+ * The proposal on both panes (the same pane geometry): filled lightly on the B-mode pane, where it
+ * is edited. A tapped outline is marked with a cross where it was tapped (it cannot be moved), and
+ * so is a tap being outlined.
+ */
 function drawProposal() {
   const pr = S.proposal;
+  if (S.segment.pending && S.segment.at && S.layout) drawTapMark(S.segment.at);
   if (!pr || !S.layout) return;
   ctx.save();
   ctx.strokeStyle = COLOUR.proposal;
@@ -657,6 +842,9 @@ function drawProposal() {
     if (name === 'bmode') { ctx.fillStyle = 'rgba(255,79,216,0.12)'; ctx.fill(); }
     ctx.stroke();
   }
+  ctx.restore();
+  if (pr.shape === 'tap') { if (!S.segment.pending && pr.at) drawTapMark(pr.at); return; }
+  ctx.save();
   const c = centroid(pr);
   const b = S.layout.panes.bmode.rect;
   const r = screenPx(6);
@@ -675,7 +863,11 @@ for (const b of document.querySelectorAll('[data-tool]')) b.addEventListener('cl
 $('accept').addEventListener('click', acceptProposal);
 $('grow').addEventListener('click', () => scaleProposal(SCALE_STEP));
 $('shrink').addEventListener('click', () => scaleProposal(1 / SCALE_STEP));
-$('cancel').addEventListener('click', () => { cancelDrawing(); say('Outline discarded.', '', 3000); });
+$('cancel').addEventListener('click', () => {
+  if (S.proposal && S.proposal.shape === 'tap') { discardTap(); return; }
+  cancelDrawing();
+  say('Outline discarded.', '', 3000);
+});
 
 // ---- Shared state: controls follow the server's state, never a local guess ----------------
 
@@ -1571,6 +1763,7 @@ document.addEventListener('keydown', (ev) => {
     case 'f': case 'F': toggleFreeze(); break;
     case 'o': case 'O': selectTool(S.tool === 'freehand' ? null : 'freehand'); break;
     case 'e': case 'E': selectTool(S.tool === 'ellipse' ? null : 'ellipse'); break;
+    case 't': case 'T': selectTool(S.tool === 'tap' ? null : 'tap'); break;
     case '+': case '=': scaleProposal(SCALE_STEP); break;
     case '-': case '_': scaleProposal(1 / SCALE_STEP); break;
     case 'Enter': if (onButton || !S.proposal) return; acceptProposal(); break;

@@ -1,0 +1,124 @@
+// One-tap segmentation with the shipped segmenter (models/segmenter): `sonomics segment` on BUSI
+// images and its errors, a phantom lesion from a tap, "no lesion found" away from lesions, and
+// `eval` / `fit` with `--masks tap` (out-of-fold masks for the segmenter's own training images).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { readCohort } from '../core/cohort.js';
+import { readGrayImage } from '../core/imageio.js';
+import { dice } from '../core/segment/metrics.js';
+import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
+import { PhantomScanner } from '../device/phantom.js';
+import { evalCommand, fitCommand } from '../cli/fit.js';
+import { writeCsv } from './cohort-gen.js';
+import { runCli, sharedDir } from './helpers.js';
+import { tmp } from './panel-helpers.js';
+
+const busi = sharedDir(t, 'data', 'busi');
+
+/** A small cohort CSV of BUSI rows (absolute paths), benign and malignant alike. */
+function busiSubset(dir: string, n: number): string {
+  const c = readCohort(join(busi!, 'labels.csv'), { labelColumn: 'malignant' });
+  const pick = [...c.cases.filter((x) => x.label === 0).slice(0, n / 2), ...c.cases.filter((x) => x.label === 1).slice(0, n / 2)];
+  const csv = join(dir, 'subset.csv');
+  writeCsv(csv, ['id', 'image', 'mask', 'label'], pick.map((x) => [x.id, x.image, x.mask, String(x.label)]));
+  return csv;
+}
+
+t.test('sonomics segment: a BUSI lesion from a tap or a box, as a PNG mask and JSON; no lesion found away from it', { skip: !busi }, async (t) => {
+  const dir = tmp('segment-cli');
+  const image = join(busi!, 'images', 'benign_002.png');
+  const expert = await readGrayImage(join(busi!, 'masks', 'benign_002_mask.png'));
+  const tap = deepestPoint(expert.data, expert.width, expert.height);
+  const out = join(dir, 'mask.png');
+  const r = await runCli(['segment', '--image', image, '--seed', `${tap.x},${tap.y}`, '--out', out, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  t.match(s, { found: true, width: expert.width, height: expert.height, out, segmenter: { id: 'tap-unet', sha256: /^[0-9a-f]{64}$/ }, notice: /not for diagnosis/ });
+  const mask = await readGrayImage(out);
+  t.same([mask.width, mask.height], [expert.width, expert.height], 'the mask has the image\'s size');
+  t.ok(mask.data.every((v) => v === 0 || v === 255), 'a 0/255 mask');
+  const d = dice(mask.data, expert.data);
+  t.ok(d > 0.8, `Dice against the expert mask ${d.toFixed(3)} (an image the shipped model was trained on: a sanity check, not the benchmark)`);
+  t.equal(s.area, mask.data.filter((v) => v).length, 'area as written');
+  // A rough box around the expert lesion.
+  const row = readFileSync(join(busi!, 'labels.csv'), 'utf8').split('\n').find((l) => l.startsWith('benign_002,'))!.split(',');
+  const [x0, y0, x1, y1] = row.slice(9, 13).map(Number);
+  const rb = await runCli(['segment', '--image', image, '--box', `${x0 - 10},${y0 - 10},${x1 + 10},${y1 + 10}`, '--out', join(dir, 'box.png')]);
+  t.equal(rb.code, 0, rb.stderr);
+  t.match(rb.stdout, /box\.png: lesion of \d+ pixels, box .* Decision support only, not for diagnosis\./);
+  t.ok(dice((await readGrayImage(join(dir, 'box.png'))).data, expert.data) > 0.75, 'the box gives the lesion too');
+  // Away from any lesion: the black margin at the image's corner.
+  const far = await runCli(['segment', '--image', image, '--seed', '3,3', '--out', join(dir, 'none.png'), '--json']);
+  t.equal(far.code, 3, 'exit status 3: no lesion found');
+  t.match(JSON.parse(far.stdout), { found: false, reason: /no lesion found/ });
+});
+
+t.test('sonomics segment: bad input gets a clear error and exit status 2', async (t) => {
+  const dir = tmp('segment-bad');
+  const img = join(dir, 'img.pgm');
+  const { writePgm } = await import('./cohort-gen.js');
+  writePgm(img, new Uint8Array(40 * 30).fill(90), 40, 30);
+  writePgm(join(dir, 'broken.pgm'), new Uint8Array(10), 40, 30);
+  const cases: Array<[string[], RegExp]> = [
+    [['--image', img, '--seed', '40,3', '--out', join(dir, 'm.png')], /segment: the seed \(40, 3\) lies outside the 40x30 image/],
+    [['--image', img, '--seed', '-1,3', '--out', join(dir, 'm.png')], /lies outside/],
+    [['--image', img, '--box', '10,10,5,20', '--out', join(dir, 'm.png')], /the box \(10,10\)-\(5,20\) is empty/],
+    [['--image', img, '--seed', '3', '--out', join(dir, 'm.png')], /--seed 3 must be two numbers X,Y/],
+    [['--image', img, '--seed', '3,a', '--out', join(dir, 'm.png')], /--seed 3,a must be two numbers X,Y/],
+    [['--image', img, '--seed', '3,3', '--box', '1,1,5,5', '--out', join(dir, 'm.png')], /give either --seed X,Y or --box/],
+    [['--image', img, '--out', join(dir, 'm.png')], /give either --seed X,Y or --box/],
+    [['--image', img, '--seed', '3,3'], /--out MASK\.png is required/],
+    [['--image', join(dir, 'nope.png'), '--seed', '3,3', '--out', join(dir, 'm.png')], /cannot read image .*nope\.png/],
+    [['--image', join(dir, 'broken.pgm'), '--seed', '3,3', '--out', join(dir, 'm.png')], /cannot read image .*broken\.pgm/],
+    [['--image', img, '--seed', '3,3', '--out', join(dir, 'm.png'), '--segmenter', join(dir, 'nowhere')], /segmenter .*segmenter\.json: not found/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runCli(['segment', ...args]);
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(r.stderr, re, re.source);
+  }
+});
+
+t.test('a phantom lesion from one tap; a flat or far region gives no lesion', async (t) => {
+  const seg = await Segmenter.load();
+  t.teardown(() => seg.close());
+  for (const seed of [42, 7]) {
+    const ph = new PhantomScanner({ seed });
+    const { data, truth } = ph.render(30);
+    const r = ph.layout.panes.bmode.rect;
+    const pane = new Uint8Array(r.width * r.height);
+    for (let y = 0; y < r.height; y++) pane.set(data.subarray((r.y + y) * ph.layout.width + r.x, (r.y + y) * ph.layout.width + r.x + r.width), y * r.width);
+    const tap = deepestPoint(truth.lesionMask, r.width, r.height);
+    const res = await seg.segment({ data: pane, width: r.width, height: r.height }, { seed: tap });
+    t.ok(res.found, `seed ${seed}: found`);
+    if (!res.found) continue;
+    const d = dice(res.mask, truth.lesionMask);
+    t.ok(d > 0.85, `seed ${seed}: Dice against the phantom's truth ${d.toFixed(3)}`);
+    // One connected region without holes: its area equals the filled outline's (the contour test is in segment-native).
+    t.ok(res.ms < 1000, `${res.ms.toFixed(1)} ms (timed by bench/segment.ts, not here)`);
+  }
+  const flat = await seg.segment({ data: new Uint8Array(200 * 150).fill(128), width: 200, height: 150 }, { seed: { x: 100, y: 75 } });
+  t.equal(flat.found, false, 'a flat gray image holds no lesion');
+});
+
+t.test('eval and fit --masks tap: masks segmented from a tap at each cohort mask\'s deepest point, out of fold for the training images', { skip: !busi }, async (t) => {
+  const dir = tmp('segment-eval');
+  const csv = busiSubset(dir, 40);
+  const logs: string[] = [];
+  const s = await evalCommand({ model: 'busi-malignancy', cohort: csv, masks: 'tap', command: 'test' }, (l) => logs.push(l));
+  t.match(s.masks, /masks segmented from one tap at each cohort mask's deepest point .* 40 of 40 images were in its training set and got the fold model that never saw them/);
+  t.ok(s.n >= 36 && Number.isFinite(s.auc), `n ${s.n}, AUC ${s.auc.toFixed(3)}`);
+  const e = await evalCommand({ model: 'busi-malignancy', cohort: csv, command: 'test' }, () => {});
+  t.equal(e.masks, 'the cohort\'s masks');
+  t.not(s.auc, e.auc, 'different masks, different features');
+  const f = await fitCommand({
+    cohort: csv, out: join(dir, 'fit'), id: 'tap-test', version: '1.0.0', task: 't', seed: 3, folds: 3, outerFolds: 3, binWidth: 25, pane: 'bmode',
+    researchUseOnly: true, masks: 'tap', command: 'test',
+  }, () => {});
+  const card = JSON.parse(readFileSync(f.card, 'utf8'));
+  t.match(JSON.stringify(card), /Features from masks segmented from one tap/, 'the card says where its masks came from');
+  const bad = await runCli(['eval', '--model', 'busi-malignancy', '--cohort', csv, '--masks', 'drawn']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /eval: --masks must be cohort .* or tap .*, not "drawn"/);
+});
