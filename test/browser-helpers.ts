@@ -52,7 +52,7 @@ export interface PageState {
   layout: { width: number; height: number; panes: { bmode: PaneInfo; contrast: PaneInfo } } | null;
   viewer: { id: string; role: string } | null;
   state: OverlayState | null;
-  scores: { seq: number; live: boolean; scores: Array<{ modelId: string; status: string; value: number | null }> } | null;
+  scores: { seq: number; live: boolean; scores: Array<{ modelId: string; status: string; value: number | null; maskBand?: { radiusPx: number; shrunk: number | null; grown: number | null } }> } | null;
   /** The last perfusion message (null before the first, and after New injection until the next). */
   perfusion: PerfusionMessage | null;
   /** Perfusion messages not shown: analyses of a curve restarted meanwhile (New injection). */

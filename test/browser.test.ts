@@ -22,6 +22,9 @@ t.test('the contour is drawn where the phantom\'s ground truth says the lesion i
   t.match(scores, /busi-malignancy v1\.0\.0/, 'model id and version on the gauge');
   t.match(scores, /\d+%(lower|higher) risk/, 'value and category');
   t.match(scores, /band \d+%–\d+% over \d+ frames/, 'band');
+  // The band's parts arrive with the first mask-sensitivity measurement (every 4th tracked frame).
+  await waitPage(page, (s) => !!s.scores?.scores?.[0]?.maskBand, 'a score with the mask band');
+  t.match(await page.textContent('#scores'), /frames \d+%–\d+%; outline ±2 px \d+% \(shrunk\) \/ \d+% \(grown\)/, 'the band\'s parts: frames and outline');
   t.match(scores, /top drivers/, 'drivers');
   t.equal(await page.locator('#scores .gauge').count(), 1, 'one gauge for the one model');
   t.match(await page.textContent('#scores .drivers') ?? '', /^(lesion|ring \d+ px|CEUS)/, 'driver names shortened');

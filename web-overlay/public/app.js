@@ -1204,6 +1204,10 @@ function scoreCard(s) {
     card.append(valueLine(s), gauge(s), gaugeScale(s));
     card.append(el('div', 'small', `band ${bandText(s)} over ${s.frames} frames${s.status === 'warming-up' ? ' (warming up)' : ''}; ` +
       `${model && model.radScore ? 'Rad-score' : 'linear predictor'} ${fixed(s.linearPredictor)}`));
+    // What the band is made of: the frame-to-frame spread and the mask's sensitivity (shrunk / grown).
+    if (s.maskBand && s.frameBand && s.frameBand[0] !== null && s.maskBand.shrunk !== null && s.maskBand.grown !== null)
+      card.append(el('div', 'small band-parts', `frames ${pct(s.frameBand[0])}–${pct(s.frameBand[1])}; outline ±${s.maskBand.radiusPx} px ` +
+        `${pct(s.maskBand.shrunk)} (shrunk) / ${pct(s.maskBand.grown)} (grown)`));
   }
   card.append(drivers(s.drivers));
   return card;
