@@ -189,7 +189,8 @@ export async function fitCommand(o: FitOptions, log: Log): Promise<FitSummary> {
     },
     provenance: `sonomics fit: ${f.names.length} candidate features (lesion + rings, binWidth ${o.binWidth}); dropped ${nonFiniteCols} non-finite in > 5 % of cases, ` +
       `${fit.model.selection.dropped.nearConstant} near-constant, ${fit.model.selection.dropped.correlated} correlated (|r| > 0.9); LASSO logistic regression, ` +
-      `${o.folds}-fold CV, 1-SE rule (lambda ${fit.model.selection.lambda.toPrecision(4)})${clinical.length ? '; nomogram: unpenalised logistic regression of the Rad-score and clinical variables' : ''}; seed ${o.seed}.`,
+      `${o.folds}-fold CV, 1-SE rule (lambda ${fit.model.selection.lambda.toPrecision(4)})${clinical.length ? '; nomogram: unpenalised logistic regression of the Rad-score and clinical variables' : ''}; seed ${o.seed}.` +
+      (maskNote ? ` ${maskNote}` : ''),
     ...(o.caveats?.length && { caveats: o.caveats }),
   });
   parseModelCard(card, 'the fitted card');
