@@ -87,7 +87,7 @@ t.test('malformed messages get an error reply naming the problem, and the connec
   const { ws, got } = await openSocket(url);
   const cases: Array<[string, string | Buffer, string]> = [
     ['not JSON', '{not json', 'message is not valid JSON'],
-    ['unknown type', JSON.stringify({ type: 'launch-missiles' }), 'unknown message type "launch-missiles" (known: ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion)'],
+    ['unknown type', JSON.stringify({ type: 'launch-missiles' }), 'unknown message type "launch-missiles" (known: ping, control, layers, models, freeze, lock, clinical, record, mark, reference, perfusion, segment, proposal)'],
     ['not an object', JSON.stringify([1, 2]), 'message must be an object with a string "type"'],
     ['type not a string', JSON.stringify({ type: 7 }), 'message must be an object with a string "type"'],
     ['binary', Buffer.from([1, 2, 3]), 'binary messages are not accepted from the page'],
