@@ -10,7 +10,7 @@
 // Run: npm run bench:stability   (BENCH_QUICK=1: one seed, 150 frames).
 import { quantile } from 'simple-statistics';
 import { frameFeaturesSync } from '../core/features.js';
-import { applyLayout } from '../core/layout.js';
+import { applyLayout, cropRows } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
 import { native } from '../core/native.js';
@@ -83,8 +83,7 @@ for (const seed of SEEDS) {
   const { frame, truth } = phantom.frameAt(0);
   const { width, height } = pane.rect;
   const truthMask = createLesionMask(truth.lesionMask.slice(), width, height);
-  const paneImage = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) paneImage.set(frame.data.subarray((pane.rect.y + y) * frame.width + pane.rect.x, (pane.rect.y + y) * frame.width + pane.rect.x + width), y * width);
+  const paneImage = cropRows(frame.data, frame.width, pane.rect);
   const tap = deepestPoint(truth.lesionMask, width, height);
   const proposed = await seg.segment({ data: paneImage, width, height }, { seed: tap });
   if (!proposed.found) throw new Error(`seed ${seed}: the segmenter found no lesion at the true lesion's deepest point (${tap.x}, ${tap.y})`);

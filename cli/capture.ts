@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Frame } from '../core/frame.js';
 import { readGrayImage } from '../core/imageio.js';
-import type { Layout } from '../core/layout.js';
+import { cropRows, type Layout } from '../core/layout.js';
 import { createLesionMask, type LesionMask } from '../core/mask.js';
 import { renderProfilePng, type LayoutProfile } from '../core/profile.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
@@ -210,8 +210,7 @@ export async function readLesion(path: string, layout: Layout): Promise<LesionMa
   if (img.width === r.width && img.height === r.height) return createLesionMask(img.data, r.width, r.height);
   if (img.width !== layout.width || img.height !== layout.height)
     throw new Error(`--lesion ${path}: ${img.width}x${img.height} is neither the screen (${layout.width}x${layout.height}) nor the B-mode pane (${r.width}x${r.height})`);
-  const out = new Uint8Array(r.width * r.height);
-  for (let y = 0; y < r.height; y++) out.set(img.data.subarray((r.y + y) * img.width + r.x, (r.y + y) * img.width + r.x + r.width), y * r.width);
+  const out = cropRows(img.data, img.width, r);
   if (!out.some((v) => v !== 0)) throw new Error(`--lesion ${path}: no lesion pixel inside the B-mode pane`);
   return createLesionMask(out, r.width, r.height);
 }

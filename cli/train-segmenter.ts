@@ -10,6 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { readCohort, type Cohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
+import { cropRows } from '../core/layout.js';
 import { DEFAULT_RECIPE, SEGMENTER_FORMAT, type SegmenterManifest } from '../core/segment/manifest.js';
 import { foldBatchNorm, type NetWeights } from '../core/segment/net.js';
 import { unetToOnnx } from '../core/segment/onnx.js';
@@ -69,8 +70,7 @@ export function phantomTrainingImages(n: number): TrainingImage[] {
     });
     const { data, truth } = ph.render(Math.floor(f(0, 600, 5)));
     const r = ph.layout.panes.bmode.rect;
-    const pane = new Uint8Array(r.width * r.height);
-    for (let y = 0; y < r.height; y++) pane.set(data.subarray((r.y + y) * ph.layout.width + r.x, (r.y + y) * ph.layout.width + r.x + r.width), y * r.width);
+    const pane = cropRows(data, ph.layout.width, r);
     out.push(trainingImage(`phantom_${k}`, '', 1, { data: pane, width: r.width, height: r.height }, truth.lesionMask));
   }
   return out;

@@ -56,6 +56,13 @@ export function paneToPane(p: { x: number; y: number }, from: Pane, to: Pane): {
   return { x: (p.x * from.spacingX) / to.spacingX, y: (p.y * from.spacingY) / to.spacingY };
 }
 
+/** A copy of a rectangle of a row-major 8-bit image (a pane of a screen), one row at a time. */
+export function cropRows(data: Uint8Array, width: number, r: PixelRect): Uint8Array {
+  const out = new Uint8Array(r.width * r.height);
+  for (let y = 0; y < r.height; y++) out.set(data.subarray((r.y + y) * width + r.x, (r.y + y) * width + r.x + r.width), y * r.width);
+  return out;
+}
+
 /** The layout stage: check the frame fits the calibrated screen and attach the layout. */
 export function applyLayout(frame: Frame, layout: Layout): LaidOutFrame {
   if (frame.width !== layout.width || frame.height !== layout.height)

@@ -9,7 +9,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Frame } from './frame.js';
 import { frameFeatures, type FeatureSet } from './features.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
-import { applyLayout, paneToPane, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
+import { applyLayout, cropRows, paneToPane, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
 import { createLesionMask, type LesionMask } from './mask.js';
 import { native } from './native.js';
 import type { Segmenter, SegmentPrompt } from './segment/segmenter.js';
@@ -320,8 +320,7 @@ export class Pipeline extends EventEmitter {
     if (!held) throw new RangeError('no frame has been shown yet');
     const { frame } = held.lf;
     const r = this.layout.panes.bmode.rect;
-    const pane = new Uint8Array(r.width * r.height);
-    for (let y = 0; y < r.height; y++) pane.set(frame.data.subarray((r.y + y) * frame.width + r.x, (r.y + y) * frame.width + r.x + r.width), y * r.width);
+    const pane = cropRows(frame.data, frame.width, r);
     let res;
     try {
       res = await this.segmenter.segment({ data: pane, width: r.width, height: r.height }, prompt);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { readCohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
+import { cropRows } from '../core/layout.js';
 import { dice } from '../core/segment/metrics.js';
 import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
 import { PhantomScanner } from '../device/phantom.js';
@@ -89,8 +90,7 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
     const ph = new PhantomScanner({ seed });
     const { data, truth } = ph.render(30);
     const r = ph.layout.panes.bmode.rect;
-    const pane = new Uint8Array(r.width * r.height);
-    for (let y = 0; y < r.height; y++) pane.set(data.subarray((r.y + y) * ph.layout.width + r.x, (r.y + y) * ph.layout.width + r.x + r.width), y * r.width);
+    const pane = cropRows(data, ph.layout.width, r);
     const tap = deepestPoint(truth.lesionMask, r.width, r.height);
     const res = await seg.segment({ data: pane, width: r.width, height: r.height }, { seed: tap });
     t.ok(res.found, `seed ${seed}: found`);
