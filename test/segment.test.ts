@@ -97,8 +97,6 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
     if (!res.found) continue;
     const d = dice(res.mask, truth.lesionMask);
     t.ok(d > 0.85, `seed ${seed}: Dice against the phantom's truth ${d.toFixed(3)}`);
-    // One connected region without holes: its area equals the filled outline's (the contour test is in segment-native).
-    t.ok(res.ms < 1000, `${res.ms.toFixed(1)} ms (timed by bench/segment.ts, not here)`);
   }
   const flat = await seg.segment({ data: new Uint8Array(200 * 150).fill(128), width: 200, height: 150 }, { seed: { x: 100, y: 75 } });
   t.equal(flat.found, false, 'a flat gray image holds no lesion');

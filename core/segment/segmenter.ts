@@ -172,11 +172,11 @@ export class Segmenter {
     };
     let res = await pass({ cx: tap.x, cy: tap.y, side: firstSide });
     if (res.area > 0) {
+      const first = res, firstMask = mask.slice();
       const extent = Math.max(res.x1 - res.x0 + 1, res.y1 - res.y0 + 1);
-      const second = await pass({ cx: (res.x0 + res.x1) / 2, cy: (res.y0 + res.y1) / 2, side: Math.max(r.minCropPx, r.contextFactor * extent) });
+      res = await pass({ cx: (res.x0 + res.x1) / 2, cy: (res.y0 + res.y1) / 2, side: Math.max(r.minCropPx, r.contextFactor * extent) });
       // A second pass that loses the tap keeps the first pass's answer.
-      if (second.area > 0) res = second;
-      else res = await pass({ cx: tap.x, cy: tap.y, side: firstSide });
+      if (res.area === 0) { mask.set(firstMask); res = first; }
     }
     const confidence = sigmoid(res.tapLogit);
     const ms = performance.now() - t0;
