@@ -308,6 +308,11 @@ export class Pipeline extends EventEmitter {
   /** True when a segmenter is loaded (proposeLesion works). */
   get canSegment(): boolean { return this.segmenter !== undefined; }
 
+  /** The loaded segmenter's id and version (null: none loaded, a tap is refused). */
+  get segmenterInfo(): { id: string; version: string } | null {
+    return this.segmenter ? { id: this.segmenter.manifest.id, version: this.segmenter.manifest.version } : null;
+  }
+
   /**
    * Proposes the lesion's outline from a tap inside it or a rough box around it (B-mode pane
    * coordinates) on the frame shown last (the held one while frozen), without locking it: the

@@ -322,17 +322,25 @@ t.test('proposal actions without a proposal are refused and shown; a viewer with
   t.same([...a.problems, ...b.problems], [], 'no page errors, no console errors');
 });
 
-t.test('without a segmenter the tap is refused and the page says so', async (t) => {
+t.test('without a segmenter the Tap tool is off, a tap sent anyway is refused, and the page says so', async (t) => {
   const demo = await startDemo(t, { segmenter: { enabled: false } });
   if (!demo) return;
   const { page, problems } = await openPage(demo.browser, demo.url);
   await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
-  const st = await selectTap(t, page);
-  const c = st.lastHeader!.tracking.center!;
-  const { reply, state } = await tapAt(page, c.x, c.y);
+  const off = 'Tap is off: the server has no segmenter loaded. Outline the lesion or draw an ellipse.';
+  t.equal(await page.isDisabled('#tool-tap'), true, 'the controller\'s Tap button is disabled');
+  t.equal(await page.getAttribute('#tool-tap', 'title'), off, 'its title says why');
+  t.equal(await page.isDisabled('#tool-freehand'), false, 'Outline stays available');
+  await page.keyboard.press('t');
+  t.equal((await pageState(page)).tool, null, 'T selects nothing');
+  t.equal(await page.textContent('#msg'), off, 'and the page says why');
+  // Sent through the page's own socket anyway: the server refuses it by name, the page shows it.
+  const before = await replyCount(page, 'segment');
+  await page.evaluate(() => (window as unknown as { __sonomics: { send(m: object): boolean } }).__sonomics.send({ type: 'segment', x: 100, y: 100 }));
+  const reply = await lastReply(page, 'segment', before);
   t.equal(reply.type, 'error', 'segment refused');
   t.equal(reply.error, 'segment: no segmenter is loaded: outline the lesion instead', `"${reply.error}"`);
-  t.equal(await page.textContent('#msg'), `Not outlined: ${reply.error}`, 'shown like the other refusals');
+  const state = await pageState(page);
   t.equal(state.proposal, null, 'nothing proposed');
   t.equal(await page.isVisible('#proposal-tools'), false, 'no proposal tools');
   t.same(problems, [], 'no page errors, no console errors');

@@ -330,6 +330,7 @@ t.test('tap to outline: a proposal from a tap, grown, shrunk, accepted as the lo
   const { url, pipeline, phantom, entries } = await setup(t, { segmenter });
   const a = await client(url);
   const b = await client(url);
+  t.match(a.text.find((m) => m.type === 'hello'), { segmenter: { id: segmenter.manifest.id, version: segmenter.manifest.version } }, 'hello names the segmenter');
   await until(() => a.frames.some((f) => f.header.tracking.state === 'tracking'), 8000, 'tracking');
   const held = (await a.ask({ type: 'freeze', frozen: true })).result as { seq: number };
   const truth = phantom.render(held.seq).truth;
@@ -370,6 +371,7 @@ t.test('tap to outline: a proposal from a tap, grown, shrunk, accepted as the lo
 t.test('without a segmenter the tap is refused by name', async (t) => {
   const { url } = await setup(t);
   const a = await client(url);
+  t.equal(a.text.find((m) => m.type === 'hello')!.segmenter, null, 'hello says no segmenter is loaded');
   await until(() => a.frames.length > 2, 8000, 'frames');
   t.match((await a.ask({ type: 'segment', x: 50, y: 50 })).error, /segment: no segmenter is loaded: outline the lesion instead/);
   t.match((await a.ask({ type: 'proposal', action: 'grow' })).error, /nothing proposed to grow/);

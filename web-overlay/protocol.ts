@@ -221,6 +221,7 @@ export const SERVER_MESSAGE_SCHEMA = {
       viewer: closed({ id: str, role: { enum: ['controller', 'viewer'] } }),
       layout: closed({ width: int, height: int, panes: closed({ bmode: pane, contrast: pane }) }),
       ringsMm: { type: 'array', items: num }, models: { type: 'array', items: modelSchema }, state: stateSchema,
+      segmenter: nullable(closed({ id: str, version: str })),
     }),
     server('scores', {
       seq: int, live: bool, reason: nullable(str), trackingState: { enum: ['idle', 'tracking', 'uncertain', 'lost'] },
@@ -326,7 +327,8 @@ export function serverMessageProblems(msg: unknown): string[] {
 
 // ---- Builders -------------------------------------------------------------------------------
 
-export function helloMessage(layout: Layout, ringsMm: readonly number[], models: readonly RiskModel[], viewer: { id: string; role: 'controller' | 'viewer' }, state: OverlayState) {
+export function helloMessage(layout: Layout, ringsMm: readonly number[], models: readonly RiskModel[], viewer: { id: string; role: 'controller' | 'viewer' }, state: OverlayState,
+  segmenter: { id: string; version: string } | null) {
   return {
     type: 'hello', v: PROTOCOL_VERSION, notice: DECISION_SUPPORT_NOTICE, viewer,
     layout: { width: layout.width, height: layout.height, panes: { bmode: layout.panes.bmode, contrast: layout.panes.contrast } },
@@ -339,6 +341,7 @@ export function helloMessage(layout: Layout, ringsMm: readonly number[], models:
       clinical: (c.inputs.clinical ?? []).map((v) => ({ name: v.name, type: v.type, unit: v.unit ?? null, range: v.range ?? null, levels: v.levels ?? null, source: v.source })),
     })),
     state,
+    segmenter,
   };
 }
 

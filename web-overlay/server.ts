@@ -361,7 +361,7 @@ export class OverlayServer extends EventEmitter {
     }
     this.emit('viewer', this.viewers.size);
     const p = this.opts.pipeline;
-    this.send(v, helloMessage(p.layout, p.ringsMm, p.models, { id: v.id, role: this.controller === v ? 'controller' : 'viewer' }, this.state()));
+    this.send(v, helloMessage(p.layout, p.ringsMm, p.models, { id: v.id, role: this.controller === v ? 'controller' : 'viewer' }, this.state(), p.segmenterInfo));
     if (this.lastFrame) this.offer(v, this.lastFrame);
     if (this.lastPerfusion) this.send(v, this.lastPerfusion);
     if (auto) this.broadcastState();

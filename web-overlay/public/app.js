@@ -229,6 +229,8 @@ function onHello(msg) {
   S.layout = msg.layout;
   S.ringsMm = msg.ringsMm;
   S.models = msg.models;
+  // The server's one-tap segmenter ({ id, version }), or null: then the Tap tool is off.
+  S.segmenter = msg.segmenter ?? null;
   S.notice = msg.notice;
   $('notice').textContent = msg.notice;
   $('scores-notice').textContent = msg.notice;
@@ -436,6 +438,7 @@ const TOOL_HINT = {
  */
 function selectTool(tool) {
   if (tool && !isController()) return;
+  if (tool === 'tap' && !S.segmenter) { say(NO_SEGMENTER, 'error'); return; }
   S.tool = tool;
   S.stroke = null;
   if (tool) S.referenceTool = false;
@@ -653,6 +656,16 @@ function acceptProposal() {
 }
 
 // ---- Tap to outline: the server's segmenter proposes the outline, the page shows it ----------
+
+const NO_SEGMENTER = 'Tap is off: the server has no segmenter loaded. Outline the lesion or draw an ellipse.';
+const TAP_TITLE = $('tool-tap').title;
+
+/** The Tap tool works only when the server has a segmenter (hello.segmenter). */
+function tapToolUi() {
+  const b = $('tool-tap');
+  b.disabled = !isController() || !S.segmenter;
+  b.title = S.segmenter ? `${TAP_TITLE} [${S.segmenter.id} ${S.segmenter.version}]` : NO_SEGMENTER;
+}
 
 // Bumped by every tap sent and every proposal dropped: a reply to an older tap is out of date.
 let tapGen = 0;
@@ -889,6 +902,7 @@ function applyState() {
   const ctl = isController();
   // Read-only for viewers: every control is disabled, except Take control.
   for (const c of document.querySelectorAll('.ctl')) c.disabled = !ctl;
+  tapToolUi();
   if (!st) { roleUi(); return; }
   for (const b of document.querySelectorAll('[data-layer]')) b.setAttribute('aria-pressed', String(!!st.layers[b.dataset.layer]));
   $('risk-card').hidden = !st.layers.scores;
