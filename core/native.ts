@@ -10,9 +10,6 @@ export interface PixelRect { x: number; y: number; width: number; height: number
 /** A square crop of side `side` pixels centred at (cx, cy), pixel-index coordinates (pixel k's centre is at k). */
 export interface SquareCrop { cx: number; cy: number; side: number }
 
-/** A training augmentation of a crop: turned by `angle` radians about its centre, stretched by `aspect` along x and 1/aspect along y. */
-export interface CropWarp { angle: number; aspect: number }
-
 export interface NativePhantomRenderer {
   /** Renders a screen; returns the number of lesion pixels in the pane (0 without maskOut). */
   render(frameIndex: number, motion: { dx: number; dy: number; scale: number; elevation?: number; gainDb?: number }, tic: { lesion: number; tissue: number },
@@ -128,13 +125,13 @@ export interface NativeAddon {
   cropResize(src: Uint8Array, width: number, height: number, rect: PixelRect, out: Float32Array, options: NativeCropResizeOptions):
     { x: 'bilinear' | 'area'; y: 'bilinear' | 'area' };
   /** Bilinear samples (0 outside the image) of a square crop on size x size points, optionally mirrored left-right. */
-  cropSample(src: Uint8Array, width: number, height: number, crop: SquareCrop, out: Float32Array, options: { size: number; flip?: boolean; warp?: CropWarp }): void;
+  cropSample(src: Uint8Array, width: number, height: number, crop: SquareCrop, out: Float32Array, options: { size: number; flip?: boolean }): void;
   /**
    * The one-tap network's input: channel 0 the crop ((v/255)^gamma * gain, standardised over the
    * crop), channel 1 the tap as a Gaussian of sigma samples; nchw or nhwc.
    */
   tapInput(src: Uint8Array, width: number, height: number, crop: SquareCrop, tap: { x: number; y: number }, out: Float32Array,
-    options: { size: number; sigma: number; layout?: 'nchw' | 'nhwc'; flip?: boolean; gain?: number; gamma?: number; warp?: CropWarp }): void;
+    options: { size: number; sigma: number; layout?: 'nchw' | 'nhwc'; flip?: boolean; gain?: number; gamma?: number }): void;
   /**
    * The network's logits mapped back over the crop's pixels (above threshold), the 4-connected
    * component at the tap (or the nearest such pixel within snapRadius), holes filled, into out

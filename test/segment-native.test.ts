@@ -50,47 +50,6 @@ t.test('tapInput: the crop standardised, the tap a Gaussian at its place, mirror
   t.throws(() => native.tapInput(img.subarray(1), w, h, crop, { x: 1, y: 1 }, a, { size: S, sigma: 1 }), /tapInput\.src: buffer has 3071 bytes/);
 });
 
-t.test('warp (training augmentation): identity is no warp; a quarter turn transposes; the tap follows the image; bad warps refused', async (t) => {
-  const w = 80, h = 80, S = 32, N = S * S;
-  // An upright ellipse (semi-axes 8 across, 20 down) centred at (40, 40), dark in a bright image.
-  const mask = new Uint8Array(w * h), img = new Uint8Array(w * h).fill(200);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (((x - 40) / 8) ** 2 + ((y - 40) / 20) ** 2 <= 1) { mask[y * w + x] = 1; img[y * w + x] = 30; }
-  const crop = { cx: 40, cy: 40, side: 64 };
-  const plain = new Float32Array(N), ident = new Float32Array(N), turned = new Float32Array(N);
-  native.cropSample(mask, w, h, crop, plain, { size: S });
-  native.cropSample(mask, w, h, crop, ident, { size: S, warp: { angle: 0, aspect: 1 } });
-  t.same(ident, plain, 'angle 0, aspect 1: the same samples');
-  native.cropSample(mask, w, h, crop, turned, { size: S, warp: { angle: Math.PI / 2, aspect: 1 } });
-  const extent = (m: Float32Array) => {
-    let x0 = S, x1 = -1, y0 = S, y1 = -1;
-    for (let j = 0; j < S; j++) for (let i = 0; i < S; i++) if (m[j * S + i] > 0.5) { x0 = Math.min(x0, i); x1 = Math.max(x1, i); y0 = Math.min(y0, j); y1 = Math.max(y1, j); }
-    return [x1 - x0 + 1, y1 - y0 + 1];
-  };
-  const [pw, ph] = extent(plain), [tw, th] = extent(turned);
-  t.ok(ph > 2 * pw, `upright in the plain crop (${pw} x ${ph} samples)`);
-  t.ok(tw > 2 * th && Math.abs(tw - ph) <= 1 && Math.abs(th - pw) <= 1, `lying after a quarter turn (${tw} x ${th} samples)`);
-  const stretched = new Float32Array(N);
-  native.cropSample(mask, w, h, crop, stretched, { size: S, warp: { angle: 0, aspect: 2 } });
-  const [sw, sh] = extent(stretched);
-  t.ok(sw < pw && sh > ph, `aspect 2 samples twice as far across and half as far down: narrower and taller (${sw} x ${sh})`);
-  // The tap off-centre, under a turn, a stretch and a mirror: its Gaussian peaks on the tapped pixel's sample.
-  const tap = { x: 43, y: 52 }, x = new Float32Array(2 * N), m = new Float32Array(N);
-  for (const warp of [{ angle: 0.7, aspect: 1.3 }, { angle: -2.1, aspect: 0.8 }]) {
-    for (const flip of [false, true]) {
-      const marked = new Uint8Array(w * h);
-      marked[tap.y * w + tap.x] = 255;
-      native.tapInput(img, w, h, crop, tap, x, { size: S, sigma: 1, layout: 'nchw', flip, warp });
-      native.cropSample(marked, w, h, crop, m, { size: S, flip, warp });
-      const peak = (a: ArrayLike<number>, off: number) => { let b = 0; for (let k = 1; k < N; k++) if (a[off + k] > a[off + b]) b = k; return b; };
-      const hp = peak(x, N), mp = peak(m, 0);
-      t.ok(Math.abs((hp % S) - (mp % S)) <= 1 && Math.abs(Math.floor(hp / S) - Math.floor(mp / S)) <= 1,
-        `warp ${JSON.stringify(warp)}${flip ? ' mirrored' : ''}: the tap's Gaussian at sample ${hp % S},${Math.floor(hp / S)}, the tapped pixel at ${mp % S},${Math.floor(mp / S)}`);
-    }
-  }
-  t.throws(() => native.cropSample(mask, w, h, crop, plain, { size: S, warp: { angle: 0, aspect: 0 } }), /cropSample: warp needs \|angle\| <= 4 radians and an aspect of 0.25..4/);
-  t.throws(() => native.tapInput(img, w, h, crop, tap, x, { size: S, sigma: 1, warp: 'turn' as never }), /tapInput: warp must be an object/);
-});
-
 t.test('tapMask: the region at the tap, holes filled, other regions and the rest of the crop left out', async (t) => {
   const S = 32, w = 64, h = 64, crop = { cx: 31.5, cy: 31.5, side: 64 };
   // Logits on the 32x32 grid (2 px per sample): a ring (disc with a hole) at (10,10), a blob at (24,24).

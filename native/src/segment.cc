@@ -52,47 +52,14 @@ inline double bilinearZero(const uint8_t* src, int w, int h, double x, double y)
   return v;
 }
 
-// A training augmentation of the crop: turned by `angle` (radians) about its centre and stretched
-// by `aspect` along its x axis (1/aspect along y), so the area stays. Identity: {0, 1}.
-struct Warp {
-  double angle = 0, aspect = 1;
-  bool identity() const { return angle == 0 && aspect == 1; }
-};
-
-Warp warpArg(Napi::Env env, const Napi::Object& o, const char* ctx) {
-  Warp wp;
-  if (!o.Has("warp") || o.Get("warp").IsUndefined()) return wp;
-  if (!o.Get("warp").IsObject()) throwType(env, std::string(ctx) + ": warp must be an object {angle, aspect}");
-  Napi::Object v = o.Get("warp").As<Napi::Object>();
-  wp.angle = getNumberOr(env, v, "angle", ctx, 0);
-  wp.aspect = getNumberOr(env, v, "aspect", ctx, 1);
-  if (!(std::fabs(wp.angle) <= 4) || !(wp.aspect >= 0.25 && wp.aspect <= 4))
-    throwRange(env, std::string(ctx) + ": warp needs |angle| <= 4 radians and an aspect of 0.25..4");
-  return wp;
-}
-
-// Image position of crop sample (u, v) (sample units) under a warp.
-inline void warpedPoint(const Crop& c, const Warp& wp, double u, double v, double& x, double& y) {
-  double m = (c.size - 1) / 2.0, a = (u - m) * c.step * wp.aspect, b = (v - m) * c.step / wp.aspect;
-  double cs = std::cos(wp.angle), sn = std::sin(wp.angle);
-  x = c.cx + cs * a - sn * b;
-  y = c.cy + sn * a + cs * b;
-}
-
-// The crop sampled into out (size*size, row-major), optionally mirrored left-right and warped.
-void sampleCrop(const uint8_t* src, int w, int h, const Crop& c, bool flip, float* out, const Warp& wp = Warp()) {
+// The crop sampled into out (size*size, row-major), optionally mirrored left-right.
+void sampleCrop(const uint8_t* src, int w, int h, const Crop& c, bool flip, float* out) {
   int S = c.size;
   for (int j = 0; j < S; j++) {
     double y = c.y0 + j * c.step;
     for (int i = 0; i < S; i++) {
       int ii = flip ? S - 1 - i : i;
-      if (wp.identity()) {
-        out[(size_t)j * S + i] = (float)bilinearZero(src, w, h, c.x0 + ii * c.step, y);
-      } else {
-        double px, py;
-        warpedPoint(c, wp, ii, j, px, py);
-        out[(size_t)j * S + i] = (float)bilinearZero(src, w, h, px, py);
-      }
+      out[(size_t)j * S + i] = (float)bilinearZero(src, w, h, c.x0 + ii * c.step, y);
     }
   }
 }
@@ -115,7 +82,7 @@ Napi::Value CropSample(const Napi::CallbackInfo& info) {
   auto [out, n] = floatsOf(env, info[4], "cropSample.out");
   if (n != (size_t)S * S) throwRange(env, "cropSample.out must hold size*size = " + std::to_string(S * S) + " floats (got " + std::to_string(n) + ")");
   bool flip = o.Has("flip") && o.Get("flip").ToBoolean().Value();
-  sampleCrop(g.data, w, h, c, flip, out, warpArg(env, o, ctx));
+  sampleCrop(g.data, w, h, c, flip, out);
   return env.Undefined();
 }
 
@@ -143,10 +110,9 @@ Napi::Value TapInput(const Napi::CallbackInfo& info) {
   double gain = getNumberOr(env, o, "gain", ctx, 1), gamma = getNumberOr(env, o, "gamma", ctx, 1);
   if (!(gain > 0 && gain < 100) || !(gamma > 0 && gamma < 100)) throwRange(env, "tapInput: gain and gamma must be positive");
 
-  Warp wp = warpArg(env, o, ctx);
   size_t N = (size_t)S * S;
   std::vector<float> im(N);
-  sampleCrop(g.data, w, h, c, flip, im.data(), wp);
+  sampleCrop(g.data, w, h, c, flip, im.data());
   double sum = 0;
   for (size_t k = 0; k < N; k++) {
     double v = im[k] / 255.0;
@@ -159,12 +125,6 @@ Napi::Value TapInput(const Napi::CallbackInfo& info) {
   for (size_t k = 0; k < N; k++) ss += (im[k] - mean) * (im[k] - mean);
   double sd = std::sqrt(ss / N) + 1e-3;
   double tu = (tx - c.x0) / c.step, tv = (ty - c.y0) / c.step;
-  if (!wp.identity()) {
-    // The tap in sample units: the warp inverted.
-    double dx = tx - c.cx, dy = ty - c.cy, cs = std::cos(wp.angle), sn = std::sin(wp.angle), m = (S - 1) / 2.0;
-    tu = (cs * dx + sn * dy) / (c.step * wp.aspect) + m;
-    tv = (-sn * dx + cs * dy) * wp.aspect / c.step + m;
-  }
   if (flip) tu = S - 1 - tu;
   double k2 = 1.0 / (2 * sigma * sigma);
   bool nchw = layout == "nchw";
