@@ -11,8 +11,11 @@
 //      expert masks against tap masks on the same folds: trained on expert masks and tested on
 //      tap masks (the card used live), and trained and tested on tap masks (a card refitted);
 //   F. a contact sheet (docs/img/segment-worst.png) of the ten worst cases of A: expert outline
-//      green, proposed outline orange, the tap a red cross.
-// Run: npm run bench:segment   (BENCH_QUICK=1: every 4th image, no E).
+//      green, proposed outline orange, the tap a red cross;
+//   G. what of the outline the card depends on: the same recipe on the expert masks shrunk or
+//      grown by 4 px, and smoothed (closing then opening by a disc of 8 and 16 px), each against
+//      the expert masks (Dice) and by AUC, trained and tested on them and trained on the expert masks.
+// Run: npm run bench:segment   (BENCH_QUICK=1: every 4th image, no E or G).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -189,6 +192,12 @@ table('F. The ten worst cases of A (contact sheet)', ['<image', 'label', 'Dice',
   [`written: ${sheetPath} (expert outline green, proposed orange, tap red)`]);
 
 // ---- E -------------------------------------------------------------------------------------------
+/** The rows `ids` and columns `cols` of a complete-case design: two mask sources on the same cases and folds. */
+function design(d: ReturnType<typeof completeCases>, ids: string[], cols: string[]) {
+  const at = new Map(d.ids.map((id, i) => [id, i]));
+  const ci = cols.map((n) => d.names.indexOf(n));
+  return { names: cols, X: ids.map((id) => ci.map((j) => d.X[at.get(id)!][j])), y: ids.map((id) => d.y[at.get(id)!]) };
+}
 if (!QUICK) {
   const tapMasks = new Map(deep.map((o) => [o.k.c.id, o.mask]));
   const rings = DEFAULT_RINGS_PX;
@@ -205,12 +214,7 @@ if (!QUICK) {
   const dt = completeCases(cohort, tap, []);
   const keep = de.ids.filter((id) => dt.ids.includes(id));
   const cols = de.names.filter((n) => dt.names.includes(n));
-  const design = (d: typeof de) => {
-    const at = new Map(d.ids.map((id, i) => [id, i]));
-    const ci = cols.map((n) => d.names.indexOf(n));
-    return { names: cols, X: keep.map((id) => ci.map((j) => d.X[at.get(id)!][j])), y: keep.map((id) => d.y[at.get(id)!]) };
-  };
-  const E = design(de), Tp = design(dt);
+  const E = design(de, keep, cols), Tp = design(dt, keep, cols);
   const opts = { seed: 20261122, folds: 5, outerFolds: 5 };
   const t0 = performance.now();
   const ee = fitCohort(E, opts), et = fitCohort(E, opts, undefined, Tp), tt = fitCohort(Tp, opts);
@@ -224,5 +228,44 @@ if (!QUICK) {
       row('tap masks -> tap masks (a card refitted on tap masks)', att, String(tt.model.terms.length)),
     ], [`Cases: ${cohort.cases.length - keep.length} left out (expert-mask exclusions ${de.excluded.length}, tap-mask exclusions ${dt.excluded.length}); ${((performance.now() - t0) / 1000).toFixed(0)} s for the three nested fits.`,
       'Target: a drop of at most 0.03 from expert to tap masks.']);
+
+  // ---- G -----------------------------------------------------------------------------------------
+  const morph = (m: Uint8Array, w: number, h: number, steps: number[]) => {
+    let a = m;
+    for (const r of steps) { const b = new Uint8Array(w * h); native.morphMask(a, w, h, r, b); a = b; }
+    return a;
+  };
+  const variants: Array<[string, (m: Uint8Array, w: number, h: number) => Uint8Array]> = [
+    ['expert masks shrunk by 4 px', (m, w, h) => morph(m, w, h, [-4])],
+    ['expert masks grown by 4 px', (m, w, h) => morph(m, w, h, [4])],
+    ['expert masks smoothed, disc 8 px', (m, w, h) => morph(m, w, h, [8, -16, 8])],
+    ['expert masks smoothed, disc 16 px', (m, w, h) => morph(m, w, h, [16, -32, 16])],
+  ];
+  const rows: string[][] = [];
+  const refAuc = new Map<string, ReturnType<typeof a>>();
+  const t1 = performance.now();
+  for (const [name, change] of variants) {
+    const dices: number[] = [];
+    const f = await cohortFeatures(cohort, {
+      binWidth: 25, rings, maskOf: async (_c, _image, m) => {
+        const mk = Uint8Array.from(m.data, (v) => (v ? 255 : 0)), out = change(mk, m.width, m.height);
+        dices.push(dice(out, mk));
+        return out;
+      },
+    });
+    const dv = completeCases(cohort, f, []);
+    const both = de.ids.filter((id) => dv.ids.includes(id));
+    const cv = de.names.filter((n) => dv.names.includes(n));
+    const Ex = design(de, both, cv), V = design(dv, both, cv);
+    const ev = aucDeLong(fitCohort(Ex, opts, undefined, V).heldOut, Ex.y), vv = aucDeLong(fitCohort(V, opts).heldOut, V.y);
+    const key = both.join(',');
+    const ref = refAuc.get(key) ?? aucDeLong(fitCohort(Ex, opts).heldOut, Ex.y);
+    refAuc.set(key, ref);
+    rows.push([name, String(both.length), f3(quantile(dices, 0.5)), f3(quantile(dices, 0.1)), f3(ref.auc), f3(ev.auc), f3(vv.auc), `${f3(vv.ci[0])}-${f3(vv.ci[1])}`]);
+  }
+  table('G. What of the outline the card depends on: the recipe of E on expert masks changed in known ways (same folds)',
+    ['<masks', 'n', 'Dice to expert p50', 'p10', 'AUC expert -> expert', 'expert -> these', 'these -> these', '95 % CI'], rows,
+    [`Smoothed: closing then opening by a disc (rounds off angles, lobulations and spicules, keeps the size); ${((performance.now() - t1) / 1000).toFixed(0)} s.`,
+      'Tap masks for comparison: section A (Dice) and E (AUC).']);
 }
 await seg.close();
