@@ -43,7 +43,7 @@ export interface OverlayState {
   frozen: boolean; frozenSeq: number | null; layers: Record<'contour' | 'rings' | 'scores' | 'tic', boolean>; models: string[];
   controller: string | null; clinical: Record<string, unknown>; recording: { available: boolean; active: boolean; name: string | null; since: string | null };
 }
-export interface Reply { type: 'ack' | 'error'; re: string | null; id?: string; result?: Record<string, unknown>; error?: string }
+export interface Reply { type: 'ack' | 'error'; re: string | null; id?: string; result?: Record<string, unknown>; error?: string; code?: string }
 /** window.__sonomics, as far as the tests read it. */
 export interface PageState {
   connected: boolean;

@@ -265,6 +265,7 @@ t.test('proposal actions without a proposal are refused and shown; a viewer with
     const want = `proposal: nothing proposed to ${action}: tap the lesion first`;
     t.equal(r.type, 'error', `${action} without a proposal refused`);
     t.equal(r.error, want, `"${r.error}"`);
+    t.equal(r.code, 'no-proposal', 'with its code');
     t.equal(await page.textContent('#msg'), want, 'shown on the message line');
   }
 

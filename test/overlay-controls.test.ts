@@ -350,17 +350,19 @@ t.test('tap to outline: a proposal from a tap, grown, shrunk, accepted as the lo
   const acc = (await a.ask({ type: 'proposal', action: 'accept' })).result as { shape: string; seq: number; area: number };
   t.match(acc, { shape: 'tap', seq: held.seq }, 'accepted: locked on the held frame');
   await until(() => a.frames.some((f) => f.header.frozen && f.header.seq === held.seq && f.header.tracking.state === 'tracking'), 3000, 'the held frame re-sent with the new lock');
-  t.match((await a.ask({ type: 'proposal', action: 'accept' })).error, /proposal: nothing proposed to accept: tap the lesion first/, 'nothing left to accept');
+  t.match(await a.ask({ type: 'proposal', action: 'accept' }), { error: /proposal: nothing proposed to accept: tap the lesion first/, code: 'no-proposal' }, 'nothing left to accept');
   // A proposal on a held frame does not outlive the freeze.
   t.equal(((await a.ask({ type: 'segment', x: tap.x, y: tap.y })).result as { found: boolean }).found, true);
   await a.ask({ type: 'freeze', frozen: false });
-  t.match((await a.ask({ type: 'proposal', action: 'accept' })).error, new RegExp(`proposal: it was made on held frame ${held.seq}, which is no longer held: tap again`), 'unfrozen: the proposal is gone');
+  t.match(await a.ask({ type: 'proposal', action: 'accept' }), { error: new RegExp(`proposal: it was made on held frame ${held.seq}, which is no longer held: tap again`), code: 'no-proposal' }, 'unfrozen: the proposal is gone');
   t.match((await a.ask({ type: 'proposal', action: 'grow' })).error, /nothing proposed to grow/, 'and dropped');
   // Far from the lesion: the top-left corner of the pane.
   const far = (await a.ask({ type: 'segment', x: 6, y: 6 })).result as { found: boolean; reason: string };
   t.match(far, { found: false, reason: /no lesion found/ }, 'a tap far from the lesion finds nothing');
   t.match((await a.ask({ type: 'segment', x: width + 5, y: 10 })).error, /segment: the seed \(\d+, 10\) lies outside the \d+x\d+ pane/, 'a tap off the pane');
-  t.match((await a.ask({ type: 'segment', box: { x0: 10, y0: 10, x1: 5, y1: 20 } })).error, /segment: the box .* is empty/, 'an empty box');
+  const empty = await a.ask({ type: 'segment', box: { x0: 10, y0: 10, x1: 5, y1: 20 } });
+  t.match(empty.error, /segment: the box .* is empty/, 'an empty box');
+  t.notOk('code' in empty, 'a refusal the page need not act on carries no code');
   t.match((await a.ask({ type: 'segment', x: 1 } as never)).error, /segment/, 'a tap without y is refused by the schema');
   const audited = entries().filter((e) => e.what === 'segment' || (e.what === 'lock' && e.details.shape === 'tap'));
   t.same(audited.map((e) => e.what), ['segment', 'lock', 'segment', 'segment'], 'proposals and the lock audited');

@@ -203,6 +203,14 @@ const modelSchema = closed({
     }),
   },
 });
+/**
+ * Machine-readable kinds of refusal, for the page to act on (the `error` text is for people):
+ * `no-proposal`: the server holds no proposal for this page (none made, or dropped with the
+ * frame it was made on).
+ */
+export const REFUSAL_CODES = ['no-proposal'] as const;
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
+
 const replyBase = { re: nullable({ enum: [...PAGE_MESSAGE_TYPES] }), id: str };
 
 export const FRAME_HEADER_SCHEMA = closed({
@@ -240,7 +248,7 @@ export const SERVER_MESSAGE_SCHEMA = {
     server('event', { event: closed({ kind: { const: 'mark' }, label: str, seq: nullable(int), at: str, by: str }) }),
     server('status', { stats: { type: 'object', required: ['pipeline', 'overlay'] } }),
     server('ack', { ...replyBase, result: { type: 'object' } }, ['re', 'result']),
-    server('error', { ...replyBase, error: str }, ['re', 'error']),
+    server('error', { ...replyBase, error: str, code: { enum: [...REFUSAL_CODES] } }, ['re', 'error']),
   ],
 };
 

@@ -24,7 +24,7 @@ import { serveMetrics, type TelemetryMetrics } from '../device/telemetry/metrics
 import { checkBinding, originAllowed, presentedToken, RateLimiter, tokenMatches } from './auth.js';
 import {
   encodeFrameMessage, helloMessage, LAYERS, overlayHeader, parsePageMessage, perfusionMessage, PROTOCOL_VERSION, scoresMessage, serverMessageProblems, SUBPROTOCOL,
-  type Layers, type OverlayState, type PageMessage, type RecordingState,
+  type Layers, type OverlayState, type PageMessage, type RecordingState, type RefusalCode,
 } from './protocol.js';
 
 // One libvips thread: the other core stays free for the pipeline's main thread and the
@@ -86,7 +86,12 @@ interface Viewer {
 }
 
 /** A refusal: the reply is an error, and nothing changed. */
-class Refusal extends Error {}
+/** A page message refused, nothing changed; `code` (REFUSAL_CODES) when the page acts on the kind of refusal. */
+class Refusal extends Error {
+  constructor(message: string, readonly code?: RefusalCode) {
+    super(message);
+  }
+}
 
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -400,7 +405,7 @@ export class OverlayServer extends EventEmitter {
     const id = msg.id !== undefined ? { id: msg.id } : {};
     this.handle(v, msg).then(
       (result) => this.send(v, { type: 'ack', v: PROTOCOL_VERSION, re: msg.type, ...id, result }),
-      (e: Error) => this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: msg.type, ...id, error: e instanceof Refusal ? e.message : `${msg.type}: ${e.message}` }),
+      (e: Error) => this.send(v, { type: 'error', v: PROTOCOL_VERSION, re: msg.type, ...id, error: e instanceof Refusal ? e.message : `${msg.type}: ${e.message}`, ...(e instanceof Refusal && e.code && { code: e.code }) }),
     );
   }
 
@@ -513,7 +518,7 @@ export class OverlayServer extends EventEmitter {
    */
   private async proposal(v: Viewer, who: AuditActor, action: 'grow' | 'shrink' | 'accept' | 'discard'): Promise<Record<string, unknown>> {
     const pr = v.proposal;
-    if (!pr) throw new Refusal(`proposal: nothing proposed to ${action}: tap the lesion first`);
+    if (!pr) throw new Refusal(`proposal: nothing proposed to ${action}: tap the lesion first`, 'no-proposal');
     if (action === 'discard') {
       v.proposal = undefined;
       return { discarded: true };
@@ -521,7 +526,7 @@ export class OverlayServer extends EventEmitter {
     // A proposal made on a held frame belongs to that picture: unfrozen (or another frame held) since, it is gone.
     if (pr.heldSeq !== null && pr.heldSeq !== this.opts.pipeline.frozenSeq) {
       v.proposal = undefined;
-      throw new Refusal(`proposal: it was made on held frame ${pr.heldSeq}, which is no longer held: tap again`);
+      throw new Refusal(`proposal: it was made on held frame ${pr.heldSeq}, which is no longer held: tap again`, 'no-proposal');
     }
     if (action === 'accept') {
       const seq = await this.opts.pipeline.lockLesion(pr.mask);

@@ -727,10 +727,11 @@ function grownMm(px) {
 }
 
 /** A refused proposal message: the reason, and the proposal dropped when the server has none. */
-function proposalRefused(what, error, pr) {
+function proposalRefused(what, reply, pr) {
+  const { error, code } = reply;
   say(`${what}: ${error}`, 'error', 12000);
-  // The server's only word for "it holds no proposal" is its message.
-  if (/nothing proposed/.test(error) && S.proposal === pr) { S.proposal = null; drawingUi(); queueRedraw(); }
+  // The server holds no proposal (none, or dropped with its held frame): the page drops it too.
+  if (code === 'no-proposal' && S.proposal === pr) { S.proposal = null; drawingUi(); queueRedraw(); }
 }
 
 /** Grow / Shrink: the server moves the outline out / in by 0.5 mm; the page draws what it returns. */
@@ -740,7 +741,7 @@ function adjustTap(action) {
   send({ type: 'proposal', action }, (reply) => {
     S.segment.last = reply;
     if (S.proposal !== pr) return; // accepted, discarded or replaced meanwhile
-    if (reply.type === 'error') { proposalRefused(action === 'grow' ? 'Not grown' : 'Not shrunk', reply.error, pr); return; }
+    if (reply.type === 'error') { proposalRefused(action === 'grow' ? 'Not grown' : 'Not shrunk', reply, pr); return; }
     const r = reply.result;
     Object.assign(pr, { points: r.contour, area: r.area, confidence: r.confidence, grownPx: r.grownPx });
     say(`${action === 'grow' ? 'Grown' : 'Shrunk'}: ${r.area} px (${grownMm(r.grownPx)} from the tap's outline). Accept when it fits.`, 'hint', 0);
@@ -762,7 +763,7 @@ function acceptTap() {
     say(`Not locked: ${r.error}`, 'error', 12000);
     // A refused lock leaves the server's proposal as it was: show it again, to adjust or discard
     // (unless the server has none, or the page has moved on meanwhile).
-    if (!/nothing proposed/.test(r.error) && tapGen === gen && !S.proposal && isController()) {
+    if (r.code !== 'no-proposal' && tapGen === gen && !S.proposal && isController()) {
       S.proposal = pr;
       drawingUi();
       queueRedraw();
