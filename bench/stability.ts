@@ -11,9 +11,9 @@
 import { quantile } from 'simple-statistics';
 import { frameFeaturesSync } from '../core/features.js';
 import { applyLayout, cropRows } from '../core/layout.js';
-import { createLesionMask, type LesionMask } from '../core/mask.js';
+import { createLesionMask, shrinkAndGrow, type LesionMask } from '../core/mask.js';
 import { loadModelCard } from '../core/models.js';
-import { native } from '../core/native.js';
+import { DEFAULT_MASK_SENSITIVITY } from '../core/pipeline.js';
 import { computeRings, planRings } from '../core/regions.js';
 import { modelRegions, RiskAggregator, RiskModel } from '../core/risk.js';
 import { dice } from '../core/segment/metrics.js';
@@ -25,7 +25,8 @@ import { table } from './table.js';
 const QUICK = process.env.BENCH_QUICK === '1';
 const SEEDS = QUICK ? [42] : [42, 7, 11];
 const FRAMES = QUICK ? 150 : 450;
-const RADIUS = 2, EVERY = 4;
+// As the pipeline does (the same defaults).
+const { radiusPx: RADIUS, every: EVERY } = DEFAULT_MASK_SENSITIVITY;
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}` : '-');
 const pp = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : '-');
 
@@ -53,14 +54,9 @@ function track(phantom: PhantomScanner, lock: LesionMask, plan: ReturnType<typeo
     const fs = score(lf, t.mask, phantom, plan, i);
     if (fs.status !== 'ok') continue;
     let variants;
-    if (run.values.length % EVERY === 0) {
-      const { width, height, data } = t.mask;
-      const [sm, gm] = [-RADIUS, RADIUS].map((r) => {
-        const out = new Uint8Array(width * height);
-        native.morphMask(data, width, height, r, out);
-        return createLesionMask(out, width, height);
-      });
-      variants = { radiusPx: RADIUS, shrunk: score(lf, sm, phantom, plan, i), grown: score(lf, gm, phantom, plan, i) };
+    const masks = run.values.length % EVERY === 0 ? shrinkAndGrow(t.mask, RADIUS) : undefined;
+    if (masks) {
+      variants = { radiusPx: RADIUS, shrunk: score(lf, masks.shrunk, phantom, plan, i), grown: score(lf, masks.grown, phantom, plan, i) };
       if (variants.shrunk.status === 'ok') run.shrunk.push(variants.shrunk.value - fs.value);
       if (variants.grown.status === 'ok') run.grown.push(variants.grown.value - fs.value);
     }

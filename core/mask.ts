@@ -1,4 +1,6 @@
 // LesionMask: a binary mask in pane coordinates (0 = outside, non-zero = lesion).
+import { native } from './native.js';
+
 export interface LesionMask {
   readonly width: number;
   readonly height: number;
@@ -11,6 +13,19 @@ export function createLesionMask(data: Uint8Array, width: number, height: number
   if (data.length !== width * height)
     throw new RangeError(`lesion mask: ${data.length} bytes for a ${width}x${height} mask (expected ${width * height})`);
   return { width, height, data };
+}
+
+/**
+ * The mask shrunk and grown by a Euclidean disc of radiusPx (native morphMask, one call each): the
+ * score's mask sensitivity. Undefined when either keeps fewer than minArea pixels (a lesion too
+ * small to shrink).
+ */
+export function shrinkAndGrow(m: LesionMask, radiusPx: number, minArea = 16): { shrunk: LesionMask; grown: LesionMask } | undefined {
+  const [shrunk, grown] = [-radiusPx, radiusPx].map((r) => {
+    const out = new Uint8Array(m.width * m.height);
+    return native.morphMask(m.data, m.width, m.height, r, out) < minArea ? undefined : createLesionMask(out, m.width, m.height);
+  });
+  return shrunk && grown ? { shrunk, grown } : undefined;
 }
 
 export interface MaskStats { area: number; cx: number; cy: number; x0: number; y0: number; x1: number; y1: number }

@@ -10,8 +10,7 @@ import type { Frame } from './frame.js';
 import { frameFeatures, type FeatureSet } from './features.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { applyLayout, cropRows, paneToPane, validateLayout, type LaidOutFrame, type Layout } from './layout.js';
-import { createLesionMask, type LesionMask } from './mask.js';
-import { native } from './native.js';
+import { createLesionMask, shrinkAndGrow, type LesionMask } from './mask.js';
 import type { Segmenter, SegmentPrompt } from './segment/segmenter.js';
 import type { ClinicalVariable } from './modelcard.js';
 import { computeRings, DEFAULT_RING_RADII_MM, planRings, regionContours, type RegionContours, type RingPlan, type RingSet } from './regions.js';
@@ -21,6 +20,9 @@ import { LatestSlot } from './slot.js';
 import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } from './tracking.js';
 
 export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
+
+/** The score's mask sensitivity by default: every 4th tracked frame, the mask shrunk and grown by 2 px. */
+export const DEFAULT_MASK_SENSITIVITY = { radiusPx: 2, every: 4 } as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface PipelineOptions {
@@ -152,7 +154,7 @@ export class Pipeline extends EventEmitter {
     this.featureThreads = opts.featureThreads ?? 1;
     this.segmenter = opts.segmenter;
     if (opts.maskSensitivity !== false) {
-      const m = { radiusPx: opts.maskSensitivity?.radiusPx ?? 2, every: opts.maskSensitivity?.every ?? 4 };
+      const m = { radiusPx: opts.maskSensitivity?.radiusPx ?? DEFAULT_MASK_SENSITIVITY.radiusPx, every: opts.maskSensitivity?.every ?? DEFAULT_MASK_SENSITIVITY.every };
       if (!(m.radiusPx > 0 && m.radiusPx <= 50) || !Number.isInteger(m.every) || m.every < 1)
         throw new RangeError(`maskSensitivity: radiusPx must be in (0, 50] and every a positive integer (got ${m.radiusPx}, ${m.every})`);
       this.sensitivity = m;
@@ -427,13 +429,12 @@ export class Pipeline extends EventEmitter {
     const m = this.sensitivity;
     if (!m || job.track.state !== 'tracking' || !job.track.mask || this.models.length === 0) return undefined;
     if (this.sensitivityTurn++ % m.every !== 0) return undefined;
-    const { width, height, data } = job.track.mask;
+    // A lesion too small to shrink has no sensitivity measured on this frame.
+    const masks = shrinkAndGrow(job.track.mask, m.radiusPx);
+    if (!masks) return undefined;
     const sets: FeatureSet[] = [];
-    for (const r of [-m.radiusPx, m.radiusPx]) {
-      const out = new Uint8Array(width * height);
-      // A lesion too small to shrink has no sensitivity measured on this frame.
-      if (native.morphMask(data, width, height, r, out) < 16) return undefined;
-      const rings = computeRings(createLesionMask(out, width, height), this.layout.panes.bmode, this.rings.radiiMm, this.layout.sector, this.rings.names);
+    for (const mask of [masks.shrunk, masks.grown]) {
+      const rings = computeRings(mask, this.layout.panes.bmode, this.rings.radiiMm, this.layout.sector, this.rings.names);
       sets.push((await frameFeatures(job.lf, rings, { binWidth: this.binWidth, threads: this.featureThreads })).features);
     }
     return { radiusPx: m.radiusPx, shrunk: sets[0], grown: sets[1] };

@@ -1,6 +1,7 @@
-// Mask builders for the sonographer's outline: polygonMask and ellipseMask (core/mask.ts).
+// Mask builders for the sonographer's outline: polygonMask and ellipseMask (core/mask.ts), and
+// shrinkAndGrow, the score's mask sensitivity.
 import t from 'tap';
-import { ellipseMask, maskStats, MAX_POLYGON_POINTS, polygonMask, type LesionMask } from '../core/mask.js';
+import { ellipseMask, maskStats, MAX_POLYGON_POINTS, polygonMask, shrinkAndGrow, type LesionMask } from '../core/mask.js';
 import { errorOf } from './helpers.js';
 
 const count = (m: LesionMask) => m.data.reduce((a, v) => a + (v ? 1 : 0), 0);
@@ -194,4 +195,17 @@ t.test('ellipseMask: bad input throws a RangeError naming the problem', async (t
     t.match(err?.message, re, `${what}: ${err?.message}`);
   }
   t.match(errorOf(() => ellipseMask(120, 1.5, { cx: 5, cy: 5, rx: 3, ry: 3 }))?.message, /positive integers/);
+});
+
+t.test('shrinkAndGrow: a disc of radius 10 becomes discs of 8 and 12; a lesion too small to shrink gives nothing', async (t) => {
+  const disc = ellipseMask(60, 60, { cx: 30, cy: 30, rx: 10, ry: 10 });
+  const v = shrinkAndGrow(disc, 2);
+  t.ok(v, 'both masks');
+  if (!v) return;
+  const a = count(disc), s = count(v.shrunk), g = count(v.grown);
+  t.ok(Math.abs(s - Math.PI * 64) < 0.1 * Math.PI * 64, `shrunk ${s} px, about pi 8^2`);
+  t.ok(Math.abs(g - Math.PI * 144) < 0.1 * Math.PI * 144, `grown ${g} px, about pi 12^2 (the disc ${a})`);
+  t.equal(at(v.shrunk, 30, 30) && at(v.grown, 41, 30) ? 1 : 0, 1, 'the centre stays in, a point 11 px out is added');
+  t.equal(at(v.shrunk, 39, 30), 0, 'a point 9 px out of the centre is taken off');
+  t.equal(shrinkAndGrow(ellipseMask(20, 20, { cx: 10, cy: 10, rx: 2.5, ry: 2.5 }), 2), undefined, 'a 5 px disc shrunk by 2 px keeps under 16 pixels');
 });
