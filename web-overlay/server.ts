@@ -85,7 +85,6 @@ interface Viewer {
   proposal?: { mask: LesionMask; seq: number; confidence: number; grownPx: number; heldSeq: number | null };
 }
 
-/** A refusal: the reply is an error, and nothing changed. */
 /** A page message refused, nothing changed; `code` (REFUSAL_CODES) when the page acts on the kind of refusal. */
 class Refusal extends Error {
   constructor(message: string, readonly code?: RefusalCode) {
