@@ -169,6 +169,7 @@ export const configSchema = {
             lostSearchRadiusPx: { type: 'number', minimum: 4, maximum: 4096 },
             maxTemplateSide: { type: 'integer', minimum: 16, maximum: 512 },
             marginFraction: { type: 'number', minimum: 0, maximum: 2 },
+            refindAfterMs: { type: 'number', minimum: 50, maximum: 60000 },
           },
         },
         scoreWindow: { type: 'integer', minimum: 1, maximum: 600, default: 15 },

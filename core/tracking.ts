@@ -41,6 +41,12 @@ export interface TrackerOptions {
   lostSearchRadiusPx?: number;
   /** Longest template side in samples: bounds the cost per frame whatever the lesion size. */
   maxTemplateSide?: number;
+  /**
+   * A frame this long after the last one tracked (ms; the first live frame after a lock on a held
+   * frame, or a starved pipeline) is first searched for the locked lesion over the lost-lesion
+   * radius: the lesion may have moved further than the per-frame search reaches.
+   */
+  refindAfterMs?: number;
 }
 
 export interface TrackResult {
@@ -68,7 +74,7 @@ export interface TrackResult {
 
 export const TRACKER_DEFAULTS: Required<Omit<TrackerOptions, 'lostSearchRadiusPx'>> = {
   marginFraction: 0.25, searchRadiusPx: 16, uncertainBelow: 0.45, resumeMargin: 0.15, lostBelow: 0.25, followBelow: 0.6, lostAfterFrames: 4, resumeFrames: 3, minInView: 0.5,
-  maxTemplateSide: 64,
+  maxTemplateSide: 64, refindAfterMs: 500,
 };
 
 /** Raised when a lock cannot start: names what is wrong with the outline. */
@@ -169,7 +175,7 @@ export class LesionTracker {
     const pane = lf.layout.panes.bmode, f = lf.frame;
     const o = this.opts;
     const now = frameTimeMs(lf);
-    const prediction = this.predict(now, pane.rect);
+    const prediction = now - this.velocity.atMs >= o.refindAfterMs ? this.refind(lf) : this.predict(now, pane.rect);
     const step = this.kernel!.track(f.data, f.width, f.height, pane.rect, prediction, {
       searchRadius: o.searchRadiusPx, update: true, updateMinScore: o.lostBelow, updateMinPrevious: o.followBelow,
     });
@@ -228,6 +234,17 @@ export class LesionTracker {
     // Not yet: keep searching around the last good position (this.pose).
     const reason = good ? `lesion found again (${this.finds}/${o.resumeFrames} frames)` : 'searching for the lesion';
     return this.result(lf, confidence, found.psr, `lost: ${reason}`, inView, undefined);
+  }
+
+  /**
+   * Where to follow from after a gap: the best find of the locked template over the lost-lesion
+   * radius when it scores as a find after a loss must, else the last pose (the state machine then
+   * judges the weak match as on any frame).
+   */
+  private refind(lf: LaidOutFrame): TemplatePose {
+    const pane = lf.layout.panes.bmode, f = lf.frame;
+    const found = this.kernel!.search(f.data, f.width, f.height, pane.rect, this.pose, { radius: this.searchRadiusFor(pane) });
+    return found.score >= this.resumeAbove ? { x: found.x, y: found.y, scale: this.pose.scale } : this.pose;
   }
 
   /** The template the kernel matches: samples and frame pixels per sample (after a lock). */

@@ -5,7 +5,7 @@ import t from 'tap';
 import { createFrame } from '../core/frame.js';
 import type { Layout } from '../core/layout.js';
 import { createLesionMask } from '../core/mask.js';
-import { LesionTracker, TrackingError, type TrackResult, type TrackerOptions } from '../core/tracking.js';
+import { LesionTracker, TRACKER_DEFAULTS, TrackingError, type TrackResult, type TrackerOptions } from '../core/tracking.js';
 import { PhantomScanner, type PhantomOptions, type PhantomTruth } from '../device/phantom.js';
 
 // A small screen keeps the test quick (pane 288x374, 0.107 mm per pixel).
@@ -107,6 +107,35 @@ t.test('a repeated frame gets the previous answer and teaches no motion', async 
   t.equal(rd.confidence, rb.confidence);
   const rc = tracker.track({ frame: c.frame, layout });
   t.ok(Math.hypot(rc.center.x - c.truth.center.x, rc.center.y - c.truth.center.y) < 1.5, 'the next real frame is tracked');
+});
+
+t.test('locked on a held frame, tracked on from a live frame seconds later: found again, not stuck at its edge', async (t) => {
+  // The overlay's Accept locks on the held frame; the next frame tracked is live, after the hold.
+  const phantom = new PhantomScanner(SMALL);
+  const layout = phantom.layout, r = layout.panes.bmode.rect;
+  const gaps = (opts: TrackerOptions) => {
+    const out: Array<{ moved: number; err: number; state: string }> = [];
+    for (const lockAt of [150, 300, 600]) for (const gapS of [1, 3, 10, 20]) {
+      const tracker = new LesionTracker(opts);
+      const held = phantom.frameAt(lockAt);
+      tracker.lock({ frame: held.frame, layout }, createLesionMask(held.truth.lesionMask.slice(), r.width, r.height));
+      let last: TrackResult | undefined, truth: PhantomTruth | undefined;
+      for (let k = 0; k < 5; k++) {
+        const live = phantom.frameAt(lockAt + gapS * 30 + 3 * k);
+        last = tracker.track({ frame: live.frame, layout });
+        truth = live.truth;
+      }
+      out.push({ moved: Math.hypot(truth!.center.x - held.truth.center.x, truth!.center.y - held.truth.center.y), err: Math.hypot(last!.center.x - truth!.center.x, last!.center.y - truth!.center.y), state: last!.state });
+    }
+    return out;
+  };
+  const refound = gaps({});
+  t.ok(Math.max(...refound.map((g) => g.moved)) > 3 * TRACKER_DEFAULTS.searchRadiusPx / 2, `the lesion moved up to ${Math.max(...refound.map((g) => g.moved)).toFixed(0)} px during the holds`);
+  const mm = (g: { err: number }) => g.err * phantom.mmPerPixel;
+  t.ok(refound.every((g) => g.state === 'tracking' && mm(g) < 0.5), `tracking, within 0.5 mm of the truth (max ${Math.max(...refound.map(mm)).toFixed(2)} mm)`);
+  // Without the search after a gap, the per-frame search settles at the lesion's edge.
+  const followed = gaps({ refindAfterMs: 60000 });
+  t.ok(followed.some((g) => mm(g) > 0.8), `without it: up to ${Math.max(...followed.map(mm)).toFixed(2)} mm off`);
 });
 
 t.test('re-lock at any time; bad outlines are refused by name and the tracker keeps its lock', async (t) => {
