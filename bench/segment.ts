@@ -5,7 +5,9 @@
 //      95 % Hausdorff distance (pixels) against the expert mask; with and without the mirrored pass;
 //   B. taps at random points of the lesion's inner half (5 per image, seeded): Dice, and its spread
 //      per image;
-//   C. taps well outside the lesion (3 per image): how often the answer is "no lesion found";
+//   C. taps well outside the lesion (3 per image): how often the answer is "no lesion found"; what
+//      the masks proposed there are like (darkness against their surround, the network's
+//      confidence) beside A's, and what refusing proposals by either would cost in A and gain here;
 //   D. time per tap, tap to mask, one core (onnxruntime one thread);
 //   E. the shipped card's recipe (sonomics fit: LASSO, nested 5-fold CV, seed 20261122) with
 //      expert masks against tap masks on the same folds: trained on expert masks and tested on
@@ -68,7 +70,7 @@ async function run(k: Case, tap: { x: number; y: number }, mirror: boolean): Pro
 for (const k of cases.slice(0, 3)) await run(k, k.tap, true);
 
 // ---- A + D ---------------------------------------------------------------------------------------
-const deep: Array<Outcome & { k: Case }> = [];
+const deep: Array<Outcome & { k: Case; result: SegmentResult }> = [];
 const plain: Outcome[] = [];
 for (const k of cases) {
   // Side by side, alternating, so load on the machine hits both alike.
@@ -117,6 +119,22 @@ table('B. Taps at random points of the inner half of the lesion (distance to the
 // ---- C -------------------------------------------------------------------------------------------
 let outside = 0, none = 0;
 const outsideDice: number[] = [];
+/** The proposals made on outside taps that are not the expert lesion: how dark, how confident. */
+const elsewhere: Array<{ darkness: number; confidence: number }> = [];
+/**
+ * Mean grey inside a mask over the mean of a ring around it (0.3 x its equivalent radius wide,
+ * at least 4 px): below 1 for a region darker than its surround, as most breast lesions are.
+ */
+function darkness(image: GrayImage, m: Uint8Array): number {
+  const { width: w, height: h, data } = image;
+  let area = 0, inside = 0;
+  for (let i = 0; i < m.length; i++) if (m[i]) { area++; inside += data[i]; }
+  const grown = new Uint8Array(w * h);
+  native.morphMask(m, w, h, Math.max(4, Math.round(0.3 * Math.sqrt(area / Math.PI))), grown);
+  let n = 0, ring = 0;
+  for (let i = 0; i < m.length; i++) if (grown[i] && !m[i]) { n++; ring += data[i]; }
+  return inside / area / Math.max(1, ring / n);
+}
 for (const k of cases) {
   const { width: w, height: h } = k.image;
   const grown = new Uint8Array(w * h);
@@ -128,13 +146,37 @@ for (const k of cases) {
     outside++;
     const r = await seg.segment(k.image, { seed: { x, y } }, { fold: k.fold });
     if (!r.found) none++;
-    else outsideDice.push(dice(r.mask, k.mask));
+    else {
+      const d = dice(r.mask, k.mask);
+      outsideDice.push(d);
+      if (d <= 0.5) elsewhere.push({ darkness: darkness(k.image, r.mask), confidence: r.confidence });
+    }
   }
 }
 table('C. Taps well outside the lesion (farther than its depth and 8 px from it), 3 per image', ['<answer', 'taps', '%'], [
   ['no lesion found', String(none), f1((100 * none) / outside)],
   ['a mask (elsewhere)', String(outside - none), f1((100 * (outside - none)) / outside)],
 ], [`Of the masks proposed there, ${outsideDice.filter((x) => x > 0.5).length} overlap the expert lesion by Dice > 0.5 (the tap snapped to it); BUSI images can hold other lesion-like structures that are not outlined.`]);
+
+// What the other proposals are, and whether refusing them by a plausibility check would pay: each
+// check refuses some of them, and some of A's proposals at the deepest point (each a lost Dice).
+const lesion = deep.filter((o) => o.mask).map((o) => ({ darkness: darkness(o.k.image, o.mask!), confidence: o.result.confidence, dice: o.dice }));
+const spread = (xs: number[]) => `${f3(q(xs, 0.25))} / ${f3(q(xs, 0.5))} / ${f3(q(xs, 0.75))}`;
+table('C2. The masks proposed on outside taps (not the expert lesion) against those from the deepest point (A)', ['<proposals', 'n', 'darkness p25 / p50 / p75', 'confidence p25 / p50 / p75'], [
+  ['outside taps, elsewhere', String(elsewhere.length), spread(elsewhere.map((x) => x.darkness)), spread(elsewhere.map((x) => x.confidence))],
+  ['deepest point (A)', String(lesion.length), spread(lesion.map((x) => x.darkness)), spread(lesion.map((x) => x.confidence))],
+], ['darkness: mean grey inside over the mean of a ring around the mask (0.3 x its equivalent radius); confidence: the network\'s probability at the tap.']);
+const checks: Array<[string, (x: { darkness: number; confidence: number }) => boolean]> = [
+  ['darkness > 1.0', (x) => x.darkness > 1], ['darkness > 0.9', (x) => x.darkness > 0.9], ['darkness > 0.8', (x) => x.darkness > 0.8],
+  ['confidence < 0.8', (x) => x.confidence < 0.8], ['confidence < 0.9', (x) => x.confidence < 0.9],
+];
+table('C3. Refusing a proposal ("no lesion found") when a check holds: what each would cost and gain', ['<refuse when', 'A refused', 'A Dice mean after', 'outside refused', 'outside taps "no lesion" %'],
+  checks.map(([name, hit]) => {
+    const lost = lesion.filter(hit);
+    const kept = deep.reduce((a, o) => a + o.dice, 0) - lost.reduce((a, x) => a + x.dice, 0);
+    const gained = elsewhere.filter(hit).length;
+    return [name, String(lost.length), f3(kept / deep.length), String(gained), f1((100 * (none + gained)) / outside)];
+  }), [`Shipped: no such check (A Dice mean ${f3(mean(deep.map((o) => o.dice)))}, outside taps "no lesion" ${f1((100 * none) / outside)} %).`]);
 
 // ---- F -------------------------------------------------------------------------------------------
 async function contactSheet(worst: Array<Outcome & { k: Case }>, path: string): Promise<void> {
