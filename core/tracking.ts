@@ -72,9 +72,12 @@ export interface TrackResult {
   readonly box?: { x: number; y: number; width: number; height: number };
 }
 
+/** How far ahead (ms) the last velocity predicts a frame; a longer gap is searched for instead (refindAfterMs). */
+const VELOCITY_HORIZON_MS = 500;
+
 export const TRACKER_DEFAULTS: Required<Omit<TrackerOptions, 'lostSearchRadiusPx'>> = {
   marginFraction: 0.25, searchRadiusPx: 16, uncertainBelow: 0.45, resumeMargin: 0.15, lostBelow: 0.25, followBelow: 0.6, lostAfterFrames: 4, resumeFrames: 3, minInView: 0.5,
-  maxTemplateSide: 64, refindAfterMs: 500,
+  maxTemplateSide: 64, refindAfterMs: VELOCITY_HORIZON_MS,
 };
 
 /** Raised when a lock cannot start: names what is wrong with the outline. */
@@ -272,7 +275,7 @@ export class LesionTracker {
   private predict(now: number, bounds: PixelRect): TemplatePose {
     const v = this.velocity;
     const dt = now - v.atMs;
-    const k = v.known && dt > 0 && dt < 500 ? 0.8 * dt : 0;
+    const k = v.known && dt > 0 && dt < VELOCITY_HORIZON_MS ? 0.8 * dt : 0;
     const clamp = (a: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, a));
     return {
       x: clamp(this.pose.x + v.x * k, bounds.x, bounds.x + bounds.width - 1),
