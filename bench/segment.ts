@@ -121,19 +121,19 @@ let outside = 0, none = 0;
 const outsideDice: number[] = [];
 /** The proposals made on outside taps that are not the expert lesion: how dark, how confident. */
 const elsewhere: Array<{ darkness: number; confidence: number }> = [];
+/** Each grey level as itself: regionIntensity then sums raw grey. */
+const GREY = Float32Array.from({ length: 256 }, (_, v) => v);
 /**
  * Mean grey inside a mask over the mean of a ring around it (0.3 x its equivalent radius wide,
- * at least 4 px): below 1 for a region darker than its surround, as most breast lesions are.
+ * at least 4 px): below 1 for a region darker than its surround, as most breast lesions are. The
+ * pipeline's own region code map (ringCodes, in pixels) and region sums (regionIntensity).
  */
-function darkness(image: GrayImage, m: Uint8Array): number {
+function darkness(image: GrayImage, m: Uint8Array, area: number): number {
   const { width: w, height: h, data } = image;
-  let area = 0, inside = 0;
-  for (let i = 0; i < m.length; i++) if (m[i]) { area++; inside += data[i]; }
-  const grown = new Uint8Array(w * h);
-  native.morphMask(m, w, h, Math.max(4, Math.round(0.3 * Math.sqrt(area / Math.PI))), grown);
-  let n = 0, ring = 0;
-  for (let i = 0; i < m.length; i++) if (grown[i] && !m[i]) { n++; ring += data[i]; }
-  return inside / area / Math.max(1, ring / n);
+  const codes = new Uint8Array(w * h);
+  native.ringCodes(m, w, h, { spacingX: 1, spacingY: 1, radiiMm: [Math.max(4, Math.round(0.3 * Math.sqrt(area / Math.PI)))] }, codes);
+  const [inside, n1, , ring, n2] = native.regionIntensity(data, w, h, { x: 0, y: 0, width: w, height: h }, codes, 2, GREY);
+  return inside / n1 / Math.max(1, ring / n2);
 }
 for (const k of cases) {
   const { width: w, height: h } = k.image;
@@ -149,7 +149,7 @@ for (const k of cases) {
     else {
       const d = dice(r.mask, k.mask);
       outsideDice.push(d);
-      if (d <= 0.5) elsewhere.push({ darkness: darkness(k.image, r.mask), confidence: r.confidence });
+      if (d <= 0.5) elsewhere.push({ darkness: darkness(k.image, r.mask, r.area), confidence: r.confidence });
     }
   }
 }
@@ -160,7 +160,7 @@ table('C. Taps well outside the lesion (farther than its depth and 8 px from it)
 
 // What the other proposals are, and whether refusing them by a plausibility check would pay: each
 // check refuses some of them, and some of A's proposals at the deepest point (each a lost Dice).
-const lesion = deep.filter((o) => o.mask).map((o) => ({ darkness: darkness(o.k.image, o.mask!), confidence: o.result.confidence, dice: o.dice }));
+const lesion = deep.flatMap((o) => (o.result.found ? [{ darkness: darkness(o.k.image, o.result.mask, o.result.area), confidence: o.result.confidence, dice: o.dice }] : []));
 const spread = (xs: number[]) => `${f3(q(xs, 0.25))} / ${f3(q(xs, 0.5))} / ${f3(q(xs, 0.75))}`;
 table('C2. The masks proposed on outside taps (not the expert lesion) against those from the deepest point (A)', ['<proposals', 'n', 'darkness p25 / p50 / p75', 'confidence p25 / p50 / p75'], [
   ['outside taps, elsewhere', String(elsewhere.length), spread(elsewhere.map((x) => x.darkness)), spread(elsewhere.map((x) => x.confidence))],
