@@ -44,7 +44,7 @@ t.test('WebSocket overlay messages carry a contour that matches the ground truth
   const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
   const got = collect(ws);
   await new Promise((r) => ws.once('open', r));
-  await until(() => got.text.some((m) => m.type === 'hello'), 2000, 'hello');
+  await until(() => got.text.some((m) => m.type === 'hello'), 8000, 'hello');
   const hello = got.text.find((m) => m.type === 'hello')!;
   t.match(hello.notice, /not for diagnosis/);
   t.same((hello.models as Array<{ id: string }>).map((m) => m.id), ['busi-malignancy']);
@@ -107,16 +107,16 @@ t.test('malformed messages get an error reply naming the problem, and the connec
   for (const [what, msg, error] of cases) {
     const n = got.text.length;
     ws.send(msg);
-    await until(() => got.text.slice(n).some((m) => m.type === 'error'), 2000, `reply to ${what}`);
+    await until(() => got.text.slice(n).some((m) => m.type === 'error'), 8000, `reply to ${what}`);
     const reply = got.text.slice(n).find((m) => m.type === 'error')!;
     t.equal(reply.error, error, what);
   }
   // The reply names the request it answers when it can.
   ws.send(JSON.stringify({ type: 'freeze', frozen: 'yes', id: 'f9' }));
-  await until(() => replyTo(got, 'f9') !== undefined, 2000, 'reply f9');
+  await until(() => replyTo(got, 'f9') !== undefined, 8000, 'reply f9');
   t.match(replyTo(got, 'f9'), { type: 'error', re: 'freeze', id: 'f9' });
   ws.send(JSON.stringify({ type: 'ping', id: 'last' }));
-  await until(() => replyTo(got, 'last') !== undefined, 2000, 'ping ack');
+  await until(() => replyTo(got, 'last') !== undefined, 8000, 'ping ack');
   t.match(replyTo(got, 'last'), { type: 'ack', re: 'ping' });
   t.equal(ws.readyState, WebSocket.OPEN);
   t.equal(pipeline.frozen, false, 'nothing changed');
@@ -149,7 +149,7 @@ async function openSocket(url: string) {
   const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
   const got = collect(ws);
   await new Promise((r) => ws.once('open', r));
-  await until(() => got.text.some((m) => m.type === 'hello'), 2000, 'hello');
+  await until(() => got.text.some((m) => m.type === 'hello'), 8000, 'hello');
   return { ws, got };
 }
 
@@ -168,9 +168,9 @@ t.test('lock with a polygon: the server builds the mask and tracking restarts fr
   ws.send(JSON.stringify({ type: 'lock', polygon, id: 'p1' }));
   // The lock is taken on the next frame; the reply follows it.
   const replied = () => replyTo(got, 'p1') !== undefined;
-  await until(() => spy.masks.length > 0, 2000, 'mask handed over');
+  await until(() => spy.masks.length > 0, 8000, 'mask handed over');
   i = await feed(phantom, pipeline, i, 50, replied);
-  await until(replied, 2000, 'lock reply');
+  await until(replied, 8000, 'lock reply');
   const reply = replyTo(got, 'p1')!;
   const expected = polygonMask(r.width, r.height, polygon);
   t.same(reply, { type: 'ack', v: 3, re: 'lock', id: 'p1', result: { shape: 'polygon', points: 8, area: maskStats(expected).area, seq: spy.events[0] } }, 'ack, with the seq of the frame it was taken on');
@@ -183,7 +183,7 @@ t.test('lock with a polygon: the server builds the mask and tracking restarts fr
   t.not(pipeline.trackingState, 'idle', `tracking left idle (${pipeline.trackingState})`);
   t.ok(got.frames.slice(before).some((f) => f.header.tracking.state !== 'idle' && f.header.lesion !== null), 'frames after the lock carry a tracking state and a contour');
   ws.send(JSON.stringify({ type: 'ping' }));
-  await until(() => got.text.some((m) => m.type === 'ack' && m.re === 'ping'), 2000, 'ping acknowledged');
+  await until(() => got.text.some((m) => m.type === 'ack' && m.re === 'ping'), 8000, 'ping acknowledged');
   t.equal(ws.readyState, WebSocket.OPEN);
   t.same(got.invalid, [], 'every message the server sent fits the protocol schema');
   ws.close();
@@ -198,9 +198,9 @@ t.test('lock with an ellipse: the same, from a centred ellipse', async (t) => {
   const ellipse = { cx: (r.width - 1) / 2, cy: (r.height - 1) / 2, rx: 5 / pane.spacingX, ry: 4 / pane.spacingY };
   ws.send(JSON.stringify({ type: 'lock', ellipse, id: 'e1' }));
   const replied = () => replyTo(got, 'e1') !== undefined;
-  await until(() => spy.masks.length > 0, 2000, 'mask handed over');
+  await until(() => spy.masks.length > 0, 8000, 'mask handed over');
   await feed(phantom, pipeline, 0, 50, replied);
-  await until(replied, 2000, 'lock reply');
+  await until(replied, 8000, 'lock reply');
   const ack = replyTo(got, 'e1')! as { type: string; result: { shape: string; area: number } };
   t.equal(ack.type, 'ack', JSON.stringify(ack));
   const reply = ack.result;
@@ -250,7 +250,7 @@ t.test('bad lock messages: an error naming the field and problem, nothing change
   for (const [what, text, re] of cases) {
     const n = got.text.length;
     ws.send(text);
-    await until(() => got.text.length > n && got.text.slice(n).some((m) => m.type !== 'status' && m.type !== 'scores'), 2000, `reply to ${what}`);
+    await until(() => got.text.length > n && got.text.slice(n).some((m) => m.type !== 'status' && m.type !== 'scores'), 8000, `reply to ${what}`);
     const reply = got.text.slice(n).find((m) => m.type !== 'status' && m.type !== 'scores')!;
     t.equal(reply.type, 'error', `${what}: error reply`);
     t.equal(reply.v, 3);
@@ -262,19 +262,19 @@ t.test('bad lock messages: an error naming the field and problem, nothing change
   t.same(spy.events, [], "no 'lock' event");
   t.equal(pipeline.trackingState, 'idle', 'tracking still idle');
   ws.send(JSON.stringify({ type: 'ping', id: 'still' }));
-  await until(() => replyTo(got, 'still') !== undefined, 2000, 'ping ack');
+  await until(() => replyTo(got, 'still') !== undefined, 8000, 'ping ack');
   t.equal(ws.readyState, WebSocket.OPEN, 'connection still open');
   // An outline too small to track is refused by the tracker on the next frame, by name.
   ws.send(JSON.stringify({ type: 'lock', polygon: [100, 100, 104, 100, 104, 104] }));
-  await until(() => spy.masks.length === 1, 2000, 'tiny mask handed over');
+  await until(() => spy.masks.length === 1, 8000, 'tiny mask handed over');
   i = await feed(phantom, pipeline, i, 50, () => got.text.some((m) => m.type === 'error' && /too small/.test(String(m.error))));
   t.ok(got.text.some((m) => m.type === 'error' && /^lock: the lesion outline is too small to track/.test(String(m.error))), 'too small: refused by name');
   t.equal(pipeline.trackingState, 'idle', 'still idle');
   // And a good lock still works afterwards.
   ws.send(JSON.stringify({ type: 'lock', polygon: [100, 100, 200, 100, 200, 200, 100, 200] }));
-  await until(() => spy.masks.length === 2, 2000, 'mask handed over');
+  await until(() => spy.masks.length === 2, 8000, 'mask handed over');
   await feed(phantom, pipeline, i, 50, () => got.text.some((m) => m.type === 'ack' && m.re === 'lock'));
-  await until(() => got.text.some((m) => m.type === 'ack' && m.re === 'lock'), 2000, 'lock ack');
+  await until(() => got.text.some((m) => m.type === 'ack' && m.re === 'lock'), 8000, 'lock ack');
   t.equal(spy.masks.length, 2);
   ws.close();
 });

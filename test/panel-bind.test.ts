@@ -166,7 +166,7 @@ t.test('each button makes the overlay page\'s change, audited as the panel; LEDs
   t.equal(driver.leds().overlay, 'on');
   // A page hiding a layer keeps the overlay LED on (some layer shows); hiding all turns it off.
   overlay.pageSets({ contour: false, rings: false, scores: false, tic: false });
-  await until(() => driver.leds().overlay === 'off', 2000, 'overlay LED follows a page');
+  await until(() => driver.leds().overlay === 'off', 8000, 'overlay LED follows a page');
   overlay.layers = { contour: true, rings: true, scores: true, tic: true };
 
   // Record, mark, stop.
