@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { seededRandom } from '../core/random.js';
-import { aucDeLong, confusionAt, delongComponents, normalQuantile, rocCurve, youden } from '../core/stats/roc.js';
+import { aucDeLong, confusionAt, delongComponents, normalQuantile, pairedAucDeLong, rocCurve, youden } from '../core/stats/roc.js';
 import { calibration, fitLogistic, sigmoid } from '../core/stats/logistic.js';
 import { cvLassoLogistic, lassoLogisticPath } from '../core/stats/lasso.js';
 import { decisionCurve } from '../core/stats/decision.js';
@@ -86,6 +86,47 @@ t.test('DeLong on a hand-worked example with a tie', async (t) => {
   t.match(errorOf(() => aucDeLong([0.1, 0.2], [1, 1]))?.message, /no negative cases/);
   t.match(errorOf(() => aucDeLong([0.1, 0.2], [1, 2]))?.message, /0 or 1/);
   t.ok(Number.isNaN(aucDeLong([0.1, 0.2, 0.3], [0, 1, 0]).se), 'one positive: the sample variance is undefined');
+});
+
+t.test('paired DeLong on a hand-worked example, and its identities', async (t) => {
+  // a: the example above (AUC 0.875; V10 1, 0.75, 0.875; V01 0.5, 1, 1, 1).
+  // b on the same cases: positives 0.9, 0.1, 0.8 -> V10 1, 0, 1 (AUC 2/3); negatives 0.2, 0.5, 0.3,
+  // 0.4 -> V01 2/3 each. d10 = 0, 3/4, -1/8 (mean 5/24, sample variance 129/576); d01 = -1/6, 1/3,
+  // 1/3, 1/3 (mean 5/24, sample variance 1/16). var = 129/576/3 + 1/16/4 = 52/576 = 13/144.
+  const labels = [0, 1, 0, 1, 0, 1, 0];
+  const a = [0.6, 0.9, 0.3, 0.4, 0.2, 0.6, 0.1], b = [0.2, 0.9, 0.5, 0.1, 0.3, 0.8, 0.4];
+  const r = pairedAucDeLong(a, b, labels);
+  t.ok(close(r.difference, 5 / 24, 1e-15), `difference ${r.difference}`);
+  t.ok(close(r.a, 0.875, 1e-15) && close(r.b, 2 / 3, 1e-15), `${r.a} ${r.b}`);
+  t.ok(close(r.se, Math.sqrt(13) / 12, 1e-15), `se ${r.se}`);
+  t.ok(close(r.ci[0], 5 / 24 - 1.959963984540054 * Math.sqrt(13) / 12, 1e-12), `lo ${r.ci[0]}`);
+  const s = pairedAucDeLong(b, a, labels);
+  t.ok(close(s.difference, -r.difference, 1e-15) && close(s.se, r.se, 1e-15), 'swapping negates the difference');
+  const same = pairedAucDeLong(a, a, labels);
+  t.equal(same.difference, 0);
+  t.equal(same.se, 0);
+  // var(A - B) = var(A) + var(B) - 2 cov(A, B) on a larger correlated pair.
+  const z = normals(77);
+  const y: number[] = [], p: number[] = [], q: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const l = i % 3 === 0 ? 1 : 0, u = z();
+    y.push(l); p.push(l + u); q.push(0.5 * l + 0.7 * u + 0.7 * z());
+  }
+  const cp = delongComponents(p, y), cq = delongComponents(q, y);
+  const cov = (u: number[], v: number[]) => {
+    const mu = u.reduce((x, w) => x + w, 0) / u.length, mv = v.reduce((x, w) => x + w, 0) / v.length;
+    return u.reduce((x, w, i) => x + (w - mu) * (v[i] - mv), 0) / (u.length - 1);
+  };
+  const m = cp.v10.length, n = cp.v01.length;
+  const covAB = cov(cp.v10, cq.v10) / m + cov(cp.v01, cq.v01) / n;
+  const want = aucDeLong(p, y).se ** 2 + aucDeLong(q, y).se ** 2 - 2 * covAB;
+  const got = pairedAucDeLong(p, q, y);
+  t.ok(close(got.se ** 2, want, 1e-12), `${got.se ** 2} vs ${want}`);
+  t.ok(close(got.difference, aucDeLong(p, y).auc - aucDeLong(q, y).auc, 1e-14));
+  t.ok(covAB > 0, 'the two scores are correlated, so the paired se is below the unpaired one');
+  t.ok(got.se < Math.hypot(aucDeLong(p, y).se, aucDeLong(q, y).se));
+  t.match(errorOf(() => pairedAucDeLong([0.1, 0.2], [0.1], [0, 1]))?.message, /pairedAucDeLong: 1 scores but 2 labels/);
+  t.match(errorOf(() => pairedAucDeLong([0.1, 0.2], [0.1, NaN], [0, 1]))?.message, /score 1 is NaN/);
 });
 
 t.test('DeLong agrees with the O(mn) definition, Hanley-McNeil and a bootstrap', async (t) => {

@@ -1,5 +1,5 @@
 // ROC analysis for a binary outcome: the empirical ROC curve, the AUC with DeLong's variance and
-// confidence interval, the Youden-optimal cutoff and the confusion table at a cutoff.
+// confidence interval, two correlated AUCs compared (paired DeLong), the Youden-optimal cutoff and the confusion table at a cutoff.
 //
 // Convention throughout: a case is called positive when score >= cutoff (higher score = more
 // likely label 1). Unlike R pROC, the direction is never flipped automatically: a model worse
@@ -144,6 +144,38 @@ export function aucDeLong(scores: ArrayLike<number>, labels: ArrayLike<number>, 
     ? [Math.max(0, auc - z * se), Math.min(1, auc + z * se)]
     : [NaN, NaN];
   return { auc, se, ci, level, nPositive: nPos, nNegative: nNeg };
+}
+
+export interface PairedAucResult {
+  /** AUC of a minus AUC of b. */
+  difference: number;
+  /** DeLong standard error of the difference (the two AUCs' covariance from the same cases). */
+  se: number;
+  ci: [number, number];
+  level: number;
+  a: number;
+  b: number;
+}
+
+/**
+ * Two scores of the same cases compared by AUC (DeLong et al. 1988, the paired form that R pROC's
+ * roc.test(paired = TRUE, method = "delong") uses): var(A - B) = var(V10a - V10b)/m +
+ * var(V01a - V01b)/n, which equals var(A) + var(B) - 2 cov(A, B) of the structural components.
+ * The CI is the Wald interval, not clipped.
+ */
+export function pairedAucDeLong(a: ArrayLike<number>, b: ArrayLike<number>, labels: ArrayLike<number>, level = 0.95): PairedAucResult {
+  const { nPos, nNeg } = checkBinary(a, labels, 'pairedAucDeLong');
+  checkBinary(b, labels, 'pairedAucDeLong');
+  requireBothClasses(nPos, nNeg, 'pairedAucDeLong');
+  if (!(level > 0 && level < 1)) throw new Error(`pairedAucDeLong: level must be in (0, 1), got ${level}`);
+  const ca = delongComponents(a, labels), cb = delongComponents(b, labels);
+  const d10 = ca.v10.map((v, i) => v - cb.v10[i]), d01 = ca.v01.map((v, i) => v - cb.v01[i]);
+  const aucA = nPos <= nNeg ? meanOf(ca.v10) : meanOf(ca.v01), aucB = nPos <= nNeg ? meanOf(cb.v10) : meanOf(cb.v01);
+  const difference = aucA - aucB;
+  const se = Math.sqrt(sampleVariance(d10, meanOf(d10)) / nPos + sampleVariance(d01, meanOf(d01)) / nNeg);
+  const z = normalQuantile((1 + level) / 2);
+  const ci: [number, number] = Number.isFinite(se) ? [difference - z * se, difference + z * se] : [NaN, NaN];
+  return { difference, se, ci, level, a: aucA, b: aucB };
 }
 
 /** Confusion table when a case is called positive for score >= cutoff. */
