@@ -122,6 +122,11 @@ function meanOf(a: number[]): number {
   return s / a.length;
 }
 
+/** The AUC from DeLong's components: both means equal it mathematically; the mean over the smaller set has less rounding. */
+function aucOfComponents(v10: number[], v01: number[]): number {
+  return v10.length <= v01.length ? meanOf(v10) : meanOf(v01);
+}
+
 function sampleVariance(a: number[], m: number): number {
   if (a.length < 2) return NaN;
   let s = 0;
@@ -135,8 +140,7 @@ export function aucDeLong(scores: ArrayLike<number>, labels: ArrayLike<number>, 
   requireBothClasses(nPos, nNeg, 'aucDeLong');
   if (!(level > 0 && level < 1)) throw new Error(`aucDeLong: level must be in (0, 1), got ${level}`);
   const { v10, v01 } = delongComponents(scores, labels);
-  // Both means equal the AUC mathematically; the mean over the smaller set has less rounding.
-  const auc = nPos <= nNeg ? meanOf(v10) : meanOf(v01);
+  const auc = aucOfComponents(v10, v01);
   const s10 = sampleVariance(v10, auc), s01 = sampleVariance(v01, auc);
   const se = Math.sqrt(s10 / nPos + s01 / nNeg);
   const z = normalQuantile((1 + level) / 2);
@@ -170,7 +174,7 @@ export function pairedAucDeLong(a: ArrayLike<number>, b: ArrayLike<number>, labe
   if (!(level > 0 && level < 1)) throw new Error(`pairedAucDeLong: level must be in (0, 1), got ${level}`);
   const ca = delongComponents(a, labels), cb = delongComponents(b, labels);
   const d10 = ca.v10.map((v, i) => v - cb.v10[i]), d01 = ca.v01.map((v, i) => v - cb.v01[i]);
-  const aucA = nPos <= nNeg ? meanOf(ca.v10) : meanOf(ca.v01), aucB = nPos <= nNeg ? meanOf(cb.v10) : meanOf(cb.v01);
+  const aucA = aucOfComponents(ca.v10, ca.v01), aucB = aucOfComponents(cb.v10, cb.v01);
   const difference = aucA - aucB;
   const se = Math.sqrt(sampleVariance(d10, meanOf(d10)) / nPos + sampleVariance(d01, meanOf(d01)) / nNeg);
   const z = normalQuantile((1 + level) / 2);
