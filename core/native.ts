@@ -133,12 +133,13 @@ export interface NativeAddon {
   tapInput(src: Uint8Array, width: number, height: number, crop: SquareCrop, tap: { x: number; y: number }, out: Float32Array,
     options: { size: number; sigma: number; layout?: 'nchw' | 'nhwc'; flip?: boolean; gain?: number; gamma?: number }): void;
   /**
-   * The network's logits mapped back over the crop's pixels (above threshold), the 4-connected
-   * component at the tap (or the nearest such pixel within snapRadius), holes filled, into out
-   * (255 inside). `flipped`: a mirrored pass averaged in. Area 0 when nothing lies at the tap.
+   * The network's logits mapped back over the crop's pixels (above threshold, and inside `within`
+   * when given: image pixels, inclusive), the 4-connected component at the tap (or the nearest
+   * such pixel within snapRadius), holes filled, into out (255 inside). `flipped`: a mirrored pass
+   * averaged in. Area 0 when nothing lies at the tap.
    */
   tapMask(logits: Float32Array, crop: SquareCrop, width: number, height: number, tap: { x: number; y: number }, out: Uint8Array,
-    options: { size: number; threshold?: number; snapRadius?: number; flipped?: Float32Array | null }):
+    options: { size: number; threshold?: number; snapRadius?: number; flipped?: Float32Array | null; within?: { x0: number; y0: number; x1: number; y1: number } | null }):
     { area: number; x0: number; y0: number; x1: number; y1: number; tapLogit: number; atX?: number; atY?: number };
   /** Distance of every lesion pixel to the nearest outside pixel (the image's outside counts); returns the deepest pixel. */
   maskDistance(mask: Uint8Array, width: number, height: number, out: Float32Array): { x: number; y: number; distance: number };

@@ -82,6 +82,20 @@ t.test('tapMask: the region at the tap, holes filled, other regions and the rest
   native.tapMask(lg, crop, w, h, { x: 28.5, y: 20.5 }, both, { size: S, flipped: mirrored });
   native.tapMask(lg, crop, w, h, { x: 28.5, y: 20.5 }, out, { size: S });
   t.equal(dice(both, out), 1, 'averaging in the mirrored pass of the same logits changes nothing');
+  // `within`: the mask stays inside a rectangle (a box prompt's, grown by a margin).
+  const whole = native.tapMask(lg, crop, w, h, { x: 20.5, y: 12.5 }, both, { size: S });
+  const cut = native.tapMask(lg, crop, w, h, { x: 20.5, y: 12.5 }, out, { size: S, within: { x0: 0, y0: 0, x1: 63, y1: 20 } });
+  t.ok(cut.area > 0.3 * whole.area && cut.area < 0.7 * whole.area, `the ring cut at y = 20 keeps about its upper half (${cut.area} of ${whole.area})`);
+  t.equal(cut.y1, 20, 'and reaches down to the rectangle\'s edge');
+  let below = 0;
+  for (let i = 21 * w; i < out.length; i++) below += out[i] ? 1 : 0;
+  t.equal(below, 0, 'nothing below it');
+  const roomy = native.tapMask(lg, crop, w, h, { x: 20.5, y: 12.5 }, out, { size: S, within: { x0: -5, y0: 0, x1: 40.5, y1: 63 } });
+  t.equal(roomy.area, whole.area, 'a rectangle around the whole region changes nothing');
+  t.equal(native.tapMask(lg, crop, w, h, { x: 28.5, y: 20.5 }, out, { size: S, within: { x0: 40, y0: 40, x1: 63, y1: 63 } }).area, 0,
+    'a tap outside the rectangle finds nothing, not the blob inside it');
+  t.throws(() => native.tapMask(lg, crop, w, h, { x: 1, y: 1 }, out, { size: S, within: { x0: 10, y0: 0, x1: 5, y1: 9 } }), /tapMask\.options\.within is empty/);
+  t.throws(() => native.tapMask(lg, crop, w, h, { x: 1, y: 1 }, out, { size: S, within: { x0: 0, y0: 0, x1: 5 } as never }), /tapMask\.options\.within\.y1 must be a number/);
   t.throws(() => native.tapMask(new Float32Array(5), crop, w, h, { x: 1, y: 1 }, out, { size: S }), /tapMask\.logits must hold size\*size = 1024 floats/);
   t.throws(() => native.tapMask(lg, crop, w, h, { x: 1, y: 1 }, new Uint8Array(3), { size: S }), /tapMask\.out must hold width\*height bytes/);
 });

@@ -97,6 +97,26 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
     if (!res.found) continue;
     const d = dice(res.mask, truth.lesionMask);
     t.ok(d > 0.85, `seed ${seed}: Dice against the phantom's truth ${d.toFixed(3)}`);
+    // A box prompt: the mask stays inside the box grown by the recipe's margin, even a box that
+    // holds only the lesion's left half (its bounding box halved).
+    let x0 = r.width, y0 = r.height, x1 = -1, y1 = -1;
+    truth.lesionMask.forEach((v, i) => {
+      if (!v) return;
+      const x = i % r.width, y = (i - x) / r.width;
+      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+    });
+    const pane2 = { data: pane, width: r.width, height: r.height };
+    const full = await seg.segment(pane2, { box: { x0: x0 - 4, y0: y0 - 4, x1: x1 + 4, y1: y1 + 4 } });
+    t.ok(full.found && dice(full.mask, truth.lesionMask) > 0.85, `seed ${seed}: a box around the lesion gives it`);
+    const half = { x0, y0, x1: (x0 + x1) / 2, y1 };
+    const m = seg.recipe.boxMarginFraction * Math.max(half.x1 - half.x0 + 1, half.y1 - half.y0 + 1);
+    const hr = await seg.segment(pane2, { box: half });
+    t.ok(hr.found, `seed ${seed}: the half box finds the lesion`);
+    if (hr.found) {
+      t.ok(hr.bbox.x1 <= half.x1 + m && hr.bbox.x0 >= half.x0 - m && hr.bbox.y0 >= half.y0 - m && hr.bbox.y1 <= half.y1 + m,
+        `seed ${seed}: the mask (x ${hr.bbox.x0}..${hr.bbox.x1}) stays within the half box grown by ${m.toFixed(1)} px (x ${half.x0}..${half.x1})`);
+      t.ok(hr.bbox.x1 < x1 - 2, 'so it leaves the lesion\'s right side out');
+    }
   }
   const flat = await seg.segment({ data: new Uint8Array(200 * 150).fill(128), width: 200, height: 150 }, { seed: { x: 100, y: 75 } });
   t.equal(flat.found, false, 'a flat gray image holds no lesion');

@@ -21,6 +21,8 @@ export interface SegmenterRecipe {
   threshold: number;
   /** A tap just outside the proposed mask still selects it within this fraction of the crop's side. */
   snapFraction: number;
+  /** A box prompt: the mask stays inside the box grown by this fraction of its larger side on every side. */
+  boxMarginFraction: number;
   /** A mask smaller than this (pixels) is "no lesion found". */
   minAreaPx: number;
   /** Average a left-right mirrored pass in (test-time augmentation; one batch of two). */
@@ -52,7 +54,7 @@ export interface SegmenterManifest {
 
 export const DEFAULT_RECIPE: SegmenterRecipe = {
   inputSize: 96, tapSigma: 3.84, firstPassFraction: 1, contextFactor: 2.2, minCropPx: 48,
-  threshold: 0, snapFraction: 0.03, minAreaPx: 30, mirror: true,
+  threshold: 0, snapFraction: 0.03, boxMarginFraction: 0.15, minAreaPx: 30, mirror: true,
 };
 
 const str = { type: 'string', minLength: 1 };
@@ -66,11 +68,11 @@ const schema = {
     model: { type: 'object', additionalProperties: false, required: ['file', 'sha256', 'channels', 'parameters'],
       properties: { file: str, sha256: sha, channels: { type: 'array', minItems: 2, items: { type: 'integer', minimum: 1 } }, parameters: { type: 'integer', minimum: 1 } } },
     recipe: { type: 'object', additionalProperties: false,
-      required: ['inputSize', 'tapSigma', 'firstPassFraction', 'contextFactor', 'minCropPx', 'threshold', 'snapFraction', 'minAreaPx', 'mirror'],
+      required: ['inputSize', 'tapSigma', 'firstPassFraction', 'contextFactor', 'minCropPx', 'threshold', 'snapFraction', 'boxMarginFraction', 'minAreaPx', 'mirror'],
       properties: {
         inputSize: { type: 'integer', minimum: 16, maximum: 1024 }, tapSigma: pos, firstPassFraction: { type: 'number', exclusiveMinimum: 0, maximum: 4 },
         contextFactor: { type: 'number', minimum: 1, maximum: 10 }, minCropPx: { type: 'number', minimum: 8 }, threshold: { type: 'number' },
-        snapFraction: { type: 'number', minimum: 0, maximum: 0.5 }, minAreaPx: { type: 'integer', minimum: 1 }, mirror: { type: 'boolean' },
+        snapFraction: { type: 'number', minimum: 0, maximum: 0.5 }, boxMarginFraction: { type: 'number', minimum: 0, maximum: 2 }, minAreaPx: { type: 'integer', minimum: 1 }, mirror: { type: 'boolean' },
       } },
     training: { type: 'object', additionalProperties: false,
       required: ['command', 'cohort', 'cohortSha256', 'images', 'extraImages', 'seed', 'epochs', 'batchSize', 'learningRate', 'negativeFraction', 'folds', 'groups', 'backend', 'minutes'],

@@ -5,8 +5,10 @@
 //      side, centred on the box), so the lesion is seen whole whatever its size;
 //   2. a crop of contextFactor x the extent of pass 1's mask, centred on it: the lesion at the
 //      network's working scale.
-// The mask is the 4-connected region at the tap, holes filled. When nothing lies at the tap (or
-// it is smaller than minAreaPx) the answer is "no lesion found", never a blob somewhere else.
+// The mask is the 4-connected region at the tap, holes filled; from a box, it also stays inside
+// the box grown by boxMarginFraction of its larger side (the user said the lesion lies there).
+// When nothing lies at the tap (or it is smaller than minAreaPx) the answer is "no lesion found",
+// never a blob somewhere else.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve, sep } from 'node:path';
@@ -148,9 +150,10 @@ export class Segmenter {
 
   /**
    * The lesion mask from a tap or box. `fold`: use that cross-validation fold's model; `mirror`
-   * overrides the recipe's mirrored pass (for benchmarks).
+   * overrides the recipe's mirrored pass, `boxMargin: false` leaves a box's mask unclipped (for
+   * benchmarks).
    */
-  async segment(image: GrayImage, prompt: SegmentPrompt, opts: { fold?: number; mirror?: boolean } = {}): Promise<SegmentResult> {
+  async segment(image: GrayImage, prompt: SegmentPrompt, opts: { fold?: number; mirror?: boolean; boxMargin?: boolean } = {}): Promise<SegmentResult> {
     const t0 = performance.now();
     const { width: w, height: h, data } = image;
     checkPrompt(prompt, w, h);
@@ -160,6 +163,11 @@ export class Segmenter {
     const tap = 'seed' in prompt ? prompt.seed : { x: (prompt.box.x0 + prompt.box.x1) / 2, y: (prompt.box.y0 + prompt.box.y1) / 2 };
     const firstSide = 'seed' in prompt ? Math.min(w, h) * r.firstPassFraction
       : Math.max(r.minCropPx, r.contextFactor * Math.max(prompt.box.x1 - prompt.box.x0 + 1, prompt.box.y1 - prompt.box.y0 + 1));
+    let within: { x0: number; y0: number; x1: number; y1: number } | null = null;
+    if ('box' in prompt && opts.boxMargin !== false) {
+      const b = prompt.box, m = r.boxMarginFraction * Math.max(b.x1 - b.x0 + 1, b.y1 - b.y0 + 1);
+      within = { x0: b.x0 - m, y0: b.y0 - m, x1: b.x1 + m, y1: b.y1 + m };
+    }
     const mask = new Uint8Array(w * h);
     const pass = async (crop: SquareCrop) => {
       const inputs = [false, ...(mirror ? [true] : [])].map((flip) => {
@@ -168,7 +176,7 @@ export class Segmenter {
         return x;
       });
       const [logits, flipped] = await net.run(inputs, S);
-      return native.tapMask(logits, crop, w, h, tap, mask, { size: S, threshold: r.threshold, snapRadius: r.snapFraction * crop.side, flipped: flipped ?? null });
+      return native.tapMask(logits, crop, w, h, tap, mask, { size: S, threshold: r.threshold, snapRadius: r.snapFraction * crop.side, flipped: flipped ?? null, within });
     };
     let res = await pass({ cx: tap.x, cy: tap.y, side: firstSide });
     if (res.area > 0) {

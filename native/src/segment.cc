@@ -140,10 +140,11 @@ Napi::Value TapInput(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// tapMask(logits, crop, width, height, tap {x, y}, out Uint8Array(width*height), {size, threshold?, snapRadius?, flipped?})
+// tapMask(logits, crop, width, height, tap {x, y}, out Uint8Array(width*height), {size, threshold?, snapRadius?, flipped?, within?})
 // The logits (size*size; `flipped` a second, mirrored pass averaged in) bilinearly over the crop's
-// pixels, above threshold; the 4-connected component at the tap (or at the nearest such pixel
-// within snapRadius pixels), holes filled. out is 255 inside, 0 elsewhere.
+// pixels, above threshold, and inside `within` {x0, y0, x1, y1} (image pixels, inclusive) when
+// given; the 4-connected component at the tap (or at the nearest such pixel within snapRadius
+// pixels), holes filled. out is 255 inside, 0 elsewhere.
 // Returns {area, x0, y0, x1, y1, tapLogit, atX, atY}; area 0 when nothing lies at the tap.
 Napi::Value TapMask(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -162,6 +163,15 @@ Napi::Value TapMask(const Napi::CallbackInfo& info) {
   auto [out, no] = bytesOf(env, info[5], "tapMask.out");
   if (no != (size_t)w * h) throwRange(env, "tapMask.out must hold width*height bytes");
   double thr = getNumberOr(env, o, "threshold", ctx, 0), snap = getNumberOr(env, o, "snapRadius", ctx, 0);
+  // The rectangle the mask must lie in (default: the whole image).
+  double wx0 = -INFINITY, wy0 = -INFINITY, wx1 = INFINITY, wy1 = INFINITY;
+  if (o.Has("within") && !o.Get("within").IsUndefined() && !o.Get("within").IsNull()) {
+    if (!o.Get("within").IsObject()) throwType(env, "tapMask.options.within must be an object {x0, y0, x1, y1}");
+    Napi::Object r = o.Get("within").As<Napi::Object>();
+    wx0 = getNumber(env, r, "x0", "tapMask.options.within"); wy0 = getNumber(env, r, "y0", "tapMask.options.within");
+    wx1 = getNumber(env, r, "x1", "tapMask.options.within"); wy1 = getNumber(env, r, "y1", "tapMask.options.within");
+    if (!(wx1 >= wx0 && wy1 >= wy0)) throwRange(env, "tapMask.options.within is empty: x1 must be >= x0 and y1 >= y0");
+  }
   std::vector<float> avg;
   const float* L = lg;
   if (o.Has("flipped") && !o.Get("flipped").IsUndefined() && !o.Get("flipped").IsNull()) {
@@ -196,7 +206,10 @@ Napi::Value TapMask(const Napi::CallbackInfo& info) {
   int bw = X1 - X0 + 1, bh = Y1 - Y0 + 1;
   std::vector<uint8_t> fg((size_t)bw * bh);
   for (int y = 0; y < bh; y++)
-    for (int x = 0; x < bw; x++) fg[(size_t)y * bw + x] = logitAt(X0 + x, Y0 + y) > thr ? 1 : 0;
+    for (int x = 0; x < bw; x++) {
+      int X = X0 + x, Y = Y0 + y;
+      fg[(size_t)y * bw + x] = X >= wx0 && X <= wx1 && Y >= wy0 && Y <= wy1 && logitAt(X, Y) > thr ? 1 : 0;
+    }
   // The seed: the tap's pixel, else the nearest foreground pixel within snapRadius.
   int sx = (int)std::lround(tx) - X0, sy = (int)std::lround(ty) - Y0, seed = -1;
   double best = snap * snap + 1e-9;
