@@ -18,45 +18,35 @@
 //      grown by 4 px, and smoothed (closing then opening by a disc of 8 and 16 px), each against
 //      the expert masks (Dice) and by AUC, trained and tested on them and trained on the expert masks.
 // Run: npm run bench:segment   (BENCH_QUICK=1: every 4th image, no E or G).
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { quantile } from 'simple-statistics';
-import { cohortFeatures, completeCases, readCohort, type CohortCase } from '../core/cohort.js';
+import { cohortFeatures, completeCases, readCohort } from '../core/cohort.js';
 import { fitCohort } from '../core/fit.js';
-import { readGrayImage, type GrayImage } from '../core/imageio.js';
+import type { GrayImage } from '../core/imageio.js';
 import { native } from '../core/native.js';
 import { packageRoot } from '../core/paths.js';
 import { seededRandom } from '../core/random.js';
 import { aucDeLong, pairedAucDeLong } from '../core/stats/roc.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
-import { deepestPoint, Segmenter, type SegmentResult } from '../core/segment/segmenter.js';
+import { Segmenter, type SegmentResult } from '../core/segment/segmenter.js';
 import { DEFAULT_RINGS_PX } from '../cli/fit.js';
+import { BUSI, loadBusiCases, type BusiCase } from './busi.js';
 import { table } from './table.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const BUSI = join(packageRoot(), '..', 'shared', 'data', 'busi', 'labels.csv');
-if (!existsSync(BUSI)) throw new Error(`${BUSI} is missing: this benchmark measures against the BUSI expert masks in ../shared`);
 const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const q = (xs: number[], p: number) => (xs.length ? quantile(xs, p) : NaN);
 
-interface Case { c: CohortCase; image: GrayImage; mask: Uint8Array; fold: number; tap: { x: number; y: number; depth: number } }
+type Case = BusiCase;
 interface Outcome { dice: number; hd95: number; ms: number; mask: Uint8Array | null }
 
 const seg = await Segmenter.load({ folds: true });
+const cases = await loadBusiCases(seg, QUICK);
 const cohort = readCohort(BUSI, { labelColumn: 'malignant' });
-const cases: Case[] = [];
-for (const [i, c] of cohort.cases.entries()) {
-  if (QUICK && i % 4 !== 0) continue;
-  const image = await readGrayImage(c.image), m = await readGrayImage(c.mask);
-  const mask = Uint8Array.from(m.data, (v) => (v ? 1 : 0));
-  const fold = seg.foldFor(createHash('sha256').update(readFileSync(c.image)).digest('hex'));
-  if (fold === undefined) throw new Error(`${c.id}: no segmenter fold held it out (was the segmenter trained on this cohort?)`);
-  cases.push({ c, image, mask, fold, tap: deepestPoint(mask, image.width, image.height) });
-}
 console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version} (${seg.manifest.folds.length} fold models, ${seg.manifest.training.groups} duplicate groups)`);
 
 async function run(k: Case, tap: { x: number; y: number }, mirror: boolean): Promise<Outcome & { result: SegmentResult }> {

@@ -1,0 +1,71 @@
+// One-tap segmenter from a rough box instead of a tap (the panel's "lock lesion" centre box, and
+// `sonomics segment --box`), on ../shared/data/busi, out of sample (each image segmented by the fold
+// model that never saw it). Boxes come from the expert mask's bounding box, seeded:
+//   tight: each side moved in or out by up to 10 % of the lesion's extent along its axis;
+//   loose: each side moved out by 25 % of the extent, then by up to 10 % either way (a box about
+//          1.5 times the lesion).
+// Each box is segmented as shipped (the mask kept inside the box grown by the recipe's
+// boxMarginFraction of its larger side) and unclipped, side by side. Dice and 95 % Hausdorff
+// distance (pixels) against the expert mask.
+// Run: npm run bench:segment-box   (BENCH_QUICK=1: every 4th image).
+import { quantile } from 'simple-statistics';
+import { seededRandom } from '../core/random.js';
+import { dice, hd95 } from '../core/segment/metrics.js';
+import { Segmenter } from '../core/segment/segmenter.js';
+import { loadBusiCases, type BusiCase } from './busi.js';
+import { table } from './table.js';
+
+const seg = await Segmenter.load({ folds: true });
+const cases = await loadBusiCases(seg, process.env.BENCH_QUICK === '1');
+console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version}, box margin ${seg.recipe.boxMarginFraction} of the box's larger side`);
+
+type Box = { x0: number; y0: number; x1: number; y1: number };
+interface Outcome { dice: number; hd95: number; ms: number; found: boolean; malignant: boolean }
+
+function boxOf(k: BusiCase, random: () => number, out: number): Box {
+  const { width: w, height: h } = k.image;
+  let x0 = w, y0 = h, x1 = -1, y1 = -1;
+  k.mask.forEach((v, i) => {
+    if (!v) return;
+    const x = i % w, y = (i - x) / w;
+    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+  });
+  const ew = x1 - x0 + 1, eh = y1 - y0 + 1, j = () => out + 0.1 * (2 * random() - 1);
+  return { x0: Math.max(0, x0 - j() * ew), y0: Math.max(0, y0 - j() * eh), x1: Math.min(w - 1, x1 + j() * ew), y1: Math.min(h - 1, y1 + j() * eh) };
+}
+
+async function run(k: BusiCase, box: Box, boxMargin: boolean): Promise<Outcome> {
+  const r = await seg.segment(k.image, { box }, { fold: k.fold, boxMargin });
+  const malignant = k.c.label === 1;
+  if (!r.found) return { dice: 0, hd95: Infinity, ms: r.ms, found: false, malignant };
+  return { dice: dice(r.mask, k.mask), hd95: hd95(r.mask, k.mask, k.image.width, k.image.height), ms: r.ms, found: true, malignant };
+}
+
+const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const row = (name: string, o: Outcome[]) => {
+  const d = o.map((x) => x.dice), hd = o.map((x) => x.hd95).filter(Number.isFinite), ms = o.map((x) => x.ms);
+  const mal = o.filter((x) => x.malignant).map((x) => x.dice), ben = o.filter((x) => !x.malignant).map((x) => x.dice);
+  return [name, String(o.length), f3(mean(d)), f3(quantile(d, 0.5)), f3(quantile(d, 0.1)), `${f3(mean(ben))} / ${f3(mean(mal))}`,
+    f1(quantile(hd, 0.5)), String(o.filter((x) => !x.found).length), f1(quantile(ms, 0.5)), f1(quantile(ms, 0.95))];
+};
+
+for (const k of cases.slice(0, 3)) await run(k, boxOf(k, seededRandom(1), 0), true);
+const rows: string[][] = [];
+for (const [name, out] of [['tight', 0], ['loose', 0.25]] as const) {
+  const random = seededRandom(20261122);
+  const shipped: Outcome[] = [], unclipped: Outcome[] = [];
+  for (const k of cases) {
+    const box = boxOf(k, random, out);
+    shipped.push(await run(k, box, true));
+    unclipped.push(await run(k, box, false));
+  }
+  const gain = shipped.map((s, i) => s.dice - unclipped[i].dice);
+  rows.push(row(`${name} box, kept inside it (shipped)`, shipped), row(`${name} box, unclipped`, unclipped),
+    ['  paired Dice change', '', f3(mean(gain)), f3(quantile(gain, 0.5)), '', `better ${gain.filter((g) => g > 0.001).length}, worse ${gain.filter((g) => g < -0.001).length}`, '', '', '', '']);
+}
+table('Out-of-sample masks from a rough box around the expert lesion (BUSI, fold models)', [
+  '<boxes', 'n', 'Dice mean', 'median', 'p10', 'benign / malignant mean', 'HD95 median px', 'not found', 'ms p50', 'p95',
+], rows, ['Compare the tap at the deepest point: npm run bench:segment, section A.', 'Decision support only, not for diagnosis.']);
+await seg.close();
