@@ -32,6 +32,9 @@ inline Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const ch
   return info[i].As<Napi::Object>();
 }
 
+// An optional argument or option is given when it is neither undefined nor null.
+inline bool isGiven(const Napi::Value& v) { return !v.IsUndefined() && !v.IsNull(); }
+
 inline double getNumber(Napi::Env env, const Napi::Object& o, const char* key, const char* ctx) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throwType(env, std::string(ctx) + "." + key + " must be a number");

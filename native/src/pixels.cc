@@ -66,7 +66,7 @@ static Napi::Value FrameDifference(const Napi::CallbackInfo& info) {
       checkRectInside(env, r, width, height, "frameDifference: rects[" + std::to_string(i) + "]");
       rects.push_back(r);
     }
-  } else if (info.Length() > 4 && !info[4].IsNull() && !info[4].IsUndefined()) {
+  } else if (info.Length() > 4 && isGiven(info[4])) {
     throwType(env, "frameDifference: rects must be an array of {x, y, width, height} or null");
   }
   if (rects.empty()) rects.push_back(Rect{0, 0, width, height});
@@ -109,7 +109,7 @@ static Napi::Value RgbToGray(const Napi::CallbackInfo& info) {
   const uint8_t* src = sized(env, info[0], n * 3, "rgbToGray: src");
   uint8_t* gray = sized(env, info[4], n, "rgbToGray: gray");
   uint8_t* rgb = nullptr;
-  if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) rgb = sized(env, info[5], n * 3, "rgbToGray: rgb");
+  if (info.Length() > 5 && isGiven(info[5])) rgb = sized(env, info[5], n * 3, "rgbToGray: rgb");
   if (layout == "interleaved") {
     for (size_t i = 0; i < n; i++) gray[i] = luma(src[3 * i], src[3 * i + 1], src[3 * i + 2]);
     if (rgb && rgb != src) std::copy(src, src + 3 * n, rgb);
@@ -166,7 +166,7 @@ static Napi::Value ApplyPalette(const Napi::CallbackInfo& info) {
   int bits = getInt(env, lut, "bits", "applyPalette: lut", 8, 16);
   uint8_t* gray = sized(env, info[4], n, "applyPalette: gray");
   uint8_t* rgb = nullptr;
-  if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) rgb = sized(env, info[5], n * 3, "applyPalette: rgb");
+  if (info.Length() > 5 && isGiven(info[5])) rgb = sized(env, info[5], n * 3, "applyPalette: rgb");
   // Expand the table to every possible index once, then map.
   size_t range = wide ? 65536 : 256;
   std::vector<uint8_t> t3(range * 3), tg(range);

@@ -136,7 +136,7 @@ Napi::Value RingCodes(const Napi::CallbackInfo& info) {
   auto [out, on] = bytesOf(env, info[4], "ringCodes: out");
   if (on != (size_t)w * h) throwRange(env, "ringCodes: out must hold width*height bytes");
   const uint8_t* sector = nullptr;
-  if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) sector = grayArg(env, info[5], w, h, "ringCodes: sector").data;
+  if (info.Length() > 5 && isGiven(info[5])) sector = grayArg(env, info[5], w, h, "ringCodes: sector").data;
   std::fill(out, out + on, 0);
   std::vector<double> counts(radii.size() + 1, 0.0);
   Rect bb;
@@ -285,7 +285,7 @@ Napi::Value RegionIntensity(const Napi::CallbackInfo& info) {
   if (nCodes < 1 || nCodes > 254) throwRange(env, "regionIntensity: nCodes must be in [1, 254]");
   auto [lut, lutLen] = floatsOf(env, info[6], "regionIntensity: lut");
   if (lutLen != 256) throwRange(env, "regionIntensity: lut must hold 256 values (one per gray level)");
-  bool hasRef = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
+  bool hasRef = info.Length() > 7 && isGiven(info[7]);
   double cx = 0, cy = 0, rx = 0, ry = 0;
   if (hasRef) {
     auto o = argObject(info, 7, "regionIntensity: reference");

@@ -165,17 +165,17 @@ Napi::Value TapMask(const Napi::CallbackInfo& info) {
   double thr = getNumberOr(env, o, "threshold", ctx, 0), snap = getNumberOr(env, o, "snapRadius", ctx, 0);
   // The rectangle the mask must lie in (default: the whole image).
   double wx0 = -INFINITY, wy0 = -INFINITY, wx1 = INFINITY, wy1 = INFINITY;
-  if (o.Has("within") && !o.Get("within").IsUndefined() && !o.Get("within").IsNull()) {
-    if (!o.Get("within").IsObject()) throwType(env, "tapMask.options.within must be an object {x0, y0, x1, y1}");
-    Napi::Object r = o.Get("within").As<Napi::Object>();
+  if (Napi::Value within = o.Get("within"); isGiven(within)) {
+    if (!within.IsObject()) throwType(env, "tapMask.options.within must be an object {x0, y0, x1, y1}");
+    Napi::Object r = within.As<Napi::Object>();
     wx0 = getNumber(env, r, "x0", "tapMask.options.within"); wy0 = getNumber(env, r, "y0", "tapMask.options.within");
     wx1 = getNumber(env, r, "x1", "tapMask.options.within"); wy1 = getNumber(env, r, "y1", "tapMask.options.within");
     if (!(wx1 >= wx0 && wy1 >= wy0)) throwRange(env, "tapMask.options.within is empty: x1 must be >= x0 and y1 >= y0");
   }
   std::vector<float> avg;
   const float* L = lg;
-  if (o.Has("flipped") && !o.Get("flipped").IsUndefined() && !o.Get("flipped").IsNull()) {
-    auto [fl, nf] = floatsOf(env, o.Get("flipped"), "tapMask.flipped");
+  if (Napi::Value flipped = o.Get("flipped"); isGiven(flipped)) {
+    auto [fl, nf] = floatsOf(env, flipped, "tapMask.flipped");
     if (nf != nl) throwRange(env, "tapMask.flipped must hold as many floats as logits");
     avg.resize(nl);
     for (int j = 0; j < S; j++)
