@@ -160,14 +160,13 @@ export class Segmenter {
     const net = opts.fold === undefined ? this.main : this.foldNets[opts.fold];
     if (!net) throw new SegmentError(`segmenter: no fold ${opts.fold} loaded`);
     const r = this.recipe, S = r.inputSize, mirror = opts.mirror ?? r.mirror;
+    // A box: its centre is the tap, its larger side sets pass 1's scale and, grown by the margin, where the mask may lie.
+    const box = 'box' in prompt ? prompt.box : null;
+    const boxSide = box ? Math.max(box.x1 - box.x0 + 1, box.y1 - box.y0 + 1) : 0;
     const tap = 'seed' in prompt ? prompt.seed : { x: (prompt.box.x0 + prompt.box.x1) / 2, y: (prompt.box.y0 + prompt.box.y1) / 2 };
-    const firstSide = 'seed' in prompt ? Math.min(w, h) * r.firstPassFraction
-      : Math.max(r.minCropPx, r.contextFactor * Math.max(prompt.box.x1 - prompt.box.x0 + 1, prompt.box.y1 - prompt.box.y0 + 1));
-    let within: { x0: number; y0: number; x1: number; y1: number } | null = null;
-    if ('box' in prompt && opts.boxMargin !== false) {
-      const b = prompt.box, m = r.boxMarginFraction * Math.max(b.x1 - b.x0 + 1, b.y1 - b.y0 + 1);
-      within = { x0: b.x0 - m, y0: b.y0 - m, x1: b.x1 + m, y1: b.y1 + m };
-    }
+    const firstSide = box ? Math.max(r.minCropPx, r.contextFactor * boxSide) : Math.min(w, h) * r.firstPassFraction;
+    const m = r.boxMarginFraction * boxSide;
+    const within = box && opts.boxMargin !== false ? { x0: box.x0 - m, y0: box.y0 - m, x1: box.x1 + m, y1: box.y1 + m } : null;
     const mask = new Uint8Array(w * h);
     const pass = async (crop: SquareCrop) => {
       const inputs = [false, ...(mirror ? [true] : [])].map((flip) => {
