@@ -3,17 +3,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readCohort, type CohortCase } from '../core/cohort.js';
+import { readCohort, type Cohort, type CohortCase } from '../core/cohort.js';
 import { readGrayImage, type GrayImage } from '../core/imageio.js';
 import { packageRoot } from '../core/paths.js';
 import { deepestPoint, type Segmenter } from '../core/segment/segmenter.js';
 
-export const BUSI = join(packageRoot(), '..', 'shared', 'data', 'busi', 'labels.csv');
+const BUSI = join(packageRoot(), '..', 'shared', 'data', 'busi', 'labels.csv');
 
 export interface BusiCase { c: CohortCase; image: GrayImage; mask: Uint8Array; fold: number; tap: { x: number; y: number; depth: number } }
 
-/** Every image of the BUSI cohort (every 4th when `quick`), with the fold model that held it out. */
-export async function loadBusiCases(seg: Segmenter, quick: boolean): Promise<BusiCase[]> {
+/** The BUSI cohort, and its images (every 4th when `quick`) each with the fold model that held it out. */
+export async function loadBusiCases(seg: Segmenter, quick: boolean): Promise<{ cohort: Cohort; cases: BusiCase[] }> {
   if (!existsSync(BUSI)) throw new Error(`${BUSI} is missing: this benchmark measures against the BUSI expert masks in ../shared`);
   const cohort = readCohort(BUSI, { labelColumn: 'malignant' });
   const cases: BusiCase[] = [];
@@ -25,5 +25,5 @@ export async function loadBusiCases(seg: Segmenter, quick: boolean): Promise<Bus
     if (fold === undefined) throw new Error(`${c.id}: no segmenter fold held it out (was the segmenter trained on this cohort?)`);
     cases.push({ c, image, mask, fold, tap: deepestPoint(mask, image.width, image.height) });
   }
-  return cases;
+  return { cohort, cases };
 }

@@ -8,15 +8,16 @@
 // boxMarginFraction of its larger side) and unclipped, side by side. Dice and 95 % Hausdorff
 // distance (pixels) against the expert mask.
 // Run: npm run bench:segment-box   (BENCH_QUICK=1: every 4th image).
-import { quantile } from 'simple-statistics';
+import { mean, quantile } from 'simple-statistics';
+import { createLesionMask, maskStats } from '../core/mask.js';
 import { seededRandom } from '../core/random.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
 import { Segmenter } from '../core/segment/segmenter.js';
 import { loadBusiCases, type BusiCase } from './busi.js';
-import { table } from './table.js';
+import { f1, f3, table } from './table.js';
 
 const seg = await Segmenter.load({ folds: true });
-const cases = await loadBusiCases(seg, process.env.BENCH_QUICK === '1');
+const { cases } = await loadBusiCases(seg, process.env.BENCH_QUICK === '1');
 console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version}, box margin ${seg.recipe.boxMarginFraction} of the box's larger side`);
 
 type Box = { x0: number; y0: number; x1: number; y1: number };
@@ -24,12 +25,7 @@ interface Outcome { dice: number; hd95: number; ms: number; found: boolean; mali
 
 function boxOf(k: BusiCase, random: () => number, out: number): Box {
   const { width: w, height: h } = k.image;
-  let x0 = w, y0 = h, x1 = -1, y1 = -1;
-  k.mask.forEach((v, i) => {
-    if (!v) return;
-    const x = i % w, y = (i - x) / w;
-    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-  });
+  const { x0, y0, x1, y1 } = maskStats(createLesionMask(k.mask, w, h));
   const ew = x1 - x0 + 1, eh = y1 - y0 + 1, j = () => out + 0.1 * (2 * random() - 1);
   return { x0: Math.max(0, x0 - j() * ew), y0: Math.max(0, y0 - j() * eh), x1: Math.min(w - 1, x1 + j() * ew), y1: Math.min(h - 1, y1 + j() * eh) };
 }
@@ -41,9 +37,6 @@ async function run(k: BusiCase, box: Box, boxMargin: boolean): Promise<Outcome> 
   return { dice: dice(r.mask, k.mask), hd95: hd95(r.mask, k.mask, k.image.width, k.image.height), ms: r.ms, found: true, malignant };
 }
 
-const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
-const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const row = (name: string, o: Outcome[]) => {
   const d = o.map((x) => x.dice), hd = o.map((x) => x.hd95).filter(Number.isFinite), ms = o.map((x) => x.ms);
   const mal = o.filter((x) => x.malignant).map((x) => x.dice), ben = o.filter((x) => !x.malignant).map((x) => x.dice);

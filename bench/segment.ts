@@ -22,7 +22,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { quantile } from 'simple-statistics';
-import { cohortFeatures, completeCases, readCohort } from '../core/cohort.js';
+import { cohortFeatures, completeCases } from '../core/cohort.js';
 import { fitCohort } from '../core/fit.js';
 import type { GrayImage } from '../core/imageio.js';
 import { native } from '../core/native.js';
@@ -32,24 +32,20 @@ import { aucDeLong, pairedAucDeLong } from '../core/stats/roc.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
 import { Segmenter, type SegmentResult } from '../core/segment/segmenter.js';
 import { DEFAULT_RINGS_PX } from '../cli/fit.js';
-import { BUSI, loadBusiCases, type BusiCase } from './busi.js';
-import { table } from './table.js';
+import { loadBusiCases, type BusiCase } from './busi.js';
+import { f1, f3, table } from './table.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '-');
-const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const q = (xs: number[], p: number) => (xs.length ? quantile(xs, p) : NaN);
 
-type Case = BusiCase;
 interface Outcome { dice: number; hd95: number; ms: number; mask: Uint8Array | null }
 
 const seg = await Segmenter.load({ folds: true });
-const cases = await loadBusiCases(seg, QUICK);
-const cohort = readCohort(BUSI, { labelColumn: 'malignant' });
+const { cohort, cases } = await loadBusiCases(seg, QUICK);
 console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version} (${seg.manifest.folds.length} fold models, ${seg.manifest.training.groups} duplicate groups)`);
 
-async function run(k: Case, tap: { x: number; y: number }, mirror: boolean): Promise<Outcome & { result: SegmentResult }> {
+async function run(k: BusiCase, tap: { x: number; y: number }, mirror: boolean): Promise<Outcome & { result: SegmentResult }> {
   const r = await seg.segment(k.image, { seed: tap }, { fold: k.fold, mirror });
   const { width: w, height: h } = k.image;
   if (!r.found) return { dice: 0, hd95: Infinity, ms: r.ms, mask: null, result: r };
@@ -60,7 +56,7 @@ async function run(k: Case, tap: { x: number; y: number }, mirror: boolean): Pro
 for (const k of cases.slice(0, 3)) await run(k, k.tap, true);
 
 // ---- A + D ---------------------------------------------------------------------------------------
-const deep: Array<Outcome & { k: Case; result: SegmentResult }> = [];
+const deep: Array<Outcome & { k: BusiCase; result: SegmentResult }> = [];
 const plain: Outcome[] = [];
 for (const k of cases) {
   // Side by side, alternating, so load on the machine hits both alike.
@@ -169,7 +165,7 @@ table('C3. Refusing a proposal ("no lesion found") when a check holds: what each
   }), [`Shipped: no such check (A Dice mean ${f3(mean(deep.map((o) => o.dice)))}, outside taps "no lesion" ${f1((100 * none) / outside)} %).`]);
 
 // ---- F -------------------------------------------------------------------------------------------
-async function contactSheet(worst: Array<Outcome & { k: Case }>, path: string): Promise<void> {
+async function contactSheet(worst: Array<Outcome & { k: BusiCase }>, path: string): Promise<void> {
   const T = 256, cols = 5, rows = Math.ceil(worst.length / cols), pad = 4, label = 18;
   const W = cols * (T + pad) + pad, H = rows * (T + label + pad) + pad;
   const sheet = Buffer.alloc(W * H * 3, 24);

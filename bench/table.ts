@@ -1,5 +1,9 @@
 // Plain text tables for the benchmarks: every bench prints its figures the same way.
 
+/** A figure to 3 or 1 decimals; '-' when it is not finite (an empty set, a lesion not found). */
+export const f3 = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : '-');
+export const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
+
 /** Plain aligned table; columns whose header starts with '<' are left-aligned, the rest right-aligned. */
 export function table(title: string, header: string[], rows: string[][], notes: string[] = []): void {
   const left = header.map((h) => h.startsWith('<'));

@@ -7,6 +7,7 @@ import t from 'tap';
 import { readCohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
 import { cropRows } from '../core/layout.js';
+import { createLesionMask, maskStats } from '../core/mask.js';
 import { dice } from '../core/segment/metrics.js';
 import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
 import { PhantomScanner } from '../device/phantom.js';
@@ -99,18 +100,13 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
     t.ok(d > 0.85, `seed ${seed}: Dice against the phantom's truth ${d.toFixed(3)}`);
     // A box prompt: the mask stays inside the box grown by the recipe's margin, even a box that
     // holds only the lesion's left half (its bounding box halved).
-    let x0 = r.width, y0 = r.height, x1 = -1, y1 = -1;
-    truth.lesionMask.forEach((v, i) => {
-      if (!v) return;
-      const x = i % r.width, y = (i - x) / r.width;
-      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-    });
-    const pane2 = { data: pane, width: r.width, height: r.height };
-    const full = await seg.segment(pane2, { box: { x0: x0 - 4, y0: y0 - 4, x1: x1 + 4, y1: y1 + 4 } });
+    const { x0, y0, x1, y1 } = maskStats(createLesionMask(truth.lesionMask, r.width, r.height));
+    const image = { data: pane, width: r.width, height: r.height };
+    const full = await seg.segment(image, { box: { x0: x0 - 4, y0: y0 - 4, x1: x1 + 4, y1: y1 + 4 } });
     t.ok(full.found && dice(full.mask, truth.lesionMask) > 0.85, `seed ${seed}: a box around the lesion gives it`);
     const half = { x0, y0, x1: (x0 + x1) / 2, y1 };
     const m = seg.recipe.boxMarginFraction * Math.max(half.x1 - half.x0 + 1, half.y1 - half.y0 + 1);
-    const hr = await seg.segment(pane2, { box: half });
+    const hr = await seg.segment(image, { box: half });
     t.ok(hr.found, `seed ${seed}: the half box finds the lesion`);
     if (hr.found) {
       t.ok(hr.bbox.x1 <= half.x1 + m && hr.bbox.x0 >= half.x0 - m && hr.bbox.y0 >= half.y0 - m && hr.bbox.y1 <= half.y1 + m,
