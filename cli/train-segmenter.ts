@@ -131,7 +131,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const final = results[jobs.length - 1]!;
   const parameters = final.convs.reduce((s, c) => s + c.w.length + c.co + (c.k === 3 ? c.co : 0), 0);
   const manifest: SegmenterManifest = {
-    format: SEGMENTER_FORMAT, id: 'tap-unet', version: '1.0.0',
+    format: SEGMENTER_FORMAT, id: 'tap-unet', version: '1.1.0',
     intendedUse: 'Proposes a breast lesion outline from one tap on a B-mode image, for a sonographer to accept or correct. Decision support only, not for diagnosis.',
     model: { file: 'unet.onnx', sha256: write('unet.onnx', final), channels: final.channels, parameters },
     recipe: options.recipe,

@@ -116,7 +116,7 @@ export interface TrainOptions {
 }
 
 export const DEFAULT_TRAINING: Omit<TrainOptions, 'recipe'> = {
-  channels: [8, 16, 32, 64], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15,
+  channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15,
 };
 
 /** One training example (NHWC input, 0/1 target), drawn with `random`. */
