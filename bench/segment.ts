@@ -21,7 +21,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { quantile } from 'simple-statistics';
+import { mean as ssMean, quantile, standardDeviation } from 'simple-statistics';
 import { cohortFeatures, completeCases } from '../core/cohort.js';
 import { fitCohort } from '../core/fit.js';
 import type { GrayImage } from '../core/imageio.js';
@@ -36,7 +36,7 @@ import { loadBusiCases, type BusiCase } from './busi.js';
 import { f1, f3, table } from './table.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const mean = (xs: number[]) => (xs.length ? ssMean(xs) : NaN);
 const q = (xs: number[], p: number) => (xs.length ? quantile(xs, p) : NaN);
 
 interface Outcome { dice: number; hd95: number; ms: number; mask: Uint8Array | null }
@@ -94,8 +94,7 @@ for (const k of cases) {
     inner.push(o);
     ds.push(o.dice);
   }
-  const m = mean(ds);
-  perImageSd.push(Math.sqrt(mean(ds.map((x) => (x - m) ** 2))));
+  perImageSd.push(standardDeviation(ds));
   perImageRange.push(Math.max(...ds) - Math.min(...ds));
 }
 table('B. Taps at random points of the inner half of the lesion (distance to the border >= half the maximum), 5 per image', header, [summary('random inner-half taps', inner)], [
