@@ -116,6 +116,17 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
   }
   const flat = await seg.segment({ data: new Uint8Array(200 * 150).fill(128), width: 200, height: 150 }, { seed: { x: 100, y: 75 } });
   t.equal(flat.found, false, 'a flat gray image holds no lesion');
+  // The reason names the prompt the user gave: the overlay shows it as it comes. A blank frame
+  // (no probe contact: all black) holds no lesion in a box either. (A box says where a lesion is,
+  // so in tissue the network outlines what looks most like one: bench:segment-box measures how
+  // often a box around no lesion still gets "no lesion found".)
+  const blank = { data: new Uint8Array(200 * 150), width: 200, height: 150 };
+  for (const prompt of [{ seed: { x: 100, y: 75 } }, { box: { x0: 60, y0: 40, x1: 140, y1: 110 } }]) {
+    const r = await seg.segment(blank, prompt);
+    const what = 'box' in prompt ? 'box' : 'tap';
+    t.equal(r.found, false, `a blank frame holds no lesion (a ${what})`);
+    if (!r.found) t.match(r.reason, new RegExp(`^no lesion found ${what === 'box' ? 'in the box' : 'at the tap'}: `), `the reason names the ${what}: "${r.reason}"`);
+  }
 });
 
 t.test('eval and fit --masks tap: masks segmented from a tap at each cohort mask\'s deepest point, out of fold for the training images', { skip: !busi }, async (t) => {

@@ -188,9 +188,10 @@ export class Segmenter {
     const confidence = sigmoid(res.tapLogit);
     const ms = performance.now() - t0;
     if (res.area < r.minAreaPx) {
+      const where = box ? 'in the box' : 'at the tap';
       return { found: false, confidence, ms, reason: res.area === 0
-        ? 'no lesion found at the tap: tap inside the lesion, or draw its outline'
-        : `no lesion found at the tap: only ${res.area} pixels look like lesion there` };
+        ? `no lesion found ${where}: ${box ? 'drag the box around the lesion' : 'tap inside the lesion'}, or draw its outline`
+        : `no lesion found ${where}: only ${res.area} pixels look like lesion there` };
     }
     return { found: true, mask, width: w, height: h, area: res.area, bbox: { x0: res.x0, y0: res.y0, x1: res.x1, y1: res.y1 }, confidence, at: { x: res.atX!, y: res.atY! }, ms };
   }
