@@ -70,11 +70,20 @@ export interface PageState {
   proposal: { shape: 'polygon'; points: number[] } | { shape: 'ellipse'; cx: number; cy: number; rx: number; ry: number } | TapProposal | null;
   tool: string | null;
   trackingState: string;
-  /** Tap to outline: a tap being outlined, taps sent, where the last one was, the last segment / proposal reply. */
-  segment: { pending: boolean; sent: number; at: TapPoint | null; last: Reply | null };
+  /**
+   * Tap to outline: a tap or box being outlined, taps and boxes sent, where the last one was, the
+   * box being dragged (corners as dragged), the last segment / proposal reply.
+   */
+  segment: { pending: boolean; sent: number; at: TapPoint | null; box: DraggedBox | null; last: Reply | null };
 }
-/** Where the lesion was tapped: the pane tapped, B-mode pane coordinates, the frame on screen. */
-export interface TapPoint { pane: 'bmode' | 'contrast'; x: number; y: number; seq: number | null }
+export interface Box { x0: number; y0: number; x1: number; y1: number }
+/** A Tap tool press dragged into a box: the pane pressed, its corners as dragged (B-mode pane coordinates). */
+export interface DraggedBox extends Box { pane: 'bmode' | 'contrast' }
+/**
+ * Where the lesion was tapped: the pane tapped, B-mode pane coordinates, the frame on screen; for
+ * a box dragged around it, its centre and the box sent (x0 < x1, y0 < y1).
+ */
+export interface TapPoint { pane: 'bmode' | 'contrast'; x: number; y: number; seq: number | null; box?: Box }
 /** An outline proposed by the server's segmenter from a tap (its contour in B-mode pane pixels). */
 export interface TapProposal { shape: 'tap'; points: number[]; area: number; confidence: number; grownPx: number; seq: number; at: TapPoint }
 

@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { dice, fillPolygon, fromRoot } from './helpers.js';
 import {
   colourNear, heldOnScreen, isProposalColour, lastReply, openPage, pageState, replyCount, screenMapper, screenshotRgb, startDemo, waitPage,
-  type Demo, type PageState, type Reply, type TapProposal } from './browser-helpers.js';
+  type Box, type Demo, type PageState, type Reply, type Rgb, type TapProposal } from './browser-helpers.js';
 
 /** The shipped model: these tests are about it, so a missing one is a failure, not a skip. */
 const MODEL = fromRoot('models', 'segmenter', 'segmenter.json');
@@ -80,6 +80,66 @@ async function proposalDrawnAt(page: Page, contour: number[], pane: 'bmode' | 'c
   }
   return hit / Math.max(1, n);
 }
+
+/** The bounding box of a 0/1 mask (inclusive pixel corners). */
+function maskBox(mask: Uint8Array, width: number): Box {
+  let x0 = Infinity, y0 = Infinity, x1 = -1, y1 = -1;
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    const x = i % width, y = (i - x) / width;
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  return { x0, y0, x1, y1 };
+}
+
+/**
+ * Presses at one pane point, drags to another in steps and releases there, by mouse or by finger
+ * (Chromium's touch events, as a tablet sends them); `midway` runs before the release.
+ */
+async function dragOn(page: Page, from: { x: number; y: number }, to: { x: number; y: number }, pane: 'bmode' | 'contrast', how: 'mouse' | 'touch', midway?: () => Promise<void>): Promise<void> {
+  const { toScreen } = await screenMapper(page);
+  const a = toScreen(from.x, from.y, pane), b = toScreen(to.x, to.y, pane);
+  const STEPS = 8;
+  if (how === 'mouse') {
+    await page.mouse.move(a.x, a.y);
+    await page.mouse.down();
+    await page.mouse.move(b.x, b.y, { steps: STEPS });
+    await midway?.();
+    await page.mouse.up();
+    return;
+  }
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x: a.x, y: a.y }] });
+    for (let k = 1; k <= STEPS; k++) {
+      const f = k / STEPS;
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x: a.x + f * (b.x - a.x), y: a.y + f * (b.y - a.y) }] });
+    }
+    await midway?.();
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/** Fraction of 48 points along a box's edges (pane coordinates) with the proposal colour within 2 screen px, on a pane. */
+async function boxDrawnAt(page: Page, img: Rgb, b: Box, pane: 'bmode' | 'contrast'): Promise<number> {
+  const { toScreen } = await screenMapper(page);
+  let hit = 0;
+  const N = 12;
+  for (let k = 0; k < N; k++) {
+    const f = (k + 0.5) / N, x = b.x0 + f * (b.x1 - b.x0), y = b.y0 + f * (b.y1 - b.y0);
+    for (const [px, py] of [[x, b.y0], [x, b.y1], [b.x0, y], [b.x1, y]]) {
+      const p = toScreen(px, py, pane);
+      if (colourNear(img, p.x, p.y, 2, isProposalColour)) hit++;
+    }
+  }
+  return hit / (4 * N);
+}
+
+/** Whether two boxes' corners agree within `tol` pane px. */
+const sameBox = (a: Box | undefined | null, b: Box, tol: number) =>
+  !!a && Math.abs(a.x0 - b.x0) <= tol && Math.abs(a.y0 - b.y0) <= tol && Math.abs(a.x1 - b.x1) <= tol && Math.abs(a.y1 - b.y1) <= tol;
 
 /** Reply to the page's next `proposal` message, sent by pressing `sel`. */
 async function press(page: Page, sel: string): Promise<Reply> {
@@ -190,6 +250,108 @@ t.test('tap at the lesion\'s centre: the proposal matches the phantom\'s truth, 
     if (tr && h.lesion) dl.push(dice(fillPolygon(h.lesion, width, height), tr.lesionMask));
   }
   t.ok(dl.length >= 3 && Math.min(...dl) >= 0.7, `Dice of the live tracked contours vs the truth: ${dl.map((v) => v.toFixed(3)).join(', ')}`);
+  t.same(problems, [], 'no page errors, no console errors');
+});
+
+t.test('drag a box around the lesion: drawn while dragged, its outline replaces the press\'s tap and stays near the box, Accept locks it; by finger on the contrast pane, corners either way; a box too small is not sent', async (t) => {
+  const demo = await demoWithSegmenter(t);
+  if (!demo) return;
+  const { page, problems } = await openPage(demo.browser, demo.url, { viewport: { width: 1280, height: 800 }, hasTouch: true });
+  await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
+  await page.evaluate(() => {
+    const w = window as unknown as { pointerTypes: string[] };
+    w.pointerTypes = [];
+    document.getElementById('view')!.addEventListener('pointerdown', (e) => w.pointerTypes.push(e.pointerType));
+  });
+  await recordMessages(page);
+  const st = await selectTap(t, page);
+  const seq = st.state!.frozenSeq!;
+  const truth = demo.truthOf(seq);
+  t.ok(truth, `the phantom's truth for the held frame ${seq}`);
+  if (!truth) return;
+  const { width, height } = st.layout!.panes.bmode.rect;
+  const { scale } = await screenMapper(page);
+  const tol = 1 / scale + 0.6;
+  // A rough box: the true lesion's bounding box with 6 px to spare on each side.
+  const tb = maskBox(truth.lesionMask, width);
+  const box = { x0: Math.max(0, tb.x0 - 6), y0: Math.max(0, tb.y0 - 6), x1: Math.min(width - 1, tb.x1 + 6), y1: Math.min(height - 1, tb.y1 + 6) };
+  const margin = 0.15 * Math.max(box.x1 - box.x0 + 1, box.y1 - box.y0 + 1);
+  const sent0 = st.segment.sent;
+
+  // By mouse on the B-mode pane, top-left corner to bottom-right.
+  let mid: PageState | undefined;
+  const drawn = { bmode: 0, contrast: 0 };
+  await dragOn(page, { x: box.x0, y: box.y0 }, { x: box.x1, y: box.y1 }, 'bmode', 'mouse', async () => {
+    mid = await pageState(page);
+    mkdirSync(fromRoot('test', 'artifacts'), { recursive: true });
+    const img = await screenshotRgb(page, fromRoot('test', 'artifacts', 'overlay-box.png'));
+    drawn.bmode = await boxDrawnAt(page, img, box, 'bmode');
+    drawn.contrast = await boxDrawnAt(page, img, box, 'contrast');
+  });
+  t.ok(sameBox(mid?.segment.box, box, tol), `while dragging, the page holds the box ${JSON.stringify(mid?.segment.box)} (dragged ${JSON.stringify(box)})`);
+  t.equal(mid?.proposal ?? null, null, 'and no outline: the press\'s tap was dropped once the press became a box');
+  t.ok(drawn.bmode >= 0.8 && drawn.contrast >= 0.8, `the box is drawn while dragged, on both panes (${(100 * drawn.bmode).toFixed(0)} % / ${(100 * drawn.contrast).toFixed(0)} % of its edges in the proposal colour)`);
+  t.ok((await shown(page)).includes('Box: release when it holds the whole lesion'), 'the badge says what the drag does');
+  let s = await waitPage(page, (s) => !!s.segment.at?.box && !s.segment.pending, 'the reply to the box', TAP_MS);
+  t.equal(s.segment.sent, sent0 + 2, 'two segment messages: the tap on the press, then the box on release');
+  let reply = s.segment.last!;
+  t.equal(reply.type, 'ack', `segment acknowledged${reply.error ? ` (${reply.error})` : ''}`);
+  t.equal(reply.result?.found, true, `a lesion found in the box (${JSON.stringify(reply.result).slice(0, 160)})`);
+  let at = s.segment.at!;
+  t.equal(at.pane, 'bmode', 'boxed on the B-mode pane');
+  t.ok(sameBox(at.box, box, tol), `sent the box ${JSON.stringify(at.box)} for ${JSON.stringify(box)}`);
+  let pr = s.proposal as TapProposal | null;
+  t.equal(pr?.shape, 'tap', 'a proposal from the server');
+  if (pr?.shape !== 'tap') return;
+  t.same(pr.points, reply.result!.contour, 'the box\'s contour, as the server sent it');
+  t.same(pr.at.box, at.box, 'made from the box');
+  let d = dice(fillPolygon(pr.points, width, height), truth.lesionMask);
+  t.ok(d >= 0.8, `Dice of the outline proposed from the box vs the true lesion: ${d.toFixed(3)}`);
+  t.comment(`Dice(box proposal, truth) = ${d.toFixed(4)}`);
+  const pb = maskBox(fillPolygon(pr.points, width, height), width);
+  t.ok(pb.x0 >= box.x0 - margin - 1 && pb.y0 >= box.y0 - margin - 1 && pb.x1 <= box.x1 + margin + 1 && pb.y1 <= box.y1 + margin + 1,
+    `the outline (${JSON.stringify(pb)}) stays inside the box grown by ${margin.toFixed(1)} px`);
+  t.match(await page.textContent('#msg'), /^Proposed outline from the box: \d+ px/, 'the message line says it came from the box');
+  t.equal(await page.textContent('#badge-tool'), 'Proposed outline (box): Grow or Shrink, then Accept', 'and the badge');
+  // The server holds the box's outline, not the tap's from the press: Accept locks exactly it.
+  const r = await press(page, '#accept');
+  t.equal(r.type, 'ack', `accept acknowledged${r.error ? ` (${r.error})` : ''}`);
+  t.equal(r.result?.area, pr.area, `the server locked the box's outline (${r.result?.area} px, proposed ${pr.area} px)`);
+  s = await waitPage(page, (s) => !!s.lastHeader?.frozen && s.lastHeader.seq === seq && s.lastHeader.tracking.state === 'tracking' && !!s.lastHeader.lesion, 'the held frame tracked from the box\'s outline');
+  d = dice(fillPolygon(s.lastHeader!.lesion!, width, height), fillPolygon(pr.points, width, height));
+  t.ok(d >= 0.95, `the tracked contour is the accepted outline (Dice ${d.toFixed(3)})`);
+
+  // By finger on the contrast pane, bottom-right corner to top-left: the same tissue, the same box.
+  await selectTap(t, page, 'touch');
+  await dragOn(page, { x: box.x1, y: box.y1 }, { x: box.x0, y: box.y0 }, 'contrast', 'touch');
+  s = await waitPage(page, (s) => s.segment.sent === sent0 + 4 && !s.segment.pending, 'the reply to the finger\'s box', TAP_MS);
+  reply = s.segment.last!;
+  at = s.segment.at!;
+  t.equal(at.pane, 'contrast', 'boxed on the contrast pane');
+  t.ok(sameBox(at.box, box, tol), `sent with its corners in order: ${JSON.stringify(at.box)}`);
+  t.equal(reply.result?.found, true, `a lesion found in the finger's box (${JSON.stringify(reply.result ?? reply.error).slice(0, 160)})`);
+  pr = s.proposal as TapProposal | null;
+  if (pr?.shape === 'tap') {
+    d = dice(fillPolygon(pr.points, width, height), truth.lesionMask);
+    t.ok(d >= 0.8, `Dice vs the truth: ${d.toFixed(3)}`);
+  } else t.fail('no outline proposed from the finger\'s box');
+  const types = await page.evaluate(() => (window as unknown as { pointerTypes: string[] }).pointerTypes);
+  t.same(types.slice(-1), ['touch'], `the canvas saw the finger as a touch pointer (${types.join(', ')})`);
+
+  // A drag along a line is no box: refused on the page, nothing sent but the press's tap, whose
+  // outline is dropped on the page and on the server.
+  await dragOn(page, { x: truth.center.x, y: truth.center.y }, { x: truth.center.x + 40, y: truth.center.y }, 'bmode', 'mouse');
+  t.match(await page.textContent('#msg'), /^Box too small: /, 'the page says the box is too small');
+  // Segment replies: tap and box, tap and box, then the line's tap. The page drops that tap's
+  // outline on the server as its reply comes, before anything the test sends after it.
+  s = await waitPage(page, (s) => s.replies.filter((r) => r.re === 'segment').length >= 5, 'the reply to the line\'s tap', TAP_MS);
+  t.equal(s.segment.sent, sent0 + 5, 'one more segment message: the tap on the press');
+  t.equal(s.proposal, null, 'no outline on the page');
+  // The reply to this very message (a discard's reply may still be on its way).
+  const refused = await page.evaluate(() => new Promise<Reply>((resolve) => {
+    (window as unknown as { __sonomics: { send(m: object, done: (r: Reply) => void): boolean } }).__sonomics.send({ type: 'proposal', action: 'accept' }, resolve);
+  }));
+  t.equal(refused.code, 'no-proposal', `nor on the server: accept refused (${refused.error})`);
   t.same(problems, [], 'no page errors, no console errors');
 });
 

@@ -6,8 +6,9 @@
 //   SHARED: the page never changes it locally; it asks the server, and draws what the server's
 //   `state` says. Only the controller may ask; other viewers see read-only controls.
 // - The lesion is drawn with Pointer Events (mouse, pen and touch alike) on the B-mode pane, or
-//   tapped (Tap tool, either pane): the server's segmenter proposes its outline, which is grown,
-//   shrunk, accepted or discarded there (`segment`, `proposal`); the page draws what it returns.
+//   tapped or boxed (Tap tool, either pane: a press is a tap, a press dragged past BOX_DRAG_PX a
+//   box): the server's segmenter proposes its outline, which is grown, shrunk, accepted or
+//   discarded there (`segment`, `proposal`); the page draws what it returns.
 // - The perfusion card draws the server's `perfusion` message as it is: the session's curves, the
 //   fitted curves, the phases and the parameters of the regions whose fit stands (never of others).
 // Decision support only, not for diagnosis.
@@ -21,6 +22,13 @@ const TOKEN_KEY = 'sonomics.token';
 const MAX_OUTLINE_POINTS = 1024;
 /** Grow / Shrink step: scales the proposed outline about its centroid. */
 const SCALE_STEP = 1.05;
+/**
+ * Tap tool: a press that moves this far (screen px) before it is released is a box being dragged
+ * around the lesion, not a tap; a finger's wobble stays well under it.
+ */
+const BOX_DRAG_PX = 12;
+/** The smallest box sent (pane px on each side): a box is drawn around a lesion, not along a line. */
+const MIN_BOX_PX = 8;
 const COLOUR = { tracking: '#ffd23f', uncertain: '#ffb347', lost: '#ff5c5c', proposal: '#ff4fd8' };
 /** Ring colours, inner to outer; the perfusion legend uses the same order (.sw.c1...). */
 const RING_COLOURS = ['#39c0ff', '#5b8cff', '#a070ff', '#6fe0d0'];
@@ -57,9 +65,11 @@ const S = {
   // Drawing: the selected tool, the stroke in progress, the proposed outline (pane coordinates).
   // A tapped outline is proposal { shape: 'tap', points (the server's contour), area, confidence, grownPx, seq, at }.
   tool: null, stroke: null, proposal: null, locks: [],
-  // Tap to outline: a `segment` in flight (pending), taps sent, where the last one was
-  // ({ pane, x, y (B-mode pane coordinates), seq }), and the last reply to a segment or proposal message.
-  segment: { pending: false, sent: 0, at: null, last: null },
+  // Tap to outline: a `segment` in flight (pending), taps and boxes sent, where the last one was
+  // ({ pane, x, y (B-mode pane coordinates; a box's centre), seq, box? { x0, y0, x1, y1 } }), the box
+  // being dragged ({ pane, x0, y0, x1, y1 }, corners as dragged, or null), and the last reply to a
+  // segment or proposal message.
+  segment: { pending: false, sent: 0, at: null, box: null, last: null },
 };
 window.__sonomics = S;
 
@@ -416,6 +426,13 @@ function paneAt(clientX, clientY) {
   return null;
 }
 
+/** Screen position -> the named pane's coordinates, on the pane or off it (a box dragged past its edge). */
+function toPaneOf(name, clientX, clientY) {
+  const { cx, cy } = toCanvas(clientX, clientY);
+  const r = S.layout.panes[name].rect;
+  return { x: cx - r.x - 0.5, y: cy - r.y - 0.5 };
+}
+
 /** Keeps a point on the B-mode pane (a stroke may run past its edge). */
 function clampToPane(p) {
   const b = S.layout.panes.bmode.rect;
@@ -427,7 +444,7 @@ function clampToPane(p) {
 const TOOL_HINT = {
   freehand: 'Outline: press on the B-mode pane, trace around the lesion, release.',
   ellipse: 'Ellipse: press on the lesion centre and drag outwards, release.',
-  tap: 'Tap: click or tap inside the lesion on either pane; its outline is proposed (nothing is locked until Accept).',
+  tap: 'Tap: click or tap inside the lesion, or drag a box around it, on either pane; its outline is proposed (nothing is locked until Accept).',
 };
 
 /**
@@ -450,7 +467,10 @@ function selectTool(tool) {
 }
 
 function cancelDrawing() {
-  const had = S.tool || S.stroke || S.proposal || S.segment.pending;
+  const had = S.tool || S.stroke || S.proposal || S.segment.pending || S.segment.box;
+  // A box being dragged goes too: the rest of that drag draws nothing.
+  if (drag && drag.kind === 'press') drag = null;
+  S.segment.box = null;
   forgetProposal();
   S.tool = null;
   S.stroke = null;
@@ -476,21 +496,33 @@ function drawingUi() {
   const badge = $('badge-tool');
   badge.hidden = !(S.tool || S.proposal || S.referenceTool || S.segment.pending);
   badge.textContent = S.referenceTool ? 'Reference: click or tap normal tissue (either pane)'
-    : S.segment.pending ? 'Outlining…'
-      : tapped ? 'Proposed outline (tap): Grow or Shrink, then Accept'
-        : S.proposal ? 'Proposed outline: drag to move, then Accept'
-          : S.tool === 'tap' ? 'Tap: tap inside the lesion (either pane)'
-            : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
+    : S.segment.box ? 'Box: release when it holds the whole lesion'
+      : S.segment.pending ? 'Outlining…'
+        : tapped ? `Proposed outline (${S.proposal.at && S.proposal.at.box ? 'box' : 'tap'}): Grow or Shrink, then Accept`
+          : S.proposal ? 'Proposed outline: drag to move, then Accept'
+            : S.tool === 'tap' ? 'Tap: tap inside the lesion, or drag a box around it (either pane)'
+              : S.tool ? `Drawing: ${S.tool === 'freehand' ? 'outline' : 'ellipse'}` : '';
 }
 
-let drag = null; // { pointerId, kind: 'stroke' | 'move', last }
+// { pointerId, kind: 'stroke' | 'move' | 'press', last }; a Tap tool press: { kind: 'press', pane,
+// from (its pane coordinates), client (its screen position) }.
+let drag = null;
 
 function onPointerDown(ev) {
   if (!S.layout || !isController() || drag) return;
   if (ev.pointerType === 'mouse' && ev.button !== 0) return;
   if (S.referenceTool) { placeReference(ev.clientX, ev.clientY); ev.preventDefault(); return; }
-  // Tap: each press on a pane asks for an outline there (a new tap replaces the proposal).
-  if (S.tool === 'tap') { tapAt(ev.clientX, ev.clientY); canvas.focus({ preventScroll: true }); ev.preventDefault(); return; }
+  // Tap: each press on a pane asks for an outline there at once (a new tap replaces the proposal);
+  // dragged on, the press becomes a box around the lesion (onPointerMove), sent on release.
+  if (S.tool === 'tap') {
+    const at = tapAt(ev.clientX, ev.clientY);
+    canvas.focus({ preventScroll: true });
+    ev.preventDefault();
+    if (!at) return;
+    drag = { pointerId: ev.pointerId, kind: 'press', pane: at.pane, from: { x: at.x, y: at.y }, client: { x: ev.clientX, y: ev.clientY } };
+    canvas.setPointerCapture(ev.pointerId);
+    return;
+  }
   const p = toPane(ev.clientX, ev.clientY);
   // A tapped outline is the server's mask: it is adjusted there (Grow / Shrink), never moved here.
   if (S.proposal && S.proposal.shape !== 'tap' && hitsProposal(p)) {
@@ -514,6 +546,7 @@ function onPointerDown(ev) {
 function onPointerMove(ev) {
   if (!drag || ev.pointerId !== drag.pointerId) return;
   // Coalesced events: every sample of a fast stroke, not just one per animation frame.
+  if (drag.kind === 'press') { dragBox(ev); return; }
   const samples = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
   for (const e of samples.length ? samples : [ev]) {
     const p = toPane(e.clientX, e.clientY);
@@ -528,7 +561,13 @@ function onPointerUp(ev) {
   const kind = drag.kind;
   drag = null;
   canvas.classList.remove('moving');
-  if (kind === 'stroke') {
+  if (kind === 'press') {
+    // A tap was sent on the press; a box dragged from it is sent now (or dropped when cancelled).
+    const box = S.segment.box;
+    S.segment.box = null;
+    if (box && ev.type === 'pointercancel') say('Box dropped: drag it again, or tap the lesion.', '', 4000);
+    else if (box) boxAt(box);
+  } else if (kind === 'stroke') {
     if (ev.type === 'pointercancel') S.stroke = null;
     else finishStroke();
   }
@@ -672,17 +711,57 @@ let tapGen = 0;
 // The generation of the last tap sent (the one whose outline the server holds, if any).
 let tapSent = 0;
 
-/** Sends a tap at a screen position (B-mode pane coordinates; a contrast-pane point maps to the same). */
+/**
+ * Sends a tap at a screen position (B-mode pane coordinates; a contrast-pane point maps to the
+ * same). Returns where it was tapped ({ pane, x, y, seq }), or null off the panes.
+ */
 function tapAt(clientX, clientY) {
   const p = paneAt(clientX, clientY);
-  if (!p) { say('Tap inside one of the panes, on the lesion.', 'error'); return; }
+  if (!p) { say('Tap inside one of the panes, on the lesion.', 'error'); return null; }
   const r = S.layout.panes.bmode.rect;
   const x = round2(Math.min(r.width - 1, Math.max(0, p.x))), y = round2(Math.min(r.height - 1, Math.max(0, p.y)));
   const h = S.lastHeader;
   const at = { pane: p.pane, x, y, seq: h ? h.seq : null };
+  return sendSegment({ type: 'segment', x, y }, at) ? at : null;
+}
+
+/**
+ * A Tap tool press dragged past BOX_DRAG_PX becomes a box from the press to the pointer, on the
+ * pane pressed (kept on it): the tap sent on the press is dropped, its outline no longer wanted.
+ */
+function dragBox(ev) {
+  // The tool was put down meanwhile (T, another tool): the rest of the drag draws nothing.
+  if (S.tool !== 'tap') { drag = null; S.segment.box = null; return; }
+  if (!S.segment.box) {
+    if (Math.hypot(ev.clientX - drag.client.x, ev.clientY - drag.client.y) < BOX_DRAG_PX) return;
+    forgetProposal();
+    say('Box: drag to the lesion\'s opposite corner, then release.', 'hint', 0);
+  }
+  const p = clampToPane(toPaneOf(drag.pane, ev.clientX, ev.clientY));
+  S.segment.box = { pane: drag.pane, x0: drag.from.x, y0: drag.from.y, x1: round2(p.x), y1: round2(p.y) };
+  drawingUi();
+  queueRedraw();
+}
+
+/** Sends a dragged box (corners in either order), or says why not when it is too small to hold a lesion. */
+function boxAt(b) {
+  const box = { x0: Math.min(b.x0, b.x1), y0: Math.min(b.y0, b.y1), x1: Math.max(b.x0, b.x1), y1: Math.max(b.y0, b.y1) };
+  if (box.x1 - box.x0 < MIN_BOX_PX || box.y1 - box.y0 < MIN_BOX_PX) {
+    say('Box too small: drag from one corner of the lesion to the opposite one, or tap inside it.', 'error', 8000);
+    drawingUi();
+    queueRedraw();
+    return;
+  }
+  const h = S.lastHeader;
+  const at = { pane: b.pane, x: round2((box.x0 + box.x1) / 2), y: round2((box.y0 + box.y1) / 2), seq: h ? h.seq : null, box };
+  sendSegment({ type: 'segment', box }, at);
+}
+
+/** Sends a `segment` (a tap or a box); its reply replaces the proposal unless something newer came first. */
+function sendSegment(msg, at) {
   const gen = tapGen + 1;
-  const sent = send({ type: 'segment', x, y }, (reply) => onSegmentReply(reply, gen, at));
-  if (!sent) return;
+  const sent = send(msg, (reply) => onSegmentReply(reply, gen, at));
+  if (!sent) return false;
   tapGen = tapSent = gen;
   S.segment.pending = true;
   S.segment.sent++;
@@ -690,6 +769,7 @@ function tapAt(clientX, clientY) {
   say('Outlining…', 'hint', 0);
   drawingUi();
   queueRedraw();
+  return true;
 }
 
 /** Sentence case for a reason the server gives in lower case. */
@@ -713,7 +793,7 @@ function onSegmentReply(reply, gen, at) {
   } else {
     const r = reply.result;
     S.proposal = { shape: 'tap', points: r.contour, area: r.area, confidence: r.confidence, grownPx: r.grownPx, seq: r.seq, at };
-    say(`Proposed outline: ${r.area} px, confidence ${fixed(r.confidence)} (${r.ms} ms). Grow or Shrink it, then Accept (or Discard).`, 'hint', 0);
+    say(`Proposed outline${at.box ? ' from the box' : ''}: ${r.area} px, confidence ${fixed(r.confidence)} (${r.ms} ms). Grow or Shrink it, then Accept (or Discard).`, 'hint', 0);
   }
   drawingUi();
   queueRedraw();
@@ -802,7 +882,9 @@ function discardTap() {
 }
 
 /** A cross where the lesion was tapped, on both panes. */
+/** Where the lesion was tapped (a cross) or boxed (a dashed box), on both panes. */
 function drawTapMark(at) {
+  if (at.box) { drawBox(at.box); return; }
   ctx.save();
   ctx.strokeStyle = COLOUR.proposal;
   ctx.lineWidth = screenPx(2);
@@ -814,6 +896,17 @@ function drawTapMark(at) {
     ctx.moveTo(x, y - r); ctx.lineTo(x, y + r);
     ctx.stroke();
   }
+  ctx.restore();
+}
+
+/** A box in pane coordinates (corners in either order), dashed, on both panes. */
+function drawBox(b) {
+  ctx.save();
+  ctx.strokeStyle = COLOUR.proposal;
+  ctx.lineWidth = screenPx(2);
+  ctx.setLineDash([screenPx(6), screenPx(4)]);
+  const x = Math.min(b.x0, b.x1) + 0.5, y = Math.min(b.y0, b.y1) + 0.5;
+  for (const pane of Object.values(S.layout.panes)) ctx.strokeRect(pane.rect.x + x, pane.rect.y + y, Math.abs(b.x1 - b.x0), Math.abs(b.y1 - b.y0));
   ctx.restore();
 }
 
@@ -846,7 +939,8 @@ function drawStroke() {
  */
 function drawProposal() {
   const pr = S.proposal;
-  if (S.segment.pending && S.segment.at && S.layout) drawTapMark(S.segment.at);
+  if (S.segment.box && S.layout) drawBox(S.segment.box);
+  else if (S.segment.pending && S.segment.at && S.layout) drawTapMark(S.segment.at);
   if (!pr || !S.layout) return;
   ctx.save();
   ctx.strokeStyle = COLOUR.proposal;
