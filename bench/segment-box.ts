@@ -7,6 +7,9 @@
 // Each box is segmented as shipped (the mask kept inside the box grown by the recipe's
 // boxMarginFraction of its larger side) and unclipped, side by side. Dice and 95 % Hausdorff
 // distance (pixels) against the expert mask.
+// Then boxes away from the lesion (the size of its bounding box, placed at random where they keep
+// 8 px clear of it, one per image where one fits): how often a box around no lesion gets "no
+// lesion found", beside a tap at the same box's centre.
 // Run: npm run bench:segment-box   (BENCH_QUICK=1: every 4th image).
 import { mean, quantile } from 'simple-statistics';
 import { createLesionMask, maskStats } from '../core/mask.js';
@@ -58,7 +61,33 @@ for (const [name, out] of [['tight', 0], ['loose', 0.25]] as const) {
   rows.push(row(`${name} box, kept inside it (shipped)`, shipped), row(`${name} box, unclipped`, unclipped),
     ['  paired Dice change', '', f3(mean(gain)), f3(quantile(gain, 0.5)), '', `better ${gain.filter((g) => g > 0.001).length}, worse ${gain.filter((g) => g < -0.001).length}`, '', '', '', '']);
 }
+/** A box the lesion's size that keeps `clear` px from its bounding box, inside the image; null when none fits in 50 tries. */
+function awayBox(k: BusiCase, random: () => number, clear: number): Box | null {
+  const { width: w, height: h } = k.image;
+  const b = maskStats(createLesionMask(k.mask, w, h));
+  const bw = b.x1 - b.x0, bh = b.y1 - b.y0;
+  for (let t = 0; t < 50 && bw < w && bh < h; t++) {
+    const x0 = Math.floor(random() * (w - bw)), y0 = Math.floor(random() * (h - bh));
+    if (x0 > b.x1 + clear || x0 + bw < b.x0 - clear || y0 > b.y1 + clear || y0 + bh < b.y0 - clear) return { x0, y0, x1: x0 + bw, y1: y0 + bh };
+  }
+  return null;
+}
+const away = { boxes: 0, boxNone: 0, tapNone: 0, noRoom: 0 };
+const awayRandom = seededRandom(20261123);
+for (const k of cases) {
+  const box = awayBox(k, awayRandom, 8);
+  if (!box) { away.noRoom++; continue; }
+  away.boxes++;
+  if (!(await seg.segment(k.image, { box }, { fold: k.fold })).found) away.boxNone++;
+  if (!(await seg.segment(k.image, { seed: { x: (box.x0 + box.x1) / 2, y: (box.y0 + box.y1) / 2 } }, { fold: k.fold })).found) away.tapNone++;
+}
+
 table('Out-of-sample masks from a rough box around the expert lesion (BUSI, fold models)', [
   '<boxes', 'n', 'Dice mean', 'median', 'p10', 'benign / malignant mean', 'HD95 median px', 'not found', 'ms p50', 'p95',
 ], rows, ['Compare the tap at the deepest point: npm run bench:segment, section A.', 'Decision support only, not for diagnosis.']);
+const pct = (n: number) => f1((100 * n) / Math.max(1, away.boxes));
+table('Prompts around no lesion: a box the lesion\'s size placed 8 px or more clear of it, and a tap at its centre (one per image)', ['<prompt', 'n', '"no lesion found"', '%'], [
+  ['box away from the lesion', String(away.boxes), String(away.boxNone), pct(away.boxNone)],
+  ['tap at its centre', String(away.boxes), String(away.tapNone), pct(away.tapNone)],
+], [`${away.noRoom} images have no room for such a box. A box says where the lesion is: the network outlines what looks most like one in it.`]);
 await seg.close();
