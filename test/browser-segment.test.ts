@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { dice, fillPolygon, fromRoot } from './helpers.js';
 import {
   colourNear, heldOnScreen, isProposalColour, lastReply, openPage, pageState, replyCount, screenMapper, screenshotRgb, startDemo, waitPage,
-  type Box, type Demo, type PageState, type Reply, type Rgb, type TapProposal } from './browser-helpers.js';
+  type Box, type Demo, type OpenedPage, type PageState, type Reply, type Rgb, type TapProposal } from './browser-helpers.js';
 
 /** The shipped model: these tests are about it, so a missing one is a failure, not a skip. */
 const MODEL = fromRoot('models', 'segmenter', 'segmenter.json');
@@ -47,11 +47,40 @@ async function recordMessages(page: Page): Promise<void> {
 }
 const shown = (page: Page) => page.evaluate(() => (window as unknown as { shown: string[] }).shown);
 
+/** Records the kind of pointer (mouse, touch, pen) of every press on the canvas. */
+async function recordPointerTypes(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { pointerTypes: string[] };
+    w.pointerTypes = [];
+    document.getElementById('view')!.addEventListener('pointerdown', (e) => w.pointerTypes.push(e.pointerType));
+  });
+}
+const pointerTypes = (page: Page) => page.evaluate(() => (window as unknown as { pointerTypes: string[] }).pointerTypes);
+
+/** A page on the demo on a 1280x800 touch screen, once the lesion is tracked, recording its pointer kinds. */
+async function trackingTouchPage(demo: Demo): Promise<OpenedPage> {
+  const opened = await openPage(demo.browser, demo.url, { viewport: { width: 1280, height: 800 }, hasTouch: true });
+  await waitPage(opened.page, (s) => s.trackingState === 'tracking', 'tracking');
+  await recordPointerTypes(opened.page);
+  return opened;
+}
+
 /** Selects the Tap tool (by click, or by touch); it freezes the picture like the drawing tools. Resolves with the held frame on screen. */
 async function selectTap(t: Test, page: Page, how: 'mouse' | 'touch' = 'mouse'): Promise<PageState> {
   if (how === 'touch') await page.tap('#tool-tap'); else await page.click('#tool-tap');
   t.equal(await page.getAttribute('#tool-tap', 'aria-pressed'), 'true', 'Tap tool selected');
   return waitPage(page, heldOnScreen, 'the picture frozen by selecting the Tap tool');
+}
+
+/** Selects the Tap tool (freezing the picture): the held frame, its phantom truth and the pane's size; undefined (after failing) without a truth. */
+async function selectTapOnHeld(t: Test, demo: Demo, page: Page, how: 'mouse' | 'touch' = 'mouse') {
+  const st = await selectTap(t, page, how);
+  const seq = st.state!.frozenSeq!;
+  const truth = demo.truthOf(seq);
+  t.ok(truth, `the phantom's truth for the held frame ${seq}`);
+  if (!truth) return undefined;
+  const { width, height } = st.layout!.panes.bmode.rect;
+  return { st, seq, truth, width, height };
 }
 
 /**
@@ -154,12 +183,9 @@ t.test('tap at the lesion\'s centre: the proposal matches the phantom\'s truth, 
   const { page, problems } = await openPage(demo.browser, demo.url);
   await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
   await recordMessages(page);
-  const st = await selectTap(t, page);
-  const seq = st.state!.frozenSeq!;
-  const truth = demo.truthOf(seq);
-  t.ok(truth, `the phantom's truth for the held frame ${seq}`);
-  if (!truth) return;
-  const { width, height } = st.layout!.panes.bmode.rect;
+  const held = await selectTapOnHeld(t, demo, page);
+  if (!held) return;
+  const { st, seq, truth, width, height } = held;
   const { scale } = await screenMapper(page);
   t.equal(await page.isVisible('#proposal-tools'), false, 'no proposal tools before a tap');
 
@@ -256,20 +282,11 @@ t.test('tap at the lesion\'s centre: the proposal matches the phantom\'s truth, 
 t.test('drag a box around the lesion: drawn while dragged, its outline replaces the press\'s tap and stays near the box, Accept locks it; by finger on the contrast pane, corners either way; a box too small is not sent', async (t) => {
   const demo = await demoWithSegmenter(t);
   if (!demo) return;
-  const { page, problems } = await openPage(demo.browser, demo.url, { viewport: { width: 1280, height: 800 }, hasTouch: true });
-  await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
-  await page.evaluate(() => {
-    const w = window as unknown as { pointerTypes: string[] };
-    w.pointerTypes = [];
-    document.getElementById('view')!.addEventListener('pointerdown', (e) => w.pointerTypes.push(e.pointerType));
-  });
+  const { page, problems } = await trackingTouchPage(demo);
   await recordMessages(page);
-  const st = await selectTap(t, page);
-  const seq = st.state!.frozenSeq!;
-  const truth = demo.truthOf(seq);
-  t.ok(truth, `the phantom's truth for the held frame ${seq}`);
-  if (!truth) return;
-  const { width, height } = st.layout!.panes.bmode.rect;
+  const held = await selectTapOnHeld(t, demo, page);
+  if (!held) return;
+  const { st, seq, truth, width, height } = held;
   const { scale } = await screenMapper(page);
   const tol = 1 / scale + 0.6;
   // A rough box: the true lesion's bounding box with 6 px to spare on each side.
@@ -335,7 +352,7 @@ t.test('drag a box around the lesion: drawn while dragged, its outline replaces 
     d = dice(fillPolygon(pr.points, width, height), truth.lesionMask);
     t.ok(d >= 0.8, `Dice vs the truth: ${d.toFixed(3)}`);
   } else t.fail('no outline proposed from the finger\'s box');
-  const types = await page.evaluate(() => (window as unknown as { pointerTypes: string[] }).pointerTypes);
+  const types = await pointerTypes(page);
   t.same(types.slice(-1), ['touch'], `the canvas saw the finger as a touch pointer (${types.join(', ')})`);
 
   // A drag along a line is no box: refused on the page, nothing sent but the press's tap, whose
@@ -358,20 +375,10 @@ t.test('drag a box around the lesion: drawn while dragged, its outline replaces 
 t.test('by touch: a tap on the contrast pane, then far from the lesion: "no lesion found" replaces the proposal, nothing drawn', async (t) => {
   const demo = await demoWithSegmenter(t);
   if (!demo) return;
-  const { page, problems } = await openPage(demo.browser, demo.url, { viewport: { width: 1280, height: 800 }, hasTouch: true });
-  await waitPage(page, (s) => s.trackingState === 'tracking', 'tracking');
-  // Which kind of pointer the canvas saw.
-  await page.evaluate(() => {
-    const w = window as unknown as { pointerTypes: string[] };
-    w.pointerTypes = [];
-    document.getElementById('view')!.addEventListener('pointerdown', (e) => w.pointerTypes.push(e.pointerType));
-  });
-  const st = await selectTap(t, page, 'touch');
-  const seq = st.state!.frozenSeq!;
-  const truth = demo.truthOf(seq);
-  t.ok(truth, `the phantom's truth for the held frame ${seq}`);
-  if (!truth) return;
-  const { width, height } = st.layout!.panes.bmode.rect;
+  const { page, problems } = await trackingTouchPage(demo);
+  const held = await selectTapOnHeld(t, demo, page, 'touch');
+  if (!held) return;
+  const { st, seq, truth, width, height } = held;
 
   // The contrast pane shows the same geometry: a tap there is a tap at the same pane coordinates.
   const c = truth.center;
@@ -407,7 +414,7 @@ t.test('by touch: a tap on the contrast pane, then far from the lesion: "no lesi
   await page.evaluate(() => (window as unknown as { __sonomics: { send(m: object): boolean } }).__sonomics.send({ type: 'proposal', action: 'accept' }));
   const refused = await lastReply(page, 'proposal');
   t.equal(refused.type, 'error', 'accept refused: the server dropped its proposal too');
-  const types = await page.evaluate(() => (window as unknown as { pointerTypes: string[] }).pointerTypes);
+  const types = await pointerTypes(page);
   t.ok(types.length === 2 && types.every((x) => x === 'touch'), `the canvas saw two touch pointers (${types.join(', ')})`);
   t.same(problems, [], 'no page errors, no console errors');
 });

@@ -545,8 +545,8 @@ function onPointerDown(ev) {
 
 function onPointerMove(ev) {
   if (!drag || ev.pointerId !== drag.pointerId) return;
-  // Coalesced events: every sample of a fast stroke, not just one per animation frame.
   if (drag.kind === 'press') { dragBox(ev); return; }
+  // Coalesced events: every sample of a fast stroke, not just one per animation frame.
   const samples = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
   for (const e of samples.length ? samples : [ev]) {
     const p = toPane(e.clientX, e.clientY);
@@ -881,7 +881,6 @@ function discardTap() {
   queueRedraw();
 }
 
-/** A cross where the lesion was tapped, on both panes. */
 /** Where the lesion was tapped (a cross) or boxed (a dashed box), on both panes. */
 function drawTapMark(at) {
   if (at.box) { drawBox(at.box); return; }
