@@ -308,6 +308,10 @@ segmenter benchmark use them for out-of-sample masks of the training images. The
   --epochs N          epochs per model (default 24)
   --seed N            seed (default 1)
   --phantom N         phantom frames added to every training set (default 60)
+  --box-negatives F   share of training examples that are taps well outside the lesion cropped
+                      at a lesion's scale, as a box drawn around no lesion shows it: the network
+                      learns to answer "no lesion found" for such boxes (0-0.5; default 0, as the
+                      shipped model was trained)
   --jobs N            models trained at once (default 2)`;
 
 const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
@@ -376,6 +380,14 @@ function intOption(name: string, v: string | undefined, min: number, max: number
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!/^-?\d+$/.test(v.trim()) || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}] (got "${v}")`);
+  return n;
+}
+
+/** A share in [0, max] (0 allowed: none). */
+function shareOption(name: string, v: string | undefined, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number in [0, ${max}] (got "${v}")`);
   return n;
 }
 
@@ -654,7 +666,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (cmd === 'train-segmenter') {
       const { values: v } = parse(rest, {
         cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, folds: { type: 'string' }, epochs: { type: 'string' },
-        seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, 'box-negatives': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       });
       if (v.help) { io.out(TRAIN_SEGMENTER_HELP); return 0; }
       for (const k of ['cohort', 'out'] as const) if (!v[k]) throw new UsageError(`train-segmenter: --${k} is required`);
@@ -663,6 +675,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         cohort: v.cohort!, out: v.out!, labelColumn: v['label-column'], folds: intOption('folds', v.folds, 0, 20) ?? 5,
         epochs: intOption('epochs', v.epochs, 1, 1000) ?? 24, seed: intOption('seed', v.seed, 0, 2 ** 31) ?? 1,
         phantomImages: intOption('phantom', v.phantom, 0, 10000) ?? 60, jobs: intOption('jobs', v.jobs, 1, 64) ?? 2,
+        boxNegatives: shareOption('box-negatives', v['box-negatives'], 0.5),
         command: ['sonomics', ...argv].join(' '),
       }, io.err);
       io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, heldOut: f.heldOut.length })), minutes: m.training.minutes }));

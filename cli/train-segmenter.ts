@@ -28,6 +28,8 @@ export interface TrainSegmenterOptions {
   jobs: number;
   /** Phantom frames added to every training set (0: none). */
   phantomImages: number;
+  /** Negatives at a lesion's scale (TrainOptions.boxNegativeFraction; default 0). */
+  boxNegatives?: number;
   command: string;
 }
 
@@ -98,7 +100,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const groups = duplicateGroups(images);
   const nGroups = new Set(groups).size;
   log(`train-segmenter: ${nGroups} groups of near-duplicate images (${images.length - nGroups} images share a group)`);
-  const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs };
+  const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction };
   const foldOf = o.folds >= 2 ? groupedFolds(images, groups, o.folds, o.seed) : [];
   const all = images.map((_, i) => i);
   const jobs: Array<{ name: string; file: string; job: TrainJob; heldOut: string[] }> = [];
@@ -139,6 +141,8 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       command: o.command, cohort: basename(o.cohort), cohortSha256: sha256(readFileSync(o.cohort)), images: images.length,
       extraImages: o.phantomImages ? `${o.phantomImages} phantom B-mode frames (device/phantom.ts, seeds 1000..${1000 + o.phantomImages - 1})` : 'none',
       seed: o.seed, epochs: o.epochs, batchSize: options.batchSize, learningRate: options.learningRate, negativeFraction: options.negativeFraction,
+      // Recorded when used, so manifests made without it stay as they were.
+      ...(options.boxNegativeFraction > 0 && { boxNegativeFraction: options.boxNegativeFraction }),
       folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
     folds: jobs.slice(0, -1).map((j, k) => ({ file: j.file, sha256: write(j.file, results[k]!), heldOut: j.heldOut })),

@@ -19,6 +19,7 @@ t.test('bad arguments give clear errors and exit code 2', async (t) => {
     [['demo', '--frames', 'ten'], /--frames must be an integer/],
     [['demo', '--port', '99999'], /--port must be an integer in \[0, 65535\]/],
     [['demo', '--fps', '0'], /--fps must be a number/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--box-negatives', '0.7'], /--box-negatives must be a number in \[0, 0\.5\] \(got "0\.7"\)/],
     [['demo', '--bogus'], /Unknown option '--bogus'/],
     [['demo', '--config', '/nonexistent/sonomics.yaml'], /cannot read/],
   ];

@@ -12,7 +12,7 @@ import { DEFAULT_RECIPE, parseSegmenterManifest } from '../core/segment/manifest
 import { BN_EPSILON, foldBatchNorm, type NetWeights } from '../core/segment/net.js';
 import { unetToOnnx } from '../core/segment/onnx.js';
 import { Segmenter } from '../core/segment/segmenter.js';
-import { duplicateGroups, groupedFolds, trainingImage, trainUNet, type TrainingImage } from '../core/segment/train.js';
+import { DEFAULT_TRAINING, duplicateGroups, groupedFolds, trainingExample, trainingImage, trainUNet, type TrainingImage } from '../core/segment/train.js';
 import { seededRandom } from '../core/random.js';
 import { loadTrainingImages, phantomTrainingImages, trainSegmenterCommand } from '../cli/train-segmenter.js';
 import { writeSyntheticCohort } from './cohort-gen.js';
@@ -44,6 +44,35 @@ t.test('near-duplicates share a group; folds keep groups whole and balance the l
   t.equal(tap.depth, 5, 'the tap is the deepest point of the 14x10 mask: 5 px from its long sides');
   t.ok((tap.y === 14 || tap.y === 15) && tap.x >= 16 && tap.x <= 21, `on the mask's middle rows (${tap.x}, ${tap.y})`);
   t.ok(images[0].inner.length > 0 && images[0].extent === 14, 'inner half and extent');
+});
+
+t.test('training examples: negatives (empty targets) at the image\'s scale and at a lesion\'s scale, as a misplaced box shows one', async (t) => {
+  // A 200x150 image with a 20x14 lesion: far taps are easy to find.
+  const w = 200, h = 150, r = seededRandom(4), data = new Uint8Array(w * h), mask = new Uint8Array(w * h);
+  for (let i = 0; i < data.length; i++) data[i] = 60 + Math.floor(r() * 120);
+  for (let y = 68; y < 82; y++) for (let x = 90; x < 110; x++) mask[y * w + x] = 1;
+  const img = trainingImage('one', '', 1, { data, width: w, height: h }, mask);
+  const S = DEFAULT_RECIPE.inputSize, x = new Float32Array(S * S * 2), y = new Float32Array(S * S);
+  const draws = (negativeFraction: number, boxNegativeFraction: number) => {
+    const random = seededRandom(11), o = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, negativeFraction, boxNegativeFraction };
+    return Array.from({ length: 200 }, () => {
+      const d = trainingExample(img, o, random, x, y);
+      return { ...d, empty: y.every((v) => v === 0) };
+    });
+  };
+  const lesionScale = (side: number) => side >= Math.max(DEFAULT_RECIPE.minCropPx, 1.5 * img.extent) - 1e-9 && side <= Math.max(DEFAULT_RECIPE.minCropPx, 3 * img.extent) + 1e-9;
+  const imageScale = (side: number) => side >= Math.min(w, h) * Math.exp(-0.25) - 1e-9 && side <= Math.min(w, h) * Math.exp(0.25) + 1e-9;
+  const box = draws(0, 1);
+  t.ok(box.every((d) => d.negative && d.empty), 'boxNegativeFraction 1: every example a negative with an empty target');
+  t.ok(box.every((d) => lesionScale(d.crop.side)), `cropped at 1.5-3x the lesion's extent (${img.extent} px): sides ${Math.min(...box.map((d) => d.crop.side)).toFixed(1)}-${Math.max(...box.map((d) => d.crop.side)).toFixed(1)}`);
+  t.ok(box.every((d) => !mask[Math.round(d.crop.cy) * w + Math.round(d.crop.cx)]), 'centred off the lesion');
+  const whole = draws(1, 0);
+  t.ok(whole.every((d) => d.negative && d.empty && imageScale(d.crop.side)), 'negativeFraction 1: negatives cropped at the image\'s scale');
+  const pos = draws(0, 0);
+  t.ok(pos.every((d) => !d.negative && !d.empty), 'no negatives: every target holds the lesion');
+  const mixed = draws(DEFAULT_TRAINING.negativeFraction, DEFAULT_TRAINING.boxNegativeFraction);
+  const n = mixed.filter((d) => d.negative).length;
+  t.ok(n > 0.1 * mixed.length && n < 0.4 * mixed.length, `the shipped fractions (${DEFAULT_TRAINING.negativeFraction} + ${DEFAULT_TRAINING.boxNegativeFraction}): ${n} negatives of ${mixed.length}`);
 });
 
 /** Plain-JS forward of the unfolded network (NCHW, batch 1): 3x3 conv, batch norm with running statistics, ReLU, U-Net wiring. */
@@ -111,7 +140,7 @@ function referenceForward(w: NetWeights, x: Float32Array, S: number): Float32Arr
 t.test('the exported ONNX network computes the trained network with its batch-norm statistics', async (t) => {
   const images = phantomTrainingImages(4);
   const recipe = { ...DEFAULT_RECIPE, inputSize: 16, tapSigma: 0.64 };
-  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25 });
+  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25, boxNegativeFraction: 0 });
   t.ok(weights.convs.some((c) => c.rm && c.rm.some((v) => v !== 0)), 'the running statistics moved during training');
   const bytes = unetToOnnx(foldBatchNorm(weights), weights.channels, 16, 'test');
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
@@ -151,6 +180,14 @@ t.test('sonomics train-segmenter: seeded, the same bytes twice; a manifest that 
   for (const im of images) t.equal(seg.foldFor(im!.sha256), a.folds.findIndex((f) => f.heldOut.includes(im!.sha256)), `${im!.id}: its held-out fold`);
   t.equal(seg.foldFor('0'.repeat(64)), undefined, 'an unknown image has no fold');
   await seg.close();
+  // Box negatives: another draw of examples, so another network, and the manifest says so; a
+  // manifest made without them has no such field (the shipped one's training is unchanged).
+  const box = await trainSegmenterCommand({
+    cohort: cohort.csv, out: join(dir, 'box'), seed: 3, epochs: 1, folds: 0, jobs: 1, phantomImages: 2, boxNegatives: 0.2, command: 'test',
+  }, () => {});
+  t.equal(box.training.boxNegativeFraction, 0.2, 'the manifest records the box negatives');
+  t.equal(a.training.boxNegativeFraction, undefined, 'and only when used');
+  t.not(box.model.sha256, a.model.sha256, 'trained on other examples: another network');
   // A changed network file is refused by its sha256; a broken manifest names what is wrong.
   const { writeFileSync, cpSync } = await import('node:fs');
   cpSync(join(dir, 'a'), join(dir, 'c'), { recursive: true });

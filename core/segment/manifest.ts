@@ -45,7 +45,7 @@ export interface SegmenterManifest {
   recipe: SegmenterRecipe;
   training: {
     command: string; cohort: string; cohortSha256: string; images: number; extraImages: string;
-    seed: number; epochs: number; batchSize: number; learningRate: [number, number]; negativeFraction: number;
+    seed: number; epochs: number; batchSize: number; learningRate: [number, number]; negativeFraction: number; boxNegativeFraction?: number;
     folds: number; groups: number; backend: string; minutes: number;
   };
   folds: SegmenterFold[];
@@ -79,7 +79,7 @@ const schema = {
       properties: {
         command: str, cohort: str, cohortSha256: sha, images: { type: 'integer', minimum: 1 }, extraImages: { type: 'string' },
         seed: { type: 'integer' }, epochs: { type: 'integer', minimum: 1 }, batchSize: { type: 'integer', minimum: 1 },
-        learningRate: { type: 'array', minItems: 2, maxItems: 2, items: pos }, negativeFraction: { type: 'number', minimum: 0, maximum: 1 },
+        learningRate: { type: 'array', minItems: 2, maxItems: 2, items: pos }, negativeFraction: { type: 'number', minimum: 0, maximum: 1 }, boxNegativeFraction: { type: 'number', minimum: 0, maximum: 1 },
         folds: { type: 'integer', minimum: 0 }, groups: { type: 'integer', minimum: 1 }, backend: str, minutes: { type: 'number', minimum: 0 },
       } },
     folds: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['file', 'sha256', 'heldOut'],

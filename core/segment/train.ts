@@ -8,7 +8,10 @@
 //   the lesion's extent, jittered by up to 8 % of its side, mirrored at random, with gain and
 //   gamma jitter;
 // - with probability negativeFraction, a tap well outside the lesion whose target is empty:
-//   the network learns to answer "nothing here" rather than grow a blob anywhere.
+//   the network learns to answer "nothing here" rather than grow a blob anywhere. Its crop is the
+//   image's shorter side (as a tap's pass 1 sees it); with probability boxNegativeFraction more,
+//   the same kind of tap with a crop of 1.5-3x the lesion's extent, as pass 1 sees a box of a
+//   lesion's size drawn around no lesion.
 // Loss: binary cross-entropy plus soft Dice.
 import type * as Tf from '@tensorflow/tfjs';
 import type { GrayImage } from '../imageio.js';
@@ -113,19 +116,29 @@ export interface TrainOptions {
   /** Cosine schedule from the first to the second over all steps. */
   learningRate: [number, number];
   negativeFraction: number;
+  /**
+   * Negatives at a lesion's scale (a box around no lesion), on top of negativeFraction. 0 (the
+   * shipped segmenter's) draws exactly as before the option existed: the same examples, the same
+   * weights.
+   */
+  boxNegativeFraction: number;
 }
 
 export const DEFAULT_TRAINING: Omit<TrainOptions, 'recipe'> = {
-  channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15,
+  channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15, boxNegativeFraction: 0,
 };
 
+/** What a training example was drawn as: a negative (a tap well outside the lesion) or not, and its crop. */
+export interface ExampleDraw { negative: boolean; crop: { cx: number; cy: number; side: number } }
+
 /** One training example (NHWC input, 0/1 target), drawn with `random`. */
-export function trainingExample(img: TrainingImage, o: TrainOptions, random: () => number, x: Float32Array, y: Float32Array): void {
+export function trainingExample(img: TrainingImage, o: TrainOptions, random: () => number, x: Float32Array, y: Float32Array): ExampleDraw {
   const S = o.recipe.inputSize, { width: w, height: h } = img.image;
   const U = (a: number, b: number) => a + (b - a) * random();
   const flip = random() < 0.5;
   let tap = { x: img.tap.x, y: img.tap.y }, negative = false;
-  if (random() < o.negativeFraction) {
+  const draw = random(), lesionScale = draw >= o.negativeFraction;
+  if (draw < o.negativeFraction + o.boxNegativeFraction) {
     // Well outside: farther from the lesion than its depth and 8 px; 50 tries, else a positive.
     const grown = new Uint8Array(w * h);
     native.morphMask(img.mask, w, h, Math.max(8, img.tap.depth), grown);
@@ -138,15 +151,16 @@ export function trainingExample(img: TrainingImage, o: TrainOptions, random: () 
     const i = img.inner[Math.floor(random() * img.inner.length)];
     tap = { x: i % w, y: Math.floor(i / w) };
   }
-  const side = negative || random() < 0.5
+  const side = (negative && !lesionScale) || (!negative && random() < 0.5)
     ? Math.min(w, h) * o.recipe.firstPassFraction * Math.exp(U(-0.25, 0.25))
     : Math.max(o.recipe.minCropPx, img.extent * U(1.5, 3.0));
   const centre = negative ? tap : { x: (img.tap.x + tap.x) / 2, y: (img.tap.y + tap.y) / 2 };
   const crop = { cx: centre.x + U(-0.08, 0.08) * side, cy: centre.y + U(-0.08, 0.08) * side, side };
   native.tapInput(img.image.data, w, h, crop, tap, x, { size: S, sigma: o.recipe.tapSigma, layout: 'nhwc', flip, gain: U(0.8, 1.2), gamma: Math.exp(U(-0.25, 0.25)) });
-  if (negative) { y.fill(0); return; }
+  if (negative) { y.fill(0); return { negative, crop }; }
   native.cropSample(img.mask, w, h, crop, y, { size: S, flip });
   for (let i = 0; i < y.length; i++) y[i] = y[i] > 0.5 ? 1 : 0;
+  return { negative, crop };
 }
 
 export interface EpochReport { epoch: number; loss: number; seconds: number }
