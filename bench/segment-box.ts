@@ -12,7 +12,6 @@
 // lesion found", beside a tap at the same box's centre.
 // Run: npm run bench:segment-box   (BENCH_QUICK=1: every 4th image).
 import { mean, quantile } from 'simple-statistics';
-import { createLesionMask, maskStats } from '../core/mask.js';
 import { seededRandom } from '../core/random.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
 import { Segmenter } from '../core/segment/segmenter.js';
@@ -28,7 +27,7 @@ interface Outcome { dice: number; hd95: number; ms: number; found: boolean; mali
 
 function boxOf(k: BusiCase, random: () => number, out: number): Box {
   const { width: w, height: h } = k.image;
-  const { x0, y0, x1, y1 } = maskStats(createLesionMask(k.mask, w, h));
+  const { x0, y0, x1, y1 } = k.bbox;
   const ew = x1 - x0 + 1, eh = y1 - y0 + 1, j = () => out + 0.1 * (2 * random() - 1);
   return { x0: Math.max(0, x0 - j() * ew), y0: Math.max(0, y0 - j() * eh), x1: Math.min(w - 1, x1 + j() * ew), y1: Math.min(h - 1, y1 + j() * eh) };
 }
@@ -63,8 +62,7 @@ for (const [name, out] of [['tight', 0], ['loose', 0.25]] as const) {
 }
 /** A box the lesion's size that keeps `clear` px from its bounding box, inside the image; null when none fits in 50 tries. */
 function awayBox(k: BusiCase, random: () => number, clear: number): Box | null {
-  const { width: w, height: h } = k.image;
-  const b = maskStats(createLesionMask(k.mask, w, h));
+  const { width: w, height: h } = k.image, b = k.bbox;
   const bw = b.x1 - b.x0, bh = b.y1 - b.y0;
   for (let t = 0; t < 50 && bw < w && bh < h; t++) {
     const x0 = Math.floor(random() * (w - bw)), y0 = Math.floor(random() * (h - bh));

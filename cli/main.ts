@@ -383,18 +383,13 @@ function intOption(name: string, v: string | undefined, min: number, max: number
   return n;
 }
 
-/** A share in [0, max] (0 allowed: none). */
-function shareOption(name: string, v: string | undefined, max: number): number | undefined {
+/** A number in (min, max], or in [min, max] with `minAllowed` (a share where 0 means none). */
+function numOption(name: string, v: string | undefined, min: number, max: number, minAllowed = false): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number in [0, ${max}] (got "${v}")`);
-  return n;
-}
-
-function numOption(name: string, v: string | undefined, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= min || n > max) throw new UsageError(`--${name} must be a number in (${min}, ${max}] (got "${v}")`);
+  if (v.trim() === '' || !Number.isFinite(n) || (minAllowed ? n < min : n <= min) || n > max) {
+    throw new UsageError(`--${name} must be a number in ${minAllowed ? '[' : '('}${min}, ${max}] (got "${v}")`);
+  }
   return n;
 }
 
@@ -675,7 +670,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         cohort: v.cohort!, out: v.out!, labelColumn: v['label-column'], folds: intOption('folds', v.folds, 0, 20) ?? 5,
         epochs: intOption('epochs', v.epochs, 1, 1000) ?? 24, seed: intOption('seed', v.seed, 0, 2 ** 31) ?? 1,
         phantomImages: intOption('phantom', v.phantom, 0, 10000) ?? 60, jobs: intOption('jobs', v.jobs, 1, 64) ?? 2,
-        boxNegatives: shareOption('box-negatives', v['box-negatives'], 0.5),
+        boxNegatives: numOption('box-negatives', v['box-negatives'], 0, 0.5, true),
         command: ['sonomics', ...argv].join(' '),
       }, io.err);
       io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, heldOut: f.heldOut.length })), minutes: m.training.minutes }));
