@@ -312,6 +312,9 @@ segmenter benchmark use them for out-of-sample masks of the training images. The
                       at a lesion's scale, as a box drawn around no lesion shows it: the network
                       learns to answer "no lesion found" for such boxes (0-0.5; default 0, as the
                       shipped model was trained)
+  --refine            also train a refining network per model, which runs pass 2: the same U-Net
+                      trained only on taps inside lesions cropped at the lesion's scale (twice
+                      the training time)
   --jobs N            models trained at once (default 2)`;
 
 const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
@@ -661,7 +664,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
     if (cmd === 'train-segmenter') {
       const { values: v } = parse(rest, {
         cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, folds: { type: 'string' }, epochs: { type: 'string' },
-        seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, 'box-negatives': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, 'box-negatives': { type: 'string' }, refine: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       });
       if (v.help) { io.out(TRAIN_SEGMENTER_HELP); return 0; }
       for (const k of ['cohort', 'out'] as const) if (!v[k]) throw new UsageError(`train-segmenter: --${k} is required`);
@@ -670,10 +673,10 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         cohort: v.cohort!, out: v.out!, labelColumn: v['label-column'], folds: intOption('folds', v.folds, 0, 20) ?? 5,
         epochs: intOption('epochs', v.epochs, 1, 1000) ?? 24, seed: intOption('seed', v.seed, 0, 2 ** 31) ?? 1,
         phantomImages: intOption('phantom', v.phantom, 0, 10000) ?? 60, jobs: intOption('jobs', v.jobs, 1, 64) ?? 2,
-        boxNegatives: numOption('box-negatives', v['box-negatives'], 0, 0.5, true),
+        boxNegatives: numOption('box-negatives', v['box-negatives'], 0, 0.5, true), refine: v.refine,
         command: ['sonomics', ...argv].join(' '),
       }, io.err);
-      io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, heldOut: f.heldOut.length })), minutes: m.training.minutes }));
+      io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, ...(f.refine && { refine: f.refine }), heldOut: f.heldOut.length })), minutes: m.training.minutes }));
       return 0;
     }
     if (cmd === 'fit') {

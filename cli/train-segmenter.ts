@@ -30,6 +30,8 @@ export interface TrainSegmenterOptions {
   phantomImages: number;
   /** Negatives at a lesion's scale (TrainOptions.boxNegativeFraction; default 0). */
   boxNegatives?: number;
+  /** Also train a refining network for pass 2 per model (REFINE_TRAINING), on the same images. */
+  refine?: boolean;
   command: string;
 }
 
@@ -43,6 +45,13 @@ export interface TrainJob {
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * How a refining network differs from the network of both passes: every example is a tap inside
+ * the lesion cropped at the lesion's scale, as pass 2 sees it (pass 2 runs only where pass 1
+ * found something, so it needs no negatives).
+ */
+export const REFINE_TRAINING = { negativeFraction: 0, lesionScaleFraction: 1 } as const;
 
 /** The cohort's images and masks as training images (in cohort order); files' sha256 kept. */
 export async function loadTrainingImages(cohort: Cohort, only?: number[]): Promise<Array<TrainingImage | undefined>> {
@@ -103,14 +112,14 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction };
   const foldOf = o.folds >= 2 ? groupedFolds(images, groups, o.folds, o.seed) : [];
   const all = images.map((_, i) => i);
+  const refineOptions: TrainOptions = { ...options, ...REFINE_TRAINING };
   const jobs: Array<{ name: string; file: string; job: TrainJob; heldOut: string[] }> = [];
-  for (let k = 0; k < o.folds; k++) {
-    jobs.push({
-      name: `fold ${k + 1}/${o.folds}`, file: `fold-${k + 1}.onnx`, heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
-      job: { cohort: o.cohort, labelColumn: o.labelColumn, train: all.filter((i) => foldOf[i] !== k), phantomImages: o.phantomImages, options },
-    });
-  }
-  jobs.push({ name: 'final', file: 'unet.onnx', heldOut: [], job: { cohort: o.cohort, labelColumn: o.labelColumn, train: all, phantomImages: o.phantomImages, options } });
+  const add = (name: string, file: string, train: number[], heldOut: string[]) => {
+    jobs.push({ name, file: `${file}.onnx`, heldOut, job: { cohort: o.cohort, labelColumn: o.labelColumn, train, phantomImages: o.phantomImages, options } });
+    if (o.refine) jobs.push({ name: `${name} (refining)`, file: `${file}-refine.onnx`, heldOut, job: { cohort: o.cohort, labelColumn: o.labelColumn, train, phantomImages: o.phantomImages, options: refineOptions } });
+  };
+  for (let k = 0; k < o.folds; k++) add(`fold ${k + 1}/${o.folds}`, `fold-${k + 1}`, all.filter((i) => foldOf[i] !== k), images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256));
+  add('final', 'unet', all, []);
   const results: Array<NetWeights | undefined> = new Array(jobs.length);
   let next = 0;
   const pool = async () => {
@@ -130,22 +139,27 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
     renameSync(join(out, `${file}.tmp`), join(out, file));
     return sha256(bytes);
   };
-  const final = results[jobs.length - 1]!;
+  // Per model: its network, then its refining network when trained; the final model last.
+  const per = o.refine ? 2 : 1;
+  const files = jobs.map((j, i) => ({ file: j.file, sha256: write(j.file, results[i]!) }));
+  const final = results[jobs.length - per]!;
   const parameters = final.convs.reduce((s, c) => s + c.w.length + c.co + (c.k === 3 ? c.co : 0), 0);
+  const refineOf = (i: number) => (o.refine ? { refine: files[i + 1] } : {});
   const manifest: SegmenterManifest = {
-    format: SEGMENTER_FORMAT, id: 'tap-unet', version: '1.1.0',
+    format: SEGMENTER_FORMAT, id: 'tap-unet', version: o.refine ? '1.2.0' : '1.1.0',
     intendedUse: 'Proposes a breast lesion outline from one tap on a B-mode image, for a sonographer to accept or correct. Decision support only, not for diagnosis.',
-    model: { file: 'unet.onnx', sha256: write('unet.onnx', final), channels: final.channels, parameters },
+    model: { ...files[jobs.length - per], channels: final.channels, parameters, ...refineOf(jobs.length - per) },
     recipe: options.recipe,
     training: {
       command: o.command, cohort: basename(o.cohort), cohortSha256: sha256(readFileSync(o.cohort)), images: images.length,
       extraImages: o.phantomImages ? `${o.phantomImages} phantom B-mode frames (device/phantom.ts, seeds 1000..${1000 + o.phantomImages - 1})` : 'none',
       seed: o.seed, epochs: o.epochs, batchSize: options.batchSize, learningRate: options.learningRate, negativeFraction: options.negativeFraction,
-      // Recorded when used, so manifests made without it stay as they were.
+      // Recorded when used, so manifests made without them stay as they were.
       ...(options.boxNegativeFraction > 0 && { boxNegativeFraction: options.boxNegativeFraction }),
+      ...(o.refine && { refine: { ...REFINE_TRAINING } }),
       folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
-    folds: jobs.slice(0, -1).map((j, k) => ({ file: j.file, sha256: write(j.file, results[k]!), heldOut: j.heldOut })),
+    folds: Array.from({ length: o.folds }, (_, k) => ({ ...files[k * per], ...refineOf(k * per), heldOut: jobs[k * per].heldOut })),
     notes: [
       'Trained on BUSI (one public dataset): images carry calipers and text, and lesions are mostly centred; accuracy on other scanners is unknown.',
       'Cross-validation folds keep near-duplicate images together; the fold models give out-of-sample masks for the training images.',

@@ -14,7 +14,7 @@ import { unetToOnnx } from '../core/segment/onnx.js';
 import { Segmenter } from '../core/segment/segmenter.js';
 import { DEFAULT_TRAINING, duplicateGroups, groupedFolds, trainingExample, trainingImage, trainUNet, type TrainingImage } from '../core/segment/train.js';
 import { seededRandom } from '../core/random.js';
-import { loadTrainingImages, phantomTrainingImages, trainSegmenterCommand } from '../cli/train-segmenter.js';
+import { loadTrainingImages, phantomTrainingImages, REFINE_TRAINING, trainSegmenterCommand } from '../cli/train-segmenter.js';
 import { writeSyntheticCohort } from './cohort-gen.js';
 import { tmp } from './panel-helpers.js';
 
@@ -53,8 +53,8 @@ t.test('training examples: negatives (empty targets) at the image\'s scale and a
   for (let y = 68; y < 82; y++) for (let x = 90; x < 110; x++) mask[y * w + x] = 1;
   const img = trainingImage('one', '', 1, { data, width: w, height: h }, mask);
   const S = DEFAULT_RECIPE.inputSize, x = new Float32Array(S * S * 2), y = new Float32Array(S * S);
-  const draws = (negativeFraction: number, boxNegativeFraction: number) => {
-    const random = seededRandom(11), o = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, negativeFraction, boxNegativeFraction };
+  const draws = (negativeFraction: number, boxNegativeFraction: number, lesionScaleFraction = DEFAULT_TRAINING.lesionScaleFraction) => {
+    const random = seededRandom(11), o = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, negativeFraction, boxNegativeFraction, lesionScaleFraction };
     return Array.from({ length: 200 }, () => {
       const d = trainingExample(img, o, random, x, y);
       return { ...d, empty: y.every((v) => v === 0) };
@@ -70,6 +70,11 @@ t.test('training examples: negatives (empty targets) at the image\'s scale and a
   t.ok(whole.every((d) => d.negative && d.empty && imageScale(d.crop.side)), 'negativeFraction 1: negatives cropped at the image\'s scale');
   const pos = draws(0, 0);
   t.ok(pos.every((d) => !d.negative && !d.empty), 'no negatives: every target holds the lesion');
+  const atLesion = pos.filter((d) => lesionScale(d.crop.side)).length;
+  t.ok(atLesion > 0.35 * pos.length && atLesion < 0.65 * pos.length && pos.every((d) => lesionScale(d.crop.side) || imageScale(d.crop.side)),
+    `the network of both passes: positives cropped as either pass sees them (${atLesion} of ${pos.length} at the lesion's scale)`);
+  const refine = draws(REFINE_TRAINING.negativeFraction, 0, REFINE_TRAINING.lesionScaleFraction);
+  t.ok(refine.every((d) => !d.negative && !d.empty && lesionScale(d.crop.side)), 'a refining network\'s examples: every one a lesion cropped at its scale, as pass 2 sees it');
   const mixed = draws(DEFAULT_TRAINING.negativeFraction, DEFAULT_TRAINING.boxNegativeFraction);
   const n = mixed.filter((d) => d.negative).length;
   t.ok(n > 0.1 * mixed.length && n < 0.4 * mixed.length, `the shipped fractions (${DEFAULT_TRAINING.negativeFraction} + ${DEFAULT_TRAINING.boxNegativeFraction}): ${n} negatives of ${mixed.length}`);
@@ -140,7 +145,7 @@ function referenceForward(w: NetWeights, x: Float32Array, S: number): Float32Arr
 t.test('the exported ONNX network computes the trained network with its batch-norm statistics', async (t) => {
   const images = phantomTrainingImages(4);
   const recipe = { ...DEFAULT_RECIPE, inputSize: 16, tapSigma: 0.64 };
-  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25, boxNegativeFraction: 0 });
+  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25, boxNegativeFraction: 0, lesionScaleFraction: 0.5 });
   t.ok(weights.convs.some((c) => c.rm && c.rm.some((v) => v !== 0)), 'the running statistics moved during training');
   const bytes = unetToOnnx(foldBatchNorm(weights), weights.channels, 16, 'test');
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
@@ -188,6 +193,23 @@ t.test('sonomics train-segmenter: seeded, the same bytes twice; a manifest that 
   t.equal(box.training.boxNegativeFraction, 0.2, 'the manifest records the box negatives');
   t.equal(a.training.boxNegativeFraction, undefined, 'and only when used');
   t.not(box.model.sha256, a.model.sha256, 'trained on other examples: another network');
+  // Refining networks (--refine): one more per model, trained on other examples; the networks of
+  // both passes are the very ones trained without it, so adding refining networks to a segmenter
+  // leaves its pass 1 as it was.
+  const ref = await trainSegmenterCommand({
+    cohort: cohort.csv, out: join(dir, 'refine'), seed: 3, epochs: 1, folds: 2, jobs: 2, phantomImages: 2, refine: true, command: 'test',
+  }, () => {});
+  t.equal(ref.model.sha256, a.model.sha256, 'the final network is the one trained without --refine');
+  t.same(ref.folds.map((f) => f.sha256), a.folds.map((f) => f.sha256), 'and so are the fold networks');
+  const onDisk = (file: string) => sha(readFileSync(join(dir, 'refine', file)));
+  t.same(ref.model.refine, { file: 'unet-refine.onnx', sha256: onDisk('unet-refine.onnx') }, 'the final refining network, by its sha256');
+  ref.folds.forEach((f, k) => t.same(f.refine, { file: `fold-${k + 1}-refine.onnx`, sha256: onDisk(`fold-${k + 1}-refine.onnx`) }, `fold ${k + 1}'s refining network`));
+  t.not(ref.model.refine!.sha256, ref.model.sha256, 'a refining network is another network');
+  t.same(ref.training.refine, { negativeFraction: 0, lesionScaleFraction: 1 }, 'the manifest says how it was trained');
+  t.equal(a.training.refine, undefined, 'and only when there is one');
+  t.same([a.version, ref.version], ['1.1.0', '1.2.0'], 'the recipe with refining networks is version 1.2.0');
+  t.same(parseSegmenterManifest(JSON.parse(readFileSync(join(dir, 'refine', 'segmenter.json'), 'utf8')), 'refine'), ref);
+  await (await Segmenter.load({ dir: join(dir, 'refine'), folds: true })).close();
   // A changed network file is refused by its sha256; a broken manifest names what is wrong.
   const { writeFileSync, cpSync } = await import('node:fs');
   cpSync(join(dir, 'a'), join(dir, 'c'), { recursive: true });

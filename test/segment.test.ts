@@ -1,12 +1,15 @@
 // One-tap segmentation with the shipped segmenter (models/segmenter): `sonomics segment` on BUSI
 // images and its errors, a phantom lesion from a tap, "no lesion found" away from lesions, and
 // `eval` / `fit` with `--masks tap` (out-of-fold masks for the segmenter's own training images).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
 import t from 'tap';
 import { readCohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
 import { cropRows } from '../core/layout.js';
+import { packageRoot } from '../core/paths.js';
 import { createLesionMask, maskStats } from '../core/mask.js';
 import { dice } from '../core/segment/metrics.js';
 import { deepestPoint, Segmenter } from '../core/segment/segmenter.js';
@@ -17,6 +20,7 @@ import { runCli, sharedDir } from './helpers.js';
 import { tmp } from './panel-helpers.js';
 
 const busi = sharedDir(t, 'data', 'busi');
+const { onnx } = onnxProto;
 
 /** A small cohort CSV of BUSI rows (absolute paths), benign and malignant alike. */
 function busiSubset(dir: string, n: number): string {
@@ -127,6 +131,46 @@ t.test('a phantom lesion from one tap; a flat or far region gives no lesion', as
     t.equal(r.found, false, `a blank frame holds no lesion (a ${what})`);
     if (!r.found) t.match(r.reason, new RegExp(`^no lesion found ${what === 'box' ? 'in the box' : 'at the tap'}: `), `the reason names the ${what}: "${r.reason}"`);
   }
+});
+
+t.test('a refining network runs pass 2, and only pass 2; a manifest that gives one must give one per fold', async (t) => {
+  // The shipped network, and as its "refining" network the same one with its head's bias raised
+  // by 1000: it calls every pixel lesion, so pass 2's mask is its whole crop (a filled square).
+  const shipped = join(packageRoot(), 'models', 'segmenter');
+  const m = JSON.parse(readFileSync(join(shipped, 'segmenter.json'), 'utf8'));
+  const model = onnx.ModelProto.decode(readFileSync(join(shipped, m.model.file)));
+  const bias = model.graph!.initializer!.find((i) => i.name === 'head.bias')!;
+  const b = new Float32Array(new Uint8Array(bias.rawData!).buffer.slice(0));
+  b[0] += 1000;
+  bias.rawData = new Uint8Array(b.buffer);
+  const refine = onnx.ModelProto.encode(model).finish();
+  const dir = tmp('segment-refine');
+  cpSync(join(shipped, m.model.file), join(dir, m.model.file));
+  writeFileSync(join(dir, 'unet-refine.onnx'), refine);
+  const sha = createHash('sha256').update(refine).digest('hex');
+  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: sha } }, folds: [] }));
+  const seg = await Segmenter.load({ dir });
+  t.teardown(() => seg.close());
+  const ph = new PhantomScanner({ seed: 42, lesion: { radiusMm: 3 } });
+  const { data, truth } = ph.render(30);
+  const r = ph.layout.panes.bmode.rect;
+  const image = { data: cropRows(data, ph.layout.width, r), width: r.width, height: r.height };
+  const tap = deepestPoint(truth.lesionMask, r.width, r.height);
+  const plain = await seg.segment(image, { seed: tap }, { refine: false });
+  t.ok(plain.found && dice(plain.mask, truth.lesionMask) > 0.85, 'refine: false runs both passes on the network of both passes');
+  const res = await seg.segment(image, { seed: tap });
+  t.ok(res.found, 'found');
+  if (res.found && plain.found) {
+    const side = res.bbox.x1 - res.bbox.x0 + 1, extent = Math.max(plain.bbox.x1 - plain.bbox.x0 + 1, plain.bbox.y1 - plain.bbox.y0 + 1);
+    t.equal(res.area, side * (res.bbox.y1 - res.bbox.y0 + 1), 'pass 2 ran the refining network: its whole crop is the mask');
+    t.ok(side > 1.5 * extent && side < 3 * extent && side < r.height / 2,
+      `a crop of ${side} px, about ${seg.recipe.contextFactor} x the lesion's ${extent} px, not the pane (${r.width} x ${r.height}): pass 1 ran the other network`);
+  }
+  // Fold models must run the passes the shipped model runs.
+  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: sha } } }));
+  await t.rejects(Segmenter.load({ dir }), /segmenter manifest .* is invalid: \/folds\/0\/refine is missing, but \/model has a refining network/);
+  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: '0'.repeat(64) } }, folds: [] }));
+  await t.rejects(Segmenter.load({ dir }), /unet-refine\.onnx does not match its sha256 in the manifest/);
 });
 
 t.test('eval and fit --masks tap: masks segmented from a tap at each cohort mask\'s deepest point, out of fold for the training images', { skip: !busi }, async (t) => {

@@ -29,9 +29,14 @@ export interface SegmenterRecipe {
   mirror: boolean;
 }
 
+/** A network file and its sha256 (checked on load). */
+export interface SegmenterNetworkFile { file: string; sha256: string }
+
 export interface SegmenterFold {
   file: string;
   sha256: string;
+  /** This fold's refining network (pass 2), trained on the same images. */
+  refine?: SegmenterNetworkFile;
   /** Images this fold's model was not trained on: sha256 (hex) of each image file. */
   heldOut: string[];
 }
@@ -41,11 +46,17 @@ export interface SegmenterManifest {
   id: string;
   version: string;
   intendedUse: string;
-  model: { file: string; sha256: string; channels: number[]; parameters: number };
+  /**
+   * The network. With `refine`, pass 2 runs that second network of the same shape, trained only
+   * on crops at a lesion's scale (pass 2's view); pass 1 and a box's first pass run `file`.
+   */
+  model: { file: string; sha256: string; channels: number[]; parameters: number; refine?: SegmenterNetworkFile };
   recipe: SegmenterRecipe;
   training: {
     command: string; cohort: string; cohortSha256: string; images: number; extraImages: string;
     seed: number; epochs: number; batchSize: number; learningRate: [number, number]; negativeFraction: number; boxNegativeFraction?: number;
+    /** How the refining networks were trained (when there are any). */
+    refine?: { negativeFraction: number; lesionScaleFraction: number };
     folds: number; groups: number; backend: string; minutes: number;
   };
   folds: SegmenterFold[];
@@ -60,13 +71,15 @@ export const DEFAULT_RECIPE: SegmenterRecipe = {
 const str = { type: 'string', minLength: 1 };
 const sha = { type: 'string', pattern: '^[0-9a-f]{64}$' };
 const pos = { type: 'number', exclusiveMinimum: 0 };
+const share = { type: 'number', minimum: 0, maximum: 1 };
+const networkFile = { type: 'object', additionalProperties: false, required: ['file', 'sha256'], properties: { file: str, sha256: sha } };
 const schema = {
   type: 'object', additionalProperties: false,
   required: ['format', 'id', 'version', 'intendedUse', 'model', 'recipe', 'training', 'folds', 'notes'],
   properties: {
     format: { const: SEGMENTER_FORMAT }, id: str, version: str, intendedUse: str,
     model: { type: 'object', additionalProperties: false, required: ['file', 'sha256', 'channels', 'parameters'],
-      properties: { file: str, sha256: sha, channels: { type: 'array', minItems: 2, items: { type: 'integer', minimum: 1 } }, parameters: { type: 'integer', minimum: 1 } } },
+      properties: { file: str, sha256: sha, channels: { type: 'array', minItems: 2, items: { type: 'integer', minimum: 1 } }, parameters: { type: 'integer', minimum: 1 }, refine: networkFile } },
     recipe: { type: 'object', additionalProperties: false,
       required: ['inputSize', 'tapSigma', 'firstPassFraction', 'contextFactor', 'minCropPx', 'threshold', 'snapFraction', 'boxMarginFraction', 'minAreaPx', 'mirror'],
       properties: {
@@ -79,11 +92,12 @@ const schema = {
       properties: {
         command: str, cohort: str, cohortSha256: sha, images: { type: 'integer', minimum: 1 }, extraImages: { type: 'string' },
         seed: { type: 'integer' }, epochs: { type: 'integer', minimum: 1 }, batchSize: { type: 'integer', minimum: 1 },
-        learningRate: { type: 'array', minItems: 2, maxItems: 2, items: pos }, negativeFraction: { type: 'number', minimum: 0, maximum: 1 }, boxNegativeFraction: { type: 'number', minimum: 0, maximum: 1 },
+        learningRate: { type: 'array', minItems: 2, maxItems: 2, items: pos }, negativeFraction: share, boxNegativeFraction: share,
+        refine: { type: 'object', additionalProperties: false, required: ['negativeFraction', 'lesionScaleFraction'], properties: { negativeFraction: share, lesionScaleFraction: share } },
         folds: { type: 'integer', minimum: 0 }, groups: { type: 'integer', minimum: 1 }, backend: str, minutes: { type: 'number', minimum: 0 },
       } },
     folds: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['file', 'sha256', 'heldOut'],
-      properties: { file: str, sha256: sha, heldOut: { type: 'array', items: sha } } } },
+      properties: { file: str, sha256: sha, refine: networkFile, heldOut: { type: 'array', items: sha } } } },
     notes: { type: 'array', items: { type: 'string' } },
   },
 };
@@ -94,5 +108,10 @@ const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
 export function parseSegmenterManifest(json: unknown, where: string): SegmenterManifest {
   if (!validate(json))
     throw new Error(`segmenter manifest ${where} is invalid: ${(validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
-  return json as unknown as SegmenterManifest;
+  const m = json as unknown as SegmenterManifest;
+  // A fold model evaluates the shipped segmenter out of sample, so it must run the same passes.
+  const odd = m.folds.findIndex((f) => !f.refine !== !m.model.refine);
+  if (odd >= 0)
+    throw new Error(`segmenter manifest ${where} is invalid: /folds/${odd}/refine ${m.model.refine ? 'is missing, but /model has a refining network' : 'is given, but /model has no refining network'}`);
+  return m;
 }

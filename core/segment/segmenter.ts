@@ -4,7 +4,8 @@
 //   1. a crop of the image's shorter side centred on the tap (a box: contextFactor x its larger
 //      side, centred on the box), so the lesion is seen whole whatever its size;
 //   2. a crop of contextFactor x the extent of pass 1's mask, centred on it: the lesion at the
-//      network's working scale.
+//      network's working scale. When the manifest has a refining network, pass 2 runs it: a
+//      network of the same shape trained only on such crops.
 // The mask is the 4-connected region at the tap, holes filled; from a box, it also stays inside
 // the box grown by boxMarginFraction of its larger side (the user said the lesion lies there).
 // When nothing lies at the tap (or it is smaller than minAreaPx) the answer is "no lesion found",
@@ -101,9 +102,12 @@ export interface SegmenterOptions {
   folds?: boolean;
 }
 
+/** The networks of one model: pass 1's, and pass 2's when it has a refining one. */
+interface Networks { net: Network; refine?: Network }
+
 export class Segmenter {
-  private constructor(readonly manifest: SegmenterManifest, readonly dir: string, private readonly main: Network,
-    private readonly foldNets: Network[], private readonly heldOutBy: Map<string, number>) {}
+  private constructor(readonly manifest: SegmenterManifest, readonly dir: string, private readonly main: Networks,
+    private readonly foldNets: Networks[], private readonly heldOutBy: Map<string, number>) {}
 
   get recipe(): SegmenterRecipe { return this.manifest.recipe; }
 
@@ -131,12 +135,16 @@ export class Segmenter {
       if (sha256(b) !== want) throw new SegmentError(`segmenter ${path}: ${file} does not match its sha256 in the manifest`);
       return b;
     };
-    const main = await Network.load(ort, read(m.model.file, m.model.sha256));
-    const folds: Network[] = [];
+    const networks = async (f: { file: string; sha256: string; refine?: { file: string; sha256: string } }): Promise<Networks> => ({
+      net: await Network.load(ort, read(f.file, f.sha256)),
+      ...(f.refine && { refine: await Network.load(ort, read(f.refine.file, f.refine.sha256)) }),
+    });
+    const main = await networks(m.model);
+    const folds: Networks[] = [];
     const heldOutBy = new Map<string, number>();
     if (opts.folds) {
       for (const [k, f] of m.folds.entries()) {
-        folds.push(await Network.load(ort, read(f.file, f.sha256)));
+        folds.push(await networks(f));
         for (const s of f.heldOut) heldOutBy.set(s, k);
       }
     }
@@ -150,15 +158,16 @@ export class Segmenter {
 
   /**
    * The lesion mask from a tap or box. `fold`: use that cross-validation fold's model; `mirror`
-   * overrides the recipe's mirrored pass, `boxMargin: false` leaves a box's mask unclipped (for
-   * benchmarks).
+   * overrides the recipe's mirrored pass, `boxMargin: false` leaves a box's mask unclipped,
+   * `refine: false` runs pass 2 on pass 1's network (for benchmarks).
    */
-  async segment(image: GrayImage, prompt: SegmentPrompt, opts: { fold?: number; mirror?: boolean; boxMargin?: boolean } = {}): Promise<SegmentResult> {
+  async segment(image: GrayImage, prompt: SegmentPrompt, opts: { fold?: number; mirror?: boolean; boxMargin?: boolean; refine?: boolean } = {}): Promise<SegmentResult> {
     const t0 = performance.now();
     const { width: w, height: h, data } = image;
     checkPrompt(prompt, w, h);
-    const net = opts.fold === undefined ? this.main : this.foldNets[opts.fold];
-    if (!net) throw new SegmentError(`segmenter: no fold ${opts.fold} loaded`);
+    const nets = opts.fold === undefined ? this.main : this.foldNets[opts.fold];
+    if (!nets) throw new SegmentError(`segmenter: no fold ${opts.fold} loaded`);
+    const second = (opts.refine !== false && nets.refine) || nets.net;
     const r = this.recipe, S = r.inputSize, mirror = opts.mirror ?? r.mirror;
     // A box: its centre is the tap, its larger side sets pass 1's scale and, grown by the margin, where the mask may lie.
     const box = 'box' in prompt ? prompt.box : null;
@@ -168,7 +177,7 @@ export class Segmenter {
     const m = r.boxMarginFraction * boxSide;
     const within = box && opts.boxMargin !== false ? { x0: box.x0 - m, y0: box.y0 - m, x1: box.x1 + m, y1: box.y1 + m } : null;
     const mask = new Uint8Array(w * h);
-    const pass = async (crop: SquareCrop) => {
+    const pass = async (crop: SquareCrop, net: Network) => {
       const inputs = [false, ...(mirror ? [true] : [])].map((flip) => {
         const x = new Float32Array(2 * S * S);
         native.tapInput(data, w, h, crop, tap, x, { size: S, sigma: r.tapSigma, layout: 'nchw', flip });
@@ -177,11 +186,11 @@ export class Segmenter {
       const [logits, flipped] = await net.run(inputs, S);
       return native.tapMask(logits, crop, w, h, tap, mask, { size: S, threshold: r.threshold, snapRadius: r.snapFraction * crop.side, flipped: flipped ?? null, within });
     };
-    let res = await pass({ cx: tap.x, cy: tap.y, side: firstSide });
+    let res = await pass({ cx: tap.x, cy: tap.y, side: firstSide }, nets.net);
     if (res.area > 0) {
       const first = res, firstMask = mask.slice();
       const extent = Math.max(res.x1 - res.x0 + 1, res.y1 - res.y0 + 1);
-      res = await pass({ cx: (res.x0 + res.x1) / 2, cy: (res.y0 + res.y1) / 2, side: Math.max(r.minCropPx, r.contextFactor * extent) });
+      res = await pass({ cx: (res.x0 + res.x1) / 2, cy: (res.y0 + res.y1) / 2, side: Math.max(r.minCropPx, r.contextFactor * extent) }, second);
       // A second pass that loses the tap keeps the first pass's answer.
       if (res.area === 0) { mask.set(firstMask); res = first; }
     }
@@ -197,7 +206,7 @@ export class Segmenter {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.main, ...this.foldNets].map((n) => n.release()));
+    await Promise.all([this.main, ...this.foldNets].flatMap((n) => [n.net, ...(n.refine ? [n.refine] : [])]).map((n) => n.release()));
   }
 }
 

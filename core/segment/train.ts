@@ -122,10 +122,16 @@ export interface TrainOptions {
    * weights.
    */
   boxNegativeFraction: number;
+  /**
+   * The share of positive examples cropped at a lesion's scale (1.5-3x its extent, as pass 2
+   * sees it); the rest are cropped as pass 1 sees them (the image's shorter side). 0.5 for the
+   * network of both passes; 1 for a refining network that only ever runs pass 2.
+   */
+  lesionScaleFraction: number;
 }
 
 export const DEFAULT_TRAINING: Omit<TrainOptions, 'recipe'> = {
-  channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15, boxNegativeFraction: 0,
+  channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15, boxNegativeFraction: 0, lesionScaleFraction: 0.5,
 };
 
 /** What a training example was drawn as: a negative (a tap well outside the lesion) or not, and its crop. */
@@ -151,7 +157,7 @@ export function trainingExample(img: TrainingImage, o: TrainOptions, random: () 
     const i = img.inner[Math.floor(random() * img.inner.length)];
     tap = { x: i % w, y: Math.floor(i / w) };
   }
-  const side = (negative && !lesionScale) || (!negative && random() < 0.5)
+  const side = (negative && !lesionScale) || (!negative && random() < 1 - o.lesionScaleFraction)
     ? Math.min(w, h) * o.recipe.firstPassFraction * Math.exp(U(-0.25, 0.25))
     : Math.max(o.recipe.minCropPx, img.extent * U(1.5, 3.0));
   const centre = negative ? tap : { x: (img.tap.x + tap.x) / 2, y: (img.tap.y + tap.y) / 2 };
