@@ -87,7 +87,7 @@ export async function tapMasks(log: Log, segmenterDir?: string) {
     return r.mask;
   };
   const describe = () => `masks segmented from one tap at each cohort mask's deepest point (segmenter ${seg.manifest.id} ${seg.manifest.version}, ` +
-    `sha256 ${seg.manifest.model.sha256.slice(0, 16)}…; ${outOfFold} of ${segmented} images were in its training set and got the fold model that never saw them)`;
+    `sha256 ${seg.manifest.model.sha256.slice(0, 16)}…${seg.manifest.model.refine ? `, refining network ${seg.manifest.model.refine.sha256.slice(0, 16)}…` : ''}; ${outOfFold} of ${segmented} images were in its training set and got the fold model that never saw them)`;
   return { maskOf, describe, close: () => seg.close(), log: () => log(`masks: ${describe()}`) };
 }
 

@@ -41,7 +41,7 @@ t.test('sonomics segment: a BUSI lesion from a tap or a box, as a PNG mask and J
   const r = await runCli(['segment', '--image', image, '--seed', `${tap.x},${tap.y}`, '--out', out, '--json']);
   t.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
-  t.match(s, { found: true, width: expert.width, height: expert.height, out, segmenter: { id: 'tap-unet', sha256: /^[0-9a-f]{64}$/ }, notice: /not for diagnosis/ });
+  t.match(s, { found: true, width: expert.width, height: expert.height, out, segmenter: { id: 'tap-unet', sha256: /^[0-9a-f]{64}$/, refineSha256: /^[0-9a-f]{64}$/ }, notice: /not for diagnosis/ });
   const mask = await readGrayImage(out);
   t.same([mask.width, mask.height], [expert.width, expert.height], 'the mask has the image\'s size');
   t.ok(mask.data.every((v) => v === 0 || v === 255), 'a 0/255 mask');
@@ -167,8 +167,12 @@ t.test('a refining network runs pass 2, and only pass 2; a manifest that gives o
       `a crop of ${side} px, about ${seg.recipe.contextFactor} x the lesion's ${extent} px, not the pane (${r.width} x ${r.height}): pass 1 ran the other network`);
   }
   // Fold models must run the passes the shipped model runs.
-  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: sha } } }));
+  const plainFolds = m.folds.map(({ refine: _, ...f }: { refine?: unknown }) => f);
+  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: sha } }, folds: plainFolds }));
   await t.rejects(Segmenter.load({ dir }), /segmenter manifest .* is invalid: \/folds\/0\/refine is missing, but \/model has a refining network/);
+  const { refine: __, ...plainModel } = m.model;
+  writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: plainModel, folds: [{ ...plainFolds[0], refine: { file: 'unet-refine.onnx', sha256: sha } }] }));
+  await t.rejects(Segmenter.load({ dir }), /segmenter manifest .* is invalid: \/folds\/0\/refine is given, but \/model has no refining network/);
   writeFileSync(join(dir, 'segmenter.json'), JSON.stringify({ ...m, model: { ...m.model, refine: { file: 'unet-refine.onnx', sha256: '0'.repeat(64) } }, folds: [] }));
   await t.rejects(Segmenter.load({ dir }), /unet-refine\.onnx does not match its sha256 in the manifest/);
 });
