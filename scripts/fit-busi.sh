@@ -3,8 +3,8 @@
 # (seeded: the same data and code give the same card; test/fit.test.ts checks that).
 # --masks tap: the features come from masks segmented from one tap (the shipped segmenter's
 # out-of-fold models), as live, not from the expert outlines: on the expert outlines the
-# cross-validated AUC is 0.968 but it falls to 0.775 when the card meets tap masks, while a card
-# fitted on tap masks keeps 0.844 (npm run bench:segment, docs/segmentation.md).
+# cross-validated AUC is 0.968 but it falls to 0.799 when the card meets tap masks, while a card
+# fitted on tap masks keeps 0.841 (npm run bench:segment, docs/segmentation.md).
 set -e
 cd "$(dirname "$0")/.."
 npm run build >/dev/null
