@@ -112,14 +112,18 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction };
   const foldOf = o.folds >= 2 ? groupedFolds(images, groups, o.folds, o.seed) : [];
   const all = images.map((_, i) => i);
-  const refineOptions: TrainOptions = { ...options, ...REFINE_TRAINING };
-  const jobs: Array<{ name: string; file: string; job: TrainJob; heldOut: string[] }> = [];
-  const add = (name: string, file: string, train: number[], heldOut: string[]) => {
-    jobs.push({ name, file: `${file}.onnx`, heldOut, job: { cohort: o.cohort, labelColumn: o.labelColumn, train, phantomImages: o.phantomImages, options } });
-    if (o.refine) jobs.push({ name: `${name} (refining)`, file: `${file}-refine.onnx`, heldOut, job: { cohort: o.cohort, labelColumn: o.labelColumn, train, phantomImages: o.phantomImages, options: refineOptions } });
-  };
-  for (let k = 0; k < o.folds; k++) add(`fold ${k + 1}/${o.folds}`, `fold-${k + 1}`, all.filter((i) => foldOf[i] !== k), images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256));
-  add('final', 'unet', all, []);
+  // Each model (a fold's, then the final one) is trained once, and once more as its refining network.
+  const models = [
+    ...Array.from({ length: o.folds }, (_, k) => ({
+      name: `fold ${k + 1}/${o.folds}`, base: `fold-${k + 1}`, train: all.filter((i) => foldOf[i] !== k), heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
+    })),
+    { name: 'final', base: 'unet', train: all, heldOut: [] },
+  ];
+  const kinds = [{ suffix: '', label: '', options }, ...(o.refine ? [{ suffix: '-refine', label: ' (refining)', options: { ...options, ...REFINE_TRAINING } }] : [])];
+  const jobs = models.flatMap((m) => kinds.map((kind) => ({
+    name: `${m.name}${kind.label}`, file: `${m.base}${kind.suffix}.onnx`,
+    job: { cohort: o.cohort, labelColumn: o.labelColumn, train: m.train, phantomImages: o.phantomImages, options: kind.options } satisfies TrainJob,
+  })));
   const results: Array<NetWeights | undefined> = new Array(jobs.length);
   let next = 0;
   const pool = async () => {
@@ -139,16 +143,15 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
     renameSync(join(out, `${file}.tmp`), join(out, file));
     return sha256(bytes);
   };
-  // Per model: its network, then its refining network when trained; the final model last.
-  const per = o.refine ? 2 : 1;
-  const files = jobs.map((j, i) => ({ file: j.file, sha256: write(j.file, results[i]!) }));
-  const final = results[jobs.length - per]!;
+  const written = new Map(jobs.map((j, i) => [j.file, { file: j.file, sha256: write(j.file, results[i]!) }]));
+  /** A model's refining network file, when trained (written after the rest of the entry, as manifests have it). */
+  const refineOf = (base: string) => (o.refine ? { refine: written.get(`${base}-refine.onnx`)! } : {});
+  const final = results[jobs.findIndex((j) => j.file === 'unet.onnx')]!;
   const parameters = final.convs.reduce((s, c) => s + c.w.length + c.co + (c.k === 3 ? c.co : 0), 0);
-  const refineOf = (i: number) => (o.refine ? { refine: files[i + 1] } : {});
   const manifest: SegmenterManifest = {
     format: SEGMENTER_FORMAT, id: 'tap-unet', version: o.refine ? '1.2.0' : '1.1.0',
     intendedUse: 'Proposes a breast lesion outline from one tap on a B-mode image, for a sonographer to accept or correct. Decision support only, not for diagnosis.',
-    model: { ...files[jobs.length - per], channels: final.channels, parameters, ...refineOf(jobs.length - per) },
+    model: { ...written.get('unet.onnx')!, channels: final.channels, parameters, ...refineOf('unet') },
     recipe: options.recipe,
     training: {
       command: o.command, cohort: basename(o.cohort), cohortSha256: sha256(readFileSync(o.cohort)), images: images.length,
@@ -159,7 +162,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       ...(o.refine && { refine: { ...REFINE_TRAINING } }),
       folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
-    folds: Array.from({ length: o.folds }, (_, k) => ({ ...files[k * per], ...refineOf(k * per), heldOut: jobs[k * per].heldOut })),
+    folds: models.slice(0, -1).map((m) => ({ ...written.get(`${m.base}.onnx`)!, ...refineOf(m.base), heldOut: m.heldOut })),
     notes: [
       'Trained on BUSI (one public dataset): images carry calipers and text, and lesions are mostly centred; accuracy on other scanners is unknown.',
       'Cross-validation folds keep near-duplicate images together; the fold models give out-of-sample masks for the training images.',

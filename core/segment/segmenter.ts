@@ -17,7 +17,7 @@ import type * as Ort from 'onnxruntime-node';
 import type { GrayImage } from '../imageio.js';
 import { native, type SquareCrop } from '../native.js';
 import { packageRoot } from '../paths.js';
-import { parseSegmenterManifest, type SegmenterManifest, type SegmenterRecipe } from './manifest.js';
+import { parseSegmenterManifest, type SegmenterManifest, type SegmenterNetworkFile, type SegmenterRecipe } from './manifest.js';
 
 /** A tap inside the lesion (image pixels), or a rough box around it (inclusive corners). */
 export type SegmentPrompt = { seed: { x: number; y: number } } | { box: { x0: number; y0: number; x1: number; y1: number } };
@@ -135,7 +135,7 @@ export class Segmenter {
       if (sha256(b) !== want) throw new SegmentError(`segmenter ${path}: ${file} does not match its sha256 in the manifest`);
       return b;
     };
-    const networks = async (f: { file: string; sha256: string; refine?: { file: string; sha256: string } }): Promise<Networks> => ({
+    const networks = async (f: SegmenterNetworkFile & { refine?: SegmenterNetworkFile }): Promise<Networks> => ({
       net: await Network.load(ort, read(f.file, f.sha256)),
       ...(f.refine && { refine: await Network.load(ort, read(f.refine.file, f.refine.sha256)) }),
     });
