@@ -22,6 +22,9 @@ import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } f
 export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
 
 /** The score's mask sensitivity by default: every 4th tracked frame, the mask shrunk and grown by 2 px. */
+/** Frames shown lately whose lesion a reference can be anchored to (about 2 s at 30 frames/s). */
+const RECENT_ANCHORS = 64;
+
 export const DEFAULT_MASK_SENSITIVITY = { radiusPx: 2, every: 4 } as const;
 export type StageName = (typeof STAGES)[number];
 
@@ -128,6 +131,12 @@ export class Pipeline extends EventEmitter {
   /** The last frame shown, and while frozen the frame held on screen. */
   private last: Held | undefined;
   private frozenOn: Held | undefined;
+  /**
+   * The lesion's centre and scale on the frames shown lately (oldest first, at most
+   * RECENT_ANCHORS): a reference placed on a frame a viewer still shows is anchored to that frame's
+   * lesion, not to the newer one the pipeline has shown since.
+   */
+  private readonly recentAnchors: { seq: number; center: { x: number; y: number }; scale: number }[] = [];
   private readonly featureThreads: number;
   private readonly tracker: LesionTracker;
   private readonly aggregators: RiskAggregator[];
@@ -175,18 +184,23 @@ export class Pipeline extends EventEmitter {
 
   /**
    * Places the perfusion reference region (a disc in normal tissue; pane coordinates of the frame
-   * last shown, radius in mm) or removes it (null). It follows the tracked lesion from there.
+   * last shown, or of the recent frame `onSeq` a viewer showed, radius in mm) or removes it (null).
+   * It follows the tracked lesion from there: the disc keeps its offset from the lesion's centre on
+   * that frame. Returns the frame it was anchored on (null when removed or nothing is tracked).
    * Throws a RangeError naming the problem (nothing changes) when it is off the pane or the
    * perfusion analysis is off.
    */
-  setReference(ref: { x: number; y: number; radiusMm: number } | null): void {
+  setReference(ref: { x: number; y: number; radiusMm: number } | null, onSeq?: number): { anchoredOn: number | null } {
     if (!this.perfusion) throw new RangeError('the perfusion analysis is switched off (pipeline perfusion: false)');
     const r = this.layout.panes.bmode.rect;
     if (ref && !(ref.x >= 0 && ref.y >= 0 && ref.x < r.width && ref.y < r.height))
       throw new RangeError(`reference (${ref.x}, ${ref.y}) lies outside the ${r.width}x${r.height} pane`);
+    // The lesion of the frame the disc was placed on when it was shown lately (and not frozen
+    // since: a held frame is the one on screen), else of the frame shown last.
+    const recent = onSeq !== undefined && !this.frozenOn ? this.recentAnchors.find((a) => a.seq === onSeq) : undefined;
     const track = this.last?.shown?.track;
-    const center = track?.center;
-    this.perfusion.setReference(ref, center && Number.isFinite(center.x) ? center : { x: NaN, y: NaN }, track?.scale ?? 1);
+    const anchor = recent ?? (track && Number.isFinite(track.center.x) ? { seq: this.last!.lf.frame.seq, center: track.center, scale: track.scale } : undefined);
+    this.perfusion.setReference(ref, anchor?.center ?? { x: NaN, y: NaN }, anchor?.scale ?? 1);
     this.emit('reference', ref);
     // While frozen no new frame comes: show the held one again with the disc where it now is.
     const held = this.frozenOn?.shown;
@@ -194,6 +208,7 @@ export class Pipeline extends EventEmitter {
       const reference = held.track.state !== 'idle' ? this.perfusion.referenceOn(held.track.center, held.track.scale) : null;
       this.emit('display', { ...held, reference, frozen: true } satisfies DisplayFrame);
     }
+    return { anchoredOn: ref && anchor ? anchor.seq : null };
   }
 
   /** Starts a new time-intensity curve (a new injection). */
@@ -471,6 +486,8 @@ export class Pipeline extends EventEmitter {
       return false;
     }
     for (const a of this.aggregators) a.reset();
+    // Frames before the lock showed another outline's centre: no reference is anchored to them.
+    this.recentAnchors.length = 0;
     this.emit('lock', lf.frame.seq);
     settle(undefined, lf.frame.seq);
     return true;
@@ -495,6 +512,10 @@ export class Pipeline extends EventEmitter {
     const shown: DisplayFrame = { frame: lf.frame, layout: this.layout, track, rings, contours, truth: held.truth, frozen: this.frozenOn !== undefined, reference };
     held.shown = shown;
     this.last = held;
+    if (track.state !== 'idle' && !this.frozenOn && Number.isFinite(track.center.x)) {
+      this.recentAnchors.push({ seq: lf.frame.seq, center: track.center, scale: track.scale });
+      if (this.recentAnchors.length > RECENT_ANCHORS) this.recentAnchors.shift();
+    }
     this.emit('display', shown);
     this.mark('publish', t);
     this.e2eDisplay.record(performance.now() - arrivalMs);

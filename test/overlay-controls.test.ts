@@ -294,15 +294,19 @@ t.test('perfusion: the reference is placed and cleared from the page, a new inje
   const a = await client(url);
   const b = await client(url);
   await until(() => a.frames.some((f) => f.header.tracking.state === 'tracking'), 5000, 'tracking');
-  const c = a.frames.at(-1)!.header.tracking.center!;
+  // Placed on the frame this page shows, which may lag the server's: anchored to that frame's lesion.
+  const onScreen = a.frames.at(-1)!.header;
+  const c = onScreen.tracking.center!;
   t.match((await b.ask({ type: 'reference', x: 10, y: 10, radiusMm: 3 })).error, /^reference: only the controller/, 'viewers cannot place it');
-  t.match(await a.ask({ type: 'reference', x: c.x + 120, y: c.y - 60, radiusMm: 4 }), { type: 'ack', re: 'reference', result: { reference: { radiusMm: 4 } } });
+  t.match(await a.ask({ type: 'reference', x: c.x + 120, y: c.y - 60, radiusMm: 4, seq: onScreen.seq }),
+    { type: 'ack', re: 'reference', result: { reference: { radiusMm: 4 }, anchoredOn: onScreen.seq } });
   await until(() => b.frames.some((f) => f.header.reference !== null), 3000, 'frames carry the reference');
   const ref = b.frames.filter((f) => f.header.reference).at(-1)!.header;
   const off = { x: ref.reference!.x - ref.tracking.center!.x, y: ref.reference!.y - ref.tracking.center!.y };
   t.ok(Math.abs(off.x - 120) < 10 && Math.abs(off.y + 60) < 10, `the disc keeps its place beside the lesion (${off.x.toFixed(1)}, ${off.y.toFixed(1)})`);
   t.match((await a.ask({ type: 'reference', x: -40, y: 10, radiusMm: 4 })).error, /^reference: reference \(-40, 10\) lies outside the \d+x\d+ pane/);
   t.match((await a.ask({ type: 'reference', x: 40, y: 10, radiusMm: 50 })).error, /reference\.radiusMm: must be <= 20/);
+  t.match((await a.ask({ type: 'reference', x: 40, y: 10, radiusMm: 4, seq: 1.5 })).error, /^reference\.seq must be an integer/);
   t.match((await a.ask({ type: 'reference', x: 40 })).error, /either "x", "y" and "radiusMm", or "clear": true/);
   await until(() => a.text.filter((m) => m.type === 'perfusion').length >= 2, 8000, 'perfusion messages');
   const msg = a.text.filter((m) => m.type === 'perfusion').at(-1)! as { curve: { t: number[]; series: Record<string, unknown[]> }; notice: string; state: string };
@@ -317,7 +321,7 @@ t.test('perfusion: the reference is placed and cleared from the page, a new inje
   const before = pipeline.perfusion!.stats.samples;
   t.match(await a.ask({ type: 'perfusion', action: 'reset' }), { type: 'ack', result: { action: 'reset' } });
   t.ok(pipeline.perfusion!.stats.samples < before, 'a new injection: the curve starts again');
-  t.match(await a.ask({ type: 'reference', clear: true }), { type: 'ack', result: { reference: null } });
+  t.match(await a.ask({ type: 'reference', clear: true }), { type: 'ack', result: { reference: null, anchoredOn: null } });
   await until(() => a.frames.at(-1)!.header.reference === null, 3000, 'the disc is gone');
   t.same(a.invalid, [], 'every message the server sent matched its schema');
   const audited = entries().filter((e) => e.what === 'reference' || e.what === 'perfusion').map((e) => e.what);

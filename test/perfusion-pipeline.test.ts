@@ -73,3 +73,45 @@ t.test('session terms in a card are checked like any feature', async (t) => {
   t.throws(() => off.setReference({ x: 1, y: 1, radiusMm: 3 }), /perfusion analysis is switched off/);
   t.throws(() => off.resetPerfusion(), /switched off/);
 });
+
+t.test('a reference placed on a frame a viewer still shows is anchored to that frame\'s lesion', async (t) => {
+  const phantom = new PhantomScanner({ seed: 9, width: 640, height: 360, fps: 10 });
+  const p = new Pipeline({ layout: phantom.layout, models: [], ringsMm: [3] }).start();
+  t.teardown(() => p.stop());
+  const pane = phantom.layout.panes.bmode.rect;
+  const shown: DisplayFrame[] = [];
+  const show = async (i: number) => {
+    const { frame, truth } = phantom.frameAt(i);
+    if (i === 0) void p.lockLesion(createLesionMask(truth.lesionMask.slice(), pane.width, pane.height));
+    const displayed = new Promise<DisplayFrame>((resolve) => p.once('display', resolve));
+    p.push(frame, truth);
+    const d = await Promise.race([displayed, new Promise<undefined>((r) => setTimeout(r, 2000))]);
+    if (d) shown.push(d);
+    return d;
+  };
+  for (let i = 0; i < 60; i++) await show(i);
+  const tracked = shown.filter((d) => d.track.state === 'tracking');
+  t.ok(tracked.length >= 30, `${tracked.length} tracked frames`);
+  // A frame well behind the last one, whose lesion centre differs from the last one's.
+  const last = shown.at(-1)!;
+  const dist = (d: DisplayFrame) => Math.hypot(d.track.center.x - last.track.center.x, d.track.center.y - last.track.center.y);
+  const old = tracked.filter((d) => last.frame.seq - d.frame.seq <= 40).sort((a, b) => dist(b) - dist(a))[0];
+  t.ok(dist(old) > 2, `the lesion moved ${dist(old).toFixed(1)} px between frame ${old.frame.seq} and ${last.frame.seq}`);
+  const at = { x: old.track.center.x + 60, y: old.track.center.y - 30, radiusMm: 3 };
+  t.same(p.setReference(at, old.frame.seq), { anchoredOn: old.frame.seq }, 'anchored on the frame the viewer showed');
+  const next = (await show(60))!;
+  const k = next.track.scale / old.track.scale;
+  t.ok(Math.abs(next.reference!.x - next.track.center.x - 60 * k) < 1e-6 && Math.abs(next.reference!.y - next.track.center.y + 30 * k) < 1e-6,
+    `it keeps its offset from that frame's lesion (${(next.reference!.x - next.track.center.x).toFixed(2)}, ${(next.reference!.y - next.track.center.y).toFixed(2)})`);
+  // Without seq, or a frame it no longer holds: the frame shown last.
+  t.same(p.setReference(at), { anchoredOn: next.frame.seq }, 'no seq: the frame shown last');
+  t.same(p.setReference(at, next.frame.seq - 1000), { anchoredOn: next.frame.seq }, 'a frame it no longer holds: the frame shown last');
+  t.same(p.setReference(null, old.frame.seq), { anchoredOn: null }, 'removed: anchored nowhere');
+  // After a lock, frames before it showed another outline.
+  const before = next.frame.seq;
+  // (A lock is taken on the next frame pushed.)
+  const locked = p.lockLesion(createLesionMask(phantom.frameAt(61).truth.lesionMask.slice(), pane.width, pane.height));
+  const after = (await show(61))!;
+  t.equal(await locked, after.frame.seq, 'locked on the next frame');
+  t.same(p.setReference(at, before), { anchoredOn: after.frame.seq }, 'a frame before the last lock is not an anchor');
+});

@@ -91,7 +91,7 @@ export type PageMessage =
   | { type: 'clinical'; id?: string; values: Record<string, number | boolean | string | null> }
   | { type: 'record'; id?: string; action: 'start' | 'stop' }
   | { type: 'mark'; id?: string; label?: string }
-  | { type: 'reference'; id?: string; x?: number; y?: number; radiusMm?: number; clear?: true }
+  | { type: 'reference'; id?: string; x?: number; y?: number; radiusMm?: number; seq?: number; clear?: true }
   | { type: 'perfusion'; id?: string; action: 'reset' };
 
 export const PAGE_MESSAGE_TYPES = ['ping', 'control', 'layers', 'models', 'freeze', 'lock', 'clinical', 'record', 'mark', 'reference', 'perfusion', 'segment', 'proposal'] as const;
@@ -134,8 +134,9 @@ export const PAGE_MESSAGE_SCHEMA = {
     page('record', { action: { enum: ['start', 'stop'] } }, ['action']),
     page('mark', { label: { type: 'string', maxLength: 120 } }),
     page('reference', {
-      // Pane coordinates (pixels) of the frame shown; the pipeline checks they lie on the pane.
-      x: finiteNumber, y: finiteNumber, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 }, clear: { const: true },
+      // Pane coordinates (pixels) of the frame shown (seq: that frame's, so the disc is anchored to
+      // its lesion); the pipeline checks they lie on the pane.
+      x: finiteNumber, y: finiteNumber, radiusMm: { type: 'number', minimum: 0.5, maximum: 20 }, seq: { type: 'integer', minimum: 0 }, clear: { const: true },
     }, [], { oneOf: [{ required: ['x', 'y', 'radiusMm'] }, { required: ['clear'] }], description: 'either "x", "y" and "radiusMm", or "clear": true' }),
     page('perfusion', { action: { enum: ['reset'] } }, ['action']),
     page('segment', {

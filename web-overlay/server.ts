@@ -466,13 +466,14 @@ export class OverlayServer extends EventEmitter {
       }
       case 'reference': {
         const ref = msg.clear ? null : { x: msg.x!, y: msg.y!, radiusMm: msg.radiusMm! };
+        let anchoredOn: number | null;
         try {
-          p.setReference(ref);
+          ({ anchoredOn } = p.setReference(ref, msg.clear ? undefined : msg.seq));
         } catch (e) {
           throw new Refusal(`reference: ${(e as Error).message}`);
         }
-        this.audit(who, 'reference', { reference: ref });
-        return { reference: ref };
+        this.audit(who, 'reference', { reference: ref, anchoredOn });
+        return { reference: ref, anchoredOn };
       }
       case 'perfusion': {
         try {

@@ -1764,10 +1764,11 @@ function placeReference(clientX, clientY) {
   const x = round2(Math.min(r.width - 1, Math.max(0, p.x))), y = round2(Math.min(r.height - 1, Math.max(0, p.y)));
   S.referenceTool = false;
   drawingUi();
-  // Where it was placed, on which frame (the server anchors it to the lesion of the frame it showed last).
+  // Where it was placed, on which frame: the server anchors it to that frame's lesion (or, when
+  // it no longer holds that frame, to the lesion of the frame it showed last).
   const h = S.lastHeader;
   S.referencePlaced = { pane: p.pane, x, y, seq: h ? h.seq : null, center: h && h.tracking.center ? { ...h.tracking.center } : null };
-  send({ type: 'reference', x, y, radiusMm: REFERENCE_RADIUS_MM }, (reply) => {
+  send({ type: 'reference', x, y, radiusMm: REFERENCE_RADIUS_MM, ...(h && { seq: h.seq }) }, (reply) => {
     if (reply.type === 'ack') say(`Reference placed: a ${REFERENCE_RADIUS_MM} mm disc at (${x.toFixed(0)}, ${y.toFixed(0)}); it follows the lesion.`, 'ok');
     else say(`Reference not placed: ${reply.error}`, 'error', 10000);
   });
