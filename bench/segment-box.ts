@@ -15,22 +15,14 @@ import { mean, quantile } from 'simple-statistics';
 import { seededRandom } from '../core/random.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
 import { Segmenter } from '../core/segment/segmenter.js';
-import { loadBusiCases, type BusiCase } from './busi.js';
+import { jitteredBox, loadBusiCases, type BusiCase, type Box } from './busi.js';
 import { f1, f3, table } from './table.js';
 
 const seg = await Segmenter.load({ folds: true });
 const { cases } = await loadBusiCases(seg, process.env.BENCH_QUICK === '1');
 console.log(`${cases.length} images, segmenter ${seg.manifest.id} ${seg.manifest.version}, box margin ${seg.recipe.boxMarginFraction} of the box's larger side`);
 
-type Box = { x0: number; y0: number; x1: number; y1: number };
 interface Outcome { dice: number; hd95: number; ms: number; found: boolean; malignant: boolean }
-
-function boxOf(k: BusiCase, random: () => number, out: number): Box {
-  const { width: w, height: h } = k.image;
-  const { x0, y0, x1, y1 } = k.bbox;
-  const ew = x1 - x0 + 1, eh = y1 - y0 + 1, j = () => out + 0.1 * (2 * random() - 1);
-  return { x0: Math.max(0, x0 - j() * ew), y0: Math.max(0, y0 - j() * eh), x1: Math.min(w - 1, x1 + j() * ew), y1: Math.min(h - 1, y1 + j() * eh) };
-}
 
 async function run(k: BusiCase, box: Box, boxMargin: boolean): Promise<Outcome> {
   const r = await seg.segment(k.image, { box }, { fold: k.fold, boxMargin });
@@ -46,13 +38,13 @@ const row = (name: string, o: Outcome[]) => {
     f1(quantile(hd, 0.5)), String(o.filter((x) => !x.found).length), f1(quantile(ms, 0.5)), f1(quantile(ms, 0.95))];
 };
 
-for (const k of cases.slice(0, 3)) await run(k, boxOf(k, seededRandom(1), 0), true);
+for (const k of cases.slice(0, 3)) await run(k, jitteredBox(k, seededRandom(1), 0), true);
 const rows: string[][] = [];
 for (const [name, out] of [['tight', 0], ['loose', 0.25]] as const) {
   const random = seededRandom(20261122);
   const shipped: Outcome[] = [], unclipped: Outcome[] = [];
   for (const k of cases) {
-    const box = boxOf(k, random, out);
+    const box = jitteredBox(k, random, out);
     shipped.push(await run(k, box, true));
     unclipped.push(await run(k, box, false));
   }

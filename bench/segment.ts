@@ -33,7 +33,7 @@ import { aucDeLong, pairedAucDeLong } from '../core/stats/roc.js';
 import { dice, hd95 } from '../core/segment/metrics.js';
 import { Segmenter, type SegmentResult } from '../core/segment/segmenter.js';
 import { DEFAULT_RINGS_PX } from '../cli/fit.js';
-import { loadBusiCases, type BusiCase } from './busi.js';
+import { innerHalf, loadBusiCases, outsideTaps, tapAt, type BusiCase } from './busi.js';
 import { f1, f3, table } from './table.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -88,15 +88,10 @@ const random = seededRandom(20261122);
 const inner: Outcome[] = [];
 const perImageSd: number[] = [], perImageRange: number[] = [];
 for (const k of cases) {
-  const { width: w, height: h } = k.image;
-  const d = new Float32Array(w * h);
-  native.maskDistance(k.mask, w, h, d);
-  const pts: number[] = [];
-  for (let i = 0; i < d.length; i++) if (d[i] >= k.tap.depth / 2) pts.push(i);
+  const pts = innerHalf(k);
   const ds: number[] = [];
   for (let t = 0; t < 5; t++) {
-    const i = pts[Math.floor(random() * pts.length)];
-    const o = await run(k, { x: i % w, y: Math.floor(i / w) }, true);
+    const o = await run(k, tapAt(k, pts, random), true);
     inner.push(o);
     ds.push(o.dice);
   }
@@ -127,15 +122,9 @@ function darkness(image: GrayImage, m: Uint8Array, area: number): number {
   return inside / n1 / Math.max(1, ring / n2);
 }
 for (const k of cases) {
-  const { width: w, height: h } = k.image;
-  const grown = new Uint8Array(w * h);
-  native.morphMask(k.mask, w, h, Math.max(8, k.tap.depth), grown);
-  for (let t = 0, got = 0; t < 200 && got < 3; t++) {
-    const x = Math.floor(random() * w), y = Math.floor(random() * h);
-    if (grown[y * w + x]) continue;
-    got++;
+  for (const tap of outsideTaps(k, random, 3)) {
     outside++;
-    const r = await seg.segment(k.image, { seed: { x, y } }, { fold: k.fold });
+    const r = await seg.segment(k.image, { seed: tap }, { fold: k.fold });
     if (!r.found) none++;
     else {
       const d = dice(r.mask, k.mask);
