@@ -21,10 +21,10 @@ import { LesionTracker, TrackingError, type TrackerOptions, type TrackResult } f
 
 export const STAGES = ['layout', 'track', 'regions', 'features', 'risk', 'publish'] as const;
 
-/** The score's mask sensitivity by default: every 4th tracked frame, the mask shrunk and grown by 2 px. */
 /** Frames shown lately whose lesion a reference can be anchored to (about 2 s at 30 frames/s). */
 const RECENT_ANCHORS = 64;
 
+/** The score's mask sensitivity by default: every 4th tracked frame, the mask shrunk and grown by 2 px. */
 export const DEFAULT_MASK_SENSITIVITY = { radiusPx: 2, every: 4 } as const;
 export type StageName = (typeof STAGES)[number];
 
