@@ -86,8 +86,9 @@ export async function tapMasks(log: Log, segmenterDir?: string) {
     if (!r.found) throw new Error(`${r.reason} (${tap.x},${tap.y})`);
     return r.mask;
   };
-  const describe = () => `masks segmented from one tap at each cohort mask's deepest point (segmenter ${seg.manifest.id} ${seg.manifest.version}, ` +
-    `sha256 ${seg.manifest.model.sha256.slice(0, 16)}…${seg.manifest.model.refine ? `, refining network ${seg.manifest.model.refine.sha256.slice(0, 16)}…` : ''}; ${outOfFold} of ${segmented} images were in its training set and got the fold model that never saw them)`;
+  const { id, version, sha256, refineSha256 } = seg.identity;
+  const describe = () => `masks segmented from one tap at each cohort mask's deepest point (segmenter ${id} ${version}, ` +
+    `sha256 ${sha256.slice(0, 16)}…${refineSha256 ? `, refining network ${refineSha256.slice(0, 16)}…` : ''}; ${outOfFold} of ${segmented} images were in its training set and got the fold model that never saw them)`;
   return { maskOf, describe, close: () => seg.close(), log: () => log(`masks: ${describe()}`) };
 }
 

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import sharp from 'sharp';
 import { readGrayImage } from '../core/imageio.js';
 import { DECISION_SUPPORT_NOTICE } from '../core/risk.js';
-import { checkPrompt, Segmenter, SegmentError, type SegmentPrompt } from '../core/segment/segmenter.js';
+import { checkPrompt, Segmenter, SegmentError, type SegmenterIdentity, type SegmentPrompt } from '../core/segment/segmenter.js';
 import { UsageError } from './errors.js';
 
 export interface SegmentOptions {
@@ -30,7 +30,7 @@ export interface SegmentSummary {
   confidence: number;
   ms: number;
   /** The segmenter: its network's sha256, and its refining network's (pass 2) when it has one. */
-  segmenter: { id: string; version: string; sha256: string; refineSha256?: string };
+  segmenter: SegmenterIdentity;
   notice: string;
 }
 
@@ -54,7 +54,7 @@ export async function segmentCommand(o: SegmentOptions): Promise<SegmentSummary>
     const r = await seg.segment(image, o.prompt);
     const base = {
       image: o.image, width: image.width, height: image.height, prompt: o.prompt, confidence: Math.round(r.confidence * 1000) / 1000, ms: Math.round(r.ms * 10) / 10,
-      segmenter: { id: seg.manifest.id, version: seg.manifest.version, sha256: seg.manifest.model.sha256, ...(seg.manifest.model.refine && { refineSha256: seg.manifest.model.refine.sha256 }) }, notice: DECISION_SUPPORT_NOTICE,
+      segmenter: seg.identity, notice: DECISION_SUPPORT_NOTICE,
     };
     if (!r.found) return { found: false, ...base, reason: r.reason };
     await writeMaskPng(o.out, r.mask, r.width, r.height);

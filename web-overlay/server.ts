@@ -468,7 +468,7 @@ export class OverlayServer extends EventEmitter {
         const ref = msg.clear ? null : { x: msg.x!, y: msg.y!, radiusMm: msg.radiusMm! };
         let anchoredOn: number | null;
         try {
-          ({ anchoredOn } = p.setReference(ref, msg.clear ? undefined : msg.seq));
+          ({ anchoredOn } = p.setReference(ref, msg.seq));
         } catch (e) {
           throw new Refusal(`reference: ${(e as Error).message}`);
         }

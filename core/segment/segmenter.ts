@@ -41,6 +41,9 @@ export interface SegmentNotFound { found: false; reason: string; confidence: num
 
 export type SegmentResult = SegmentFound | SegmentNotFound;
 
+/** A segmenter's id, version and network sha256s: what made a mask. */
+export interface SegmenterIdentity { id: string; version: string; sha256: string; refineSha256?: string }
+
 export class SegmentError extends Error {
   constructor(message: string) {
     super(message);
@@ -110,6 +113,12 @@ export class Segmenter {
     private readonly foldNets: Networks[], private readonly heldOutBy: Map<string, number>) {}
 
   get recipe(): SegmenterRecipe { return this.manifest.recipe; }
+
+  /** Which segmenter this is: what a mask's provenance names (the refining network's sha256 when it has one). */
+  get identity(): SegmenterIdentity {
+    const { id, version, model } = this.manifest;
+    return { id, version, sha256: model.sha256, ...(model.refine && { refineSha256: model.refine.sha256 }) };
+  }
 
   /** Loads and checks the manifest and the networks (sha256 of every file). */
   static async load(opts: SegmenterOptions = {}): Promise<Segmenter> {
