@@ -5,13 +5,13 @@
 // together) for out-of-sample evaluation. Seeded and single-threaded per model: the same data and
 // options give the same files. Models train in parallel worker threads (--jobs).
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { readCohort, type Cohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
 import { cropRows } from '../core/layout.js';
-import { DEFAULT_RECIPE, SEGMENTER_FORMAT, type SegmenterManifest } from '../core/segment/manifest.js';
+import { DEFAULT_RECIPE, parseSegmenterManifest, SEGMENTER_FORMAT, type SegmenterManifest, type SegmenterNetworkFile } from '../core/segment/manifest.js';
 import { foldBatchNorm, type NetWeights } from '../core/segment/net.js';
 import { unetToOnnx } from '../core/segment/onnx.js';
 import { DEFAULT_TRAINING, duplicateGroups, groupedFolds, trainingImage, type TrainingImage, type TrainOptions } from '../core/segment/train.js';
@@ -32,6 +32,18 @@ export interface TrainSegmenterOptions {
   boxNegatives?: number;
   /** Also train a refining network for pass 2 per model (REFINE_TRAINING), on the same images. */
   refine?: boolean;
+  /** Pass 1's network: the share of examples that are taps well outside the lesion (TrainOptions.negativeFraction; default 0.15). */
+  negatives?: number;
+  /** Pass 1's network: the share of positive examples cropped at a lesion's scale (TrainOptions.lesionScaleFraction; default 0.5). */
+  lesionScaleShare?: number;
+  /** The refining networks' crop side at a lesion's scale, in multiples of its extent (TrainOptions.lesionScaleRange; default [1.5, 3]). */
+  refineScale?: [number, number];
+  /**
+   * A trial: train only these cross-validation folds' networks (1-based; the folds must hold out
+   * the same images as the segmenter in `of`) and write `of` with them put in, a candidate for
+   * `npm run bench:segment-compare`. `refineOnly`: train only their refining networks.
+   */
+  trial?: { of: string; folds: number[]; refineOnly?: boolean };
   command: string;
 }
 
@@ -52,6 +64,21 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
  * found something, so it needs no negatives).
  */
 export const REFINE_TRAINING = { negativeFraction: 0, lesionScaleFraction: 1 } as const;
+
+/** How this command's options set the training of pass 1's network and of the refining network. */
+function trainingOptions(o: TrainSegmenterOptions): { options: TrainOptions; refine: TrainOptions } {
+  const options: TrainOptions = {
+    ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction,
+    negativeFraction: o.negatives ?? DEFAULT_TRAINING.negativeFraction, lesionScaleFraction: o.lesionScaleShare ?? DEFAULT_TRAINING.lesionScaleFraction,
+  };
+  return { options, refine: { ...options, ...REFINE_TRAINING, lesionScaleRange: o.refineScale ?? DEFAULT_TRAINING.lesionScaleRange } };
+}
+
+/** What the manifest records of the refining networks' training: the scale range only when not the default, so manifests stay as they were. */
+function refineRecord(r: TrainOptions): NonNullable<SegmenterManifest['training']['refine']> {
+  const [a, b] = r.lesionScaleRange, [da, db] = DEFAULT_TRAINING.lesionScaleRange;
+  return { ...REFINE_TRAINING, ...((a !== da || b !== db) && { lesionScaleRange: [a, b] as [number, number] }) };
+}
 
 /** The cohort's images and masks as training images (in cohort order); files' sha256 kept. */
 export async function loadTrainingImages(cohort: Cohort, only?: number[]): Promise<Array<TrainingImage | undefined>> {
@@ -109,7 +136,8 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const groups = duplicateGroups(images);
   const nGroups = new Set(groups).size;
   log(`train-segmenter: ${nGroups} groups of near-duplicate images (${images.length - nGroups} images share a group)`);
-  const options: TrainOptions = { ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction };
+  const { options, refine } = trainingOptions(o);
+  const base = o.trial ? trialBase(o) : undefined;
   const foldOf = o.folds >= 2 ? groupedFolds(images, groups, o.folds, o.seed) : [];
   const all = images.map((_, i) => i);
   // Each model (a fold's, then the final one) is trained once, and once more as its refining network.
@@ -118,8 +146,12 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       name: `fold ${k + 1}/${o.folds}`, base: `fold-${k + 1}`, train: all.filter((i) => foldOf[i] !== k), heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
     })),
     { name: 'final', base: 'unet', train: all, heldOut: [] },
+  ].filter((m, k) => !o.trial || o.trial.folds.includes(k + 1));
+  if (base) checkTrialFolds(o, base, models);
+  const kinds = [
+    ...(o.trial?.refineOnly ? [] : [{ suffix: '', label: '', options }]),
+    ...(o.refine || o.trial?.refineOnly ? [{ suffix: '-refine', label: ' (refining)', options: refine }] : []),
   ];
-  const kinds = [{ suffix: '', label: '', options }, ...(o.refine ? [{ suffix: '-refine', label: ' (refining)', options: { ...options, ...REFINE_TRAINING } }] : [])];
   const jobs = models.flatMap((m) => kinds.map((kind) => ({
     name: `${m.name}${kind.label}`, file: `${m.base}${kind.suffix}.onnx`,
     job: { cohort: o.cohort, labelColumn: o.labelColumn, train: m.train, phantomImages: o.phantomImages, options: kind.options } satisfies TrainJob,
@@ -144,6 +176,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
     return sha256(bytes);
   };
   const written = new Map(jobs.map((j, i) => [j.file, { file: j.file, sha256: write(j.file, results[i]!) }]));
+  if (base) return writeTrial(o, base, out, written, options, refine, t0, log);
   /** A model's refining network file, when trained (written after the rest of the entry, as manifests have it). */
   const refineOf = (base: string) => (o.refine ? { refine: written.get(`${base}-refine.onnx`)! } : {});
   const final = results[jobs.findIndex((j) => j.file === 'unet.onnx')]!;
@@ -159,7 +192,8 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       seed: o.seed, epochs: o.epochs, batchSize: options.batchSize, learningRate: options.learningRate, negativeFraction: options.negativeFraction,
       // Recorded when used, so manifests made without them stay as they were.
       ...(options.boxNegativeFraction > 0 && { boxNegativeFraction: options.boxNegativeFraction }),
-      ...(o.refine && { refine: { ...REFINE_TRAINING } }),
+      ...(options.lesionScaleFraction !== DEFAULT_TRAINING.lesionScaleFraction && { lesionScaleFraction: options.lesionScaleFraction }),
+      ...(o.refine && { refine: refineRecord(refine) }),
       folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
     folds: models.slice(0, -1).map((m) => ({ ...written.get(`${m.base}.onnx`)!, ...refineOf(m.base), heldOut: m.heldOut })),
@@ -170,5 +204,53 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   };
   writeFileSync(join(out, 'segmenter.json'), `${JSON.stringify(manifest, null, 1)}\n`);
   log(`train-segmenter: wrote ${out} in ${manifest.training.minutes} min`);
+  return manifest;
+}
+
+/** A trial's base: the segmenter it is a variant of, checked to fit the trial. */
+function trialBase(o: TrainSegmenterOptions): { dir: string; manifest: SegmenterManifest } {
+  const t = o.trial!, dir = resolve(t.of), file = join(dir, 'segmenter.json');
+  if (dir === resolve(o.out)) throw new UsageError(`train-segmenter: --out must not be --trial-of ${t.of}: a trial writes a copy, it never overwrites the segmenter it varies`);
+  if (!existsSync(file)) throw new UsageError(`train-segmenter: --trial-of ${t.of}: ${file} is missing`);
+  const manifest = parseSegmenterManifest(JSON.parse(readFileSync(file, 'utf8')), file);
+  if (manifest.folds.length !== o.folds)
+    throw new UsageError(`train-segmenter: --trial-of ${t.of} has ${manifest.folds.length} fold models, --folds is ${o.folds}: a trial trains the same folds`);
+  if (!t.folds.length || t.folds.some((k) => !Number.isInteger(k) || k < 1 || k > o.folds))
+    throw new UsageError(`train-segmenter: --trial-folds must name folds 1..${o.folds} (got ${t.folds.join(',') || 'none'})`);
+  if (t.refineOnly && !manifest.model.refine) throw new UsageError(`train-segmenter: --refine-only: ${t.of} has no refining networks to replace`);
+  if (o.refine && !manifest.model.refine) throw new UsageError(`train-segmenter: --refine: ${t.of} has no refining networks, so a trial cannot add them to some folds only`);
+  return { dir, manifest };
+}
+
+/** A trial's folds must hold out exactly the base's images (same cohort, seed and --folds), or the comparison is not paired. */
+function checkTrialFolds(o: TrainSegmenterOptions, base: { manifest: SegmenterManifest }, models: Array<{ base: string; heldOut: string[] }>): void {
+  for (const m of models) {
+    const k = Number(m.base.replace('fold-', '')) - 1, want = base.manifest.folds[k].heldOut;
+    if ([...m.heldOut].sort().join() !== [...want].sort().join())
+      throw new UsageError(`train-segmenter: fold ${k + 1} would hold out other images than fold ${k + 1} of ${o.trial!.of} (another cohort, --seed or --folds?): a trial must be paired with it`);
+  }
+}
+
+/** Writes a trial: the base segmenter's files and manifest with the trained fold networks put in. */
+function writeTrial(o: TrainSegmenterOptions, base: { dir: string; manifest: SegmenterManifest }, out: string, written: Map<string, SegmenterNetworkFile>,
+  options: TrainOptions, refine: TrainOptions, t0: number, log: (l: string) => void): SegmenterManifest {
+  const m = base.manifest, t = o.trial!;
+  const files = [m.model.file, ...(m.model.refine ? [m.model.refine.file] : []), ...m.folds.flatMap((f) => [f.file, ...(f.refine ? [f.refine.file] : [])])];
+  for (const f of files) if (!written.has(f)) copyFileSync(join(base.dir, f), join(out, f));
+  const swap = (f: SegmenterNetworkFile) => written.get(f.file) ?? f;
+  const networks = t.refineOnly ? 'refining' : o.refine ? 'both' : 'pass 1';
+  const manifest: SegmenterManifest = {
+    ...m, version: `${m.version}+trial`,
+    folds: m.folds.map((f) => ({ ...swap(f), ...(f.refine && { refine: swap(f.refine) }), heldOut: f.heldOut })),
+    trial: {
+      command: o.command, of: `${m.id} ${m.version}`, folds: [...t.folds].sort((a, b) => a - b), networks,
+      epochs: o.epochs, seed: o.seed,
+      ...(networks !== 'refining' && { negativeFraction: options.negativeFraction, lesionScaleFraction: options.lesionScaleFraction, boxNegativeFraction: options.boxNegativeFraction }),
+      ...(networks !== 'pass 1' && { refine: refineRecord(refine) }),
+      minutes: Math.round((performance.now() - t0) / 600) / 100,
+    },
+  };
+  writeFileSync(join(out, 'segmenter.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+  log(`train-segmenter: wrote the trial ${out} (${m.id} ${m.version} with the ${networks} networks of folds ${manifest.trial!.folds.join(', ')} retrained); compare it: npm run bench:segment-compare -- ${out}`);
   return manifest;
 }

@@ -20,6 +20,12 @@ t.test('bad arguments give clear errors and exit code 2', async (t) => {
     [['demo', '--port', '99999'], /--port must be an integer in \[0, 65535\]/],
     [['demo', '--fps', '0'], /--fps must be a number/],
     [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--box-negatives', '0.7'], /--box-negatives must be a number in \[0, 0\.5\] \(got "0\.7"\)/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--refine-scale', '3,1.5'], /--refine-scale must be two numbers "A,B" with A < B \(got "3,1\.5"\)/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--refine-scale', '1,x'], /--refine-scale must be two numbers "A,B"/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--trial-of', 'models/segmenter'], /--trial-of DIR and --trial-folds K,\.\.\. go together/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--refine-only'], /--refine-only is for a trial/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--trial-of', 'models/segmenter', '--trial-folds', '1,,2'], /--trial-folds must be an integer in \[1, 20\]/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--negatives', '1.5'], /--negatives must be a number in \[0, 0\.9\]/],
     [['demo', '--bogus'], /Unknown option '--bogus'/],
     [['demo', '--config', '/nonexistent/sonomics.yaml'], /cannot read/],
   ];

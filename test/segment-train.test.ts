@@ -145,7 +145,7 @@ function referenceForward(w: NetWeights, x: Float32Array, S: number): Float32Arr
 t.test('the exported ONNX network computes the trained network with its batch-norm statistics', async (t) => {
   const images = phantomTrainingImages(4);
   const recipe = { ...DEFAULT_RECIPE, inputSize: 16, tapSigma: 0.64 };
-  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25, boxNegativeFraction: 0, lesionScaleFraction: 0.5 });
+  const weights = await trainUNet(images, { recipe, channels: [4, 8, 8], seed: 5, epochs: 2, batchSize: 2, learningRate: [5e-3, 1e-3], negativeFraction: 0.25, boxNegativeFraction: 0, lesionScaleFraction: 0.5, lesionScaleRange: [1.5, 3] });
   t.ok(weights.convs.some((c) => c.rm && c.rm.some((v) => v !== 0)), 'the running statistics moved during training');
   const bytes = unetToOnnx(foldBatchNorm(weights), weights.channels, 16, 'test');
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
@@ -218,4 +218,46 @@ t.test('sonomics train-segmenter: seeded, the same bytes twice; a manifest that 
   writeFileSync(join(dir, 'c', 'segmenter.json'), JSON.stringify({ ...a, recipe: { ...a.recipe, inputSize: 'big' } }));
   await t.rejects(Segmenter.load({ dir: join(dir, 'c') }), /segmenter manifest .* is invalid: \/recipe\/inputSize must be integer/);
   await t.rejects(Segmenter.load({ dir: join(dir, 'missing') }), /segmenter .*segmenter\.json: not found/);
+});
+
+t.test('train-segmenter --trial-of: some folds retrained another way, in a copy of the segmenter they vary, paired with it', async (t) => {
+  const dir = tmp('segment-trial');
+  const cohort = writeSyntheticCohort(join(dir, 'cohort'), { seed: 6, n: 12, size: 96 });
+  const common = { cohort: cohort.csv, seed: 3, epochs: 1, folds: 2, jobs: 2, phantomImages: 2 };
+  const base = await trainSegmenterCommand({ ...common, out: join(dir, 'base'), refine: true, command: 'base' }, () => {});
+  const files = (m: { model: { file: string; refine?: { file: string } }; folds: Array<{ file: string; refine?: { file: string } }> }) =>
+    [m.model.file, m.model.refine!.file, ...m.folds.flatMap((f) => [f.file, f.refine!.file])];
+  const onDisk = (d: string, f: string) => sha(readFileSync(join(dir, d, f)));
+  // The same options: the trial trains fold 1's refining network exactly as the command did.
+  const same = await trainSegmenterCommand({ ...common, out: join(dir, 'same'), command: 'same', trial: { of: join(dir, 'base'), folds: [1], refineOnly: true } }, () => {});
+  t.same(files(same).map((f) => onDisk('same', f)), files(base).map((f) => onDisk('base', f)), 'default options: every network byte-identical to the segmenter it varies');
+  // Refining networks trained on crops of 1-3x the lesion: fold 1's refining network only is new.
+  const wide = await trainSegmenterCommand({ ...common, out: join(dir, 'wide'), refineScale: [1, 3], command: 'wide', trial: { of: join(dir, 'base'), folds: [1], refineOnly: true } }, () => {});
+  t.not(wide.folds[0].refine!.sha256, base.folds[0].refine!.sha256, 'fold 1\'s refining network is retrained');
+  t.equal(onDisk('wide', 'fold-1-refine.onnx'), wide.folds[0].refine!.sha256, 'the manifest names its file');
+  t.same({ ...wide, folds: [{ ...wide.folds[0], refine: base.folds[0].refine }, wide.folds[1]], version: base.version, trial: undefined }, { ...base, trial: undefined },
+    'everything else is the segmenter it varies');
+  t.equal(wide.version, `${base.version}+trial`);
+  t.same(wide.trial, { command: 'wide', of: `tap-unet ${base.version}`, folds: [1], networks: 'refining', epochs: 1, seed: 3,
+    refine: { negativeFraction: 0, lesionScaleFraction: 1, lesionScaleRange: [1, 3] }, minutes: wide.trial!.minutes }, 'the manifest says what was retrained, and how');
+  t.same(parseSegmenterManifest(JSON.parse(readFileSync(join(dir, 'wide', 'segmenter.json'), 'utf8')), 'wide'), wide, 'and it loads');
+  await (await Segmenter.load({ dir: join(dir, 'wide'), folds: true })).close();
+  // Pass 1's network of fold 2, with more negatives.
+  const neg = await trainSegmenterCommand({ ...common, out: join(dir, 'neg'), negatives: 0.3, command: 'neg', trial: { of: join(dir, 'base'), folds: [2] } }, () => {});
+  t.same(neg.folds.map((f, k) => [f.sha256 !== base.folds[k].sha256, f.refine!.sha256 !== base.folds[k].refine!.sha256]), [[false, false], [true, false]],
+    'only fold 2\'s pass-1 network is retrained');
+  t.match(neg.trial, { networks: 'pass 1', negativeFraction: 0.3, lesionScaleFraction: 0.5, boxNegativeFraction: 0 });
+  // Not paired, or not a trial: refused before any training, saying why.
+  const refused = (o: object, re: RegExp, what: string) => t.rejects(trainSegmenterCommand({ ...common, out: join(dir, 'x'), command: 'x', ...o }, () => {}), re, what);
+  await refused({ seed: 4, trial: { of: join(dir, 'base'), folds: [1] } }, /fold 1 would hold out other images than fold 1 of .*base \(another cohort, --seed or --folds\?\)/, 'another seed: other folds');
+  await refused({ folds: 3, trial: { of: join(dir, 'base'), folds: [1] } }, /has 2 fold models, --folds is 3/, 'another number of folds');
+  await refused({ trial: { of: join(dir, 'base'), folds: [3] } }, /--trial-folds must name folds 1\.\.2 \(got 3\)/, 'a fold it does not have');
+  await refused({ out: join(dir, 'base'), trial: { of: join(dir, 'base'), folds: [1] } }, /--out must not be --trial-of/, 'writing over the segmenter it varies');
+  await refused({ trial: { of: join(dir, 'nothing'), folds: [1] } }, /--trial-of .*nothing: .*segmenter\.json is missing/, 'no segmenter there');
+  t.equal(onDisk('base', 'fold-1.onnx'), base.folds[0].sha256, 'the segmenter varied is untouched');
+  // Pass 1's share of lesion-scale crops, in a full training: recorded only when not the default.
+  const share = await trainSegmenterCommand({ ...common, out: join(dir, 'share'), folds: 0, lesionScaleShare: 0.25, command: 'share' }, () => {});
+  t.equal(share.training.lesionScaleFraction, 0.25, 'recorded when not the default');
+  t.equal(base.training.lesionScaleFraction, undefined, 'and only then');
+  t.same(base.training.refine, { negativeFraction: 0, lesionScaleFraction: 1 }, 'the default crop range is not written: the shipped manifest stays as it was');
 });

@@ -55,13 +55,26 @@ export interface SegmenterManifest {
   training: {
     command: string; cohort: string; cohortSha256: string; images: number; extraImages: string;
     seed: number; epochs: number; batchSize: number; learningRate: [number, number]; negativeFraction: number; boxNegativeFraction?: number;
-    /** How the refining networks were trained (when there are any). */
-    refine?: { negativeFraction: number; lesionScaleFraction: number };
+    /** Pass 1's network: the share of positive examples cropped at a lesion's scale, when not 0.5. */
+    lesionScaleFraction?: number;
+    /** How the refining networks were trained (when there are any); lesionScaleRange when not [1.5, 3]. */
+    refine?: SegmenterRefineTraining;
     folds: number; groups: number; backend: string; minutes: number;
   };
   folds: SegmenterFold[];
   notes: string[];
+  /**
+   * A trial (`train-segmenter --trial-of`): the segmenter `of` with the networks of some folds
+   * retrained another way, to be compared with it (`npm run bench:segment-compare`), never shipped.
+   * `training` above is `of`'s; this says what the retrained networks were trained with.
+   */
+  trial?: {
+    command: string; of: string; folds: number[]; networks: 'pass 1' | 'refining' | 'both'; epochs: number; seed: number;
+    negativeFraction?: number; lesionScaleFraction?: number; boxNegativeFraction?: number; refine?: SegmenterRefineTraining; minutes: number;
+  };
 }
+
+export interface SegmenterRefineTraining { negativeFraction: number; lesionScaleFraction: number; lesionScaleRange?: [number, number] }
 
 export const DEFAULT_RECIPE: SegmenterRecipe = {
   inputSize: 96, tapSigma: 3.84, firstPassFraction: 1, contextFactor: 2.2, minCropPx: 48,
@@ -72,6 +85,8 @@ const str = { type: 'string', minLength: 1 };
 const sha = { type: 'string', pattern: '^[0-9a-f]{64}$' };
 const pos = { type: 'number', exclusiveMinimum: 0 };
 const share = { type: 'number', minimum: 0, maximum: 1 };
+const refineTraining = { type: 'object', additionalProperties: false, required: ['negativeFraction', 'lesionScaleFraction'],
+  properties: { negativeFraction: share, lesionScaleFraction: share, lesionScaleRange: { type: 'array', minItems: 2, maxItems: 2, items: { type: 'number', minimum: 0.5, maximum: 10 } } } };
 const networkFile = { type: 'object', additionalProperties: false, required: ['file', 'sha256'], properties: { file: str, sha256: sha } };
 const schema = {
   type: 'object', additionalProperties: false,
@@ -93,12 +108,18 @@ const schema = {
         command: str, cohort: str, cohortSha256: sha, images: { type: 'integer', minimum: 1 }, extraImages: { type: 'string' },
         seed: { type: 'integer' }, epochs: { type: 'integer', minimum: 1 }, batchSize: { type: 'integer', minimum: 1 },
         learningRate: { type: 'array', minItems: 2, maxItems: 2, items: pos }, negativeFraction: share, boxNegativeFraction: share,
-        refine: { type: 'object', additionalProperties: false, required: ['negativeFraction', 'lesionScaleFraction'], properties: { negativeFraction: share, lesionScaleFraction: share } },
+        lesionScaleFraction: share, refine: refineTraining,
         folds: { type: 'integer', minimum: 0 }, groups: { type: 'integer', minimum: 1 }, backend: str, minutes: { type: 'number', minimum: 0 },
       } },
     folds: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['file', 'sha256', 'heldOut'],
       properties: { file: str, sha256: sha, refine: networkFile, heldOut: { type: 'array', items: sha } } } },
     notes: { type: 'array', items: { type: 'string' } },
+    trial: { type: 'object', additionalProperties: false, required: ['command', 'of', 'folds', 'networks', 'epochs', 'seed', 'minutes'],
+      properties: {
+        command: str, of: str, folds: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1 } }, networks: { enum: ['pass 1', 'refining', 'both'] },
+        epochs: { type: 'integer', minimum: 1 }, seed: { type: 'integer' }, negativeFraction: share, lesionScaleFraction: share, boxNegativeFraction: share,
+        refine: refineTraining, minutes: { type: 'number', minimum: 0 },
+      } },
   },
 };
 

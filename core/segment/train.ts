@@ -128,10 +128,16 @@ export interface TrainOptions {
    * network of both passes; 1 for a refining network that only ever runs pass 2.
    */
   lesionScaleFraction: number;
+  /**
+   * The crop's side at a lesion's scale, as multiples of the lesion's extent (drawn uniformly):
+   * [1.5, 3] for both networks of segmenter 1.2.0.
+   */
+  lesionScaleRange: [number, number];
 }
 
 export const DEFAULT_TRAINING: Omit<TrainOptions, 'recipe'> = {
   channels: [12, 24, 48, 96], seed: 1, epochs: 24, batchSize: 8, learningRate: [2e-3, 1e-4], negativeFraction: 0.15, boxNegativeFraction: 0, lesionScaleFraction: 0.5,
+  lesionScaleRange: [1.5, 3],
 };
 
 /** What a training example was drawn as: a negative (a tap well outside the lesion) or not, and its crop. */
@@ -159,7 +165,7 @@ export function trainingExample(img: TrainingImage, o: TrainOptions, random: () 
   }
   const side = (negative && !lesionScale) || (!negative && random() < 1 - o.lesionScaleFraction)
     ? Math.min(w, h) * o.recipe.firstPassFraction * Math.exp(U(-0.25, 0.25))
-    : Math.max(o.recipe.minCropPx, img.extent * U(1.5, 3.0));
+    : Math.max(o.recipe.minCropPx, img.extent * U(o.lesionScaleRange[0], o.lesionScaleRange[1]));
   const centre = negative ? tap : { x: (img.tap.x + tap.x) / 2, y: (img.tap.y + tap.y) / 2 };
   const crop = { cx: centre.x + U(-0.08, 0.08) * side, cy: centre.y + U(-0.08, 0.08) * side, side };
   native.tapInput(img.image.data, w, h, crop, tap, x, { size: S, sigma: o.recipe.tapSigma, layout: 'nhwc', flip, gain: U(0.8, 1.2), gamma: Math.exp(U(-0.25, 0.25)) });
