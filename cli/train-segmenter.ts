@@ -243,7 +243,7 @@ function writeTrial(o: TrainSegmenterOptions, base: { dir: string; manifest: Seg
     ...m, version: `${m.version}+trial`,
     folds: m.folds.map((f) => ({ ...swap(f), ...(f.refine && { refine: swap(f.refine) }), heldOut: f.heldOut })),
     trial: {
-      command: o.command, of: `${m.id} ${m.version}`, folds: [...t.folds].sort((a, b) => a - b), networks,
+      command: o.command, of: `${m.id} ${m.version}`, folds: [...new Set(t.folds)].sort((a, b) => a - b), networks,
       epochs: o.epochs, seed: o.seed,
       ...(networks !== 'refining' && { negativeFraction: options.negativeFraction, lesionScaleFraction: options.lesionScaleFraction, boxNegativeFraction: options.boxNegativeFraction }),
       ...(networks !== 'pass 1' && { refine: refineRecord(refine) }),

@@ -243,10 +243,11 @@ t.test('train-segmenter --trial-of: some folds retrained another way, in a copy 
   t.same(parseSegmenterManifest(JSON.parse(readFileSync(join(dir, 'wide', 'segmenter.json'), 'utf8')), 'wide'), wide, 'and it loads');
   await (await Segmenter.load({ dir: join(dir, 'wide'), folds: true })).close();
   // Pass 1's network of fold 2, with more negatives.
-  const neg = await trainSegmenterCommand({ ...common, out: join(dir, 'neg'), negatives: 0.3, command: 'neg', trial: { of: join(dir, 'base'), folds: [2] } }, () => {});
+  const neg = await trainSegmenterCommand({ ...common, out: join(dir, 'neg'), negatives: 0.3, command: 'neg', trial: { of: join(dir, 'base'), folds: [2, 2] } }, () => {});
   t.same(neg.folds.map((f, k) => [f.sha256 !== base.folds[k].sha256, f.refine!.sha256 !== base.folds[k].refine!.sha256]), [[false, false], [true, false]],
     'only fold 2\'s pass-1 network is retrained');
   t.match(neg.trial, { networks: 'pass 1', negativeFraction: 0.3, lesionScaleFraction: 0.5, boxNegativeFraction: 0 });
+  t.same(neg.trial!.folds, [2], 'a fold named twice is trained and recorded once');
   // Not paired, or not a trial: refused before any training, saying why.
   const refused = (o: object, re: RegExp, what: string) => t.rejects(trainSegmenterCommand({ ...common, out: join(dir, 'x'), command: 'x', ...o }, () => {}), re, what);
   await refused({ seed: 4, trial: { of: join(dir, 'base'), folds: [1] } }, /fold 1 would hold out other images than fold 1 of .*base \(another cohort, --seed or --folds\?\)/, 'another seed: other folds');
