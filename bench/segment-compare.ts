@@ -16,7 +16,7 @@ import { mean as ssMean } from 'simple-statistics';
 import { seededRandom } from '../core/random.js';
 import { dice } from '../core/segment/metrics.js';
 import { Segmenter, type SegmentPrompt, type SegmentResult } from '../core/segment/segmenter.js';
-import type { SegmenterFold } from '../core/segment/manifest.js';
+import { sameHeldOut, type SegmenterFold } from '../core/segment/manifest.js';
 import { innerHalf, jitteredBox, loadBusiCases, outsideTaps, tapAt } from './busi.js';
 import { f1, f3, table } from './table.js';
 
@@ -33,8 +33,7 @@ const shipped = await Segmenter.load({ folds: true });
 const candidate = await Segmenter.load({ dir, folds: true }).catch((e: Error) => refuse(e.message));
 const A = shipped.manifest.folds, B = candidate.manifest.folds;
 if (A.length !== B.length) refuse(`${dir}: ${B.length} fold models, the shipped segmenter has ${A.length}: no paired comparison`);
-const same = (x: string[], y: string[]) => [...x].sort().join() === [...y].sort().join();
-const odd = A.findIndex((f, k) => !same(f.heldOut, B[k].heldOut));
+const odd = A.findIndex((f, k) => !sameHeldOut(f.heldOut, B[k].heldOut));
 if (odd >= 0) refuse(`${dir}: fold ${odd + 1} holds out other images than the shipped fold ${odd + 1}: no paired comparison`);
 const nets = (f: SegmenterFold) => `${f.sha256} ${f.refine?.sha256 ?? ''}`;
 const changed = A.map((f, k) => nets(f) !== nets(B[k]));

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { readCohort, type Cohort } from '../core/cohort.js';
 import { readGrayImage } from '../core/imageio.js';
 import { cropRows } from '../core/layout.js';
-import { DEFAULT_RECIPE, parseSegmenterManifest, SEGMENTER_FORMAT, type SegmenterManifest, type SegmenterNetworkFile } from '../core/segment/manifest.js';
+import { DEFAULT_RECIPE, parseSegmenterManifest, sameHeldOut, SEGMENTER_FORMAT, type SegmenterManifest, type SegmenterNetworkFile } from '../core/segment/manifest.js';
 import { foldBatchNorm, type NetWeights } from '../core/segment/net.js';
 import { unetToOnnx } from '../core/segment/onnx.js';
 import { DEFAULT_TRAINING, duplicateGroups, groupedFolds, trainingImage, type TrainingImage, type TrainOptions } from '../core/segment/train.js';
@@ -143,9 +143,9 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   // Each model (a fold's, then the final one) is trained once, and once more as its refining network.
   const models = [
     ...Array.from({ length: o.folds }, (_, k) => ({
-      name: `fold ${k + 1}/${o.folds}`, base: `fold-${k + 1}`, train: all.filter((i) => foldOf[i] !== k), heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
+      name: `fold ${k + 1}/${o.folds}`, fold: k, base: `fold-${k + 1}`, train: all.filter((i) => foldOf[i] !== k), heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
     })),
-    { name: 'final', base: 'unet', train: all, heldOut: [] },
+    { name: 'final', fold: undefined, base: 'unet', train: all, heldOut: [] },
   ].filter((m, k) => !o.trial || o.trial.folds.includes(k + 1));
   if (base) checkTrialFolds(o, base, models);
   const kinds = [
@@ -223,10 +223,9 @@ function trialBase(o: TrainSegmenterOptions): { dir: string; manifest: Segmenter
 }
 
 /** A trial's folds must hold out exactly the base's images (same cohort, seed and --folds), or the comparison is not paired. */
-function checkTrialFolds(o: TrainSegmenterOptions, base: { manifest: SegmenterManifest }, models: Array<{ base: string; heldOut: string[] }>): void {
-  for (const m of models) {
-    const k = Number(m.base.replace('fold-', '')) - 1, want = base.manifest.folds[k].heldOut;
-    if ([...m.heldOut].sort().join() !== [...want].sort().join())
+function checkTrialFolds(o: TrainSegmenterOptions, base: { manifest: SegmenterManifest }, models: Array<{ fold?: number; heldOut: string[] }>): void {
+  for (const { fold: k, heldOut } of models) {
+    if (k !== undefined && !sameHeldOut(heldOut, base.manifest.folds[k].heldOut))
       throw new UsageError(`train-segmenter: fold ${k + 1} would hold out other images than fold ${k + 1} of ${o.trial!.of} (another cohort, --seed or --folds?): a trial must be paired with it`);
   }
 }

@@ -76,6 +76,14 @@ export interface SegmenterManifest {
 
 export interface SegmenterRefineTraining { negativeFraction: number; lesionScaleFraction: number; lesionScaleRange?: [number, number] }
 
+/**
+ * Whether two fold models hold out the same images: their held-out lists as sorted lists (not as
+ * sets: BUSI holds one image twice under two names, so a list may name the same sha256 twice).
+ */
+export function sameHeldOut(a: string[], b: string[]): boolean {
+  return [...a].sort().join() === [...b].sort().join();
+}
+
 export const DEFAULT_RECIPE: SegmenterRecipe = {
   inputSize: 96, tapSigma: 3.84, firstPassFraction: 1, contextFactor: 2.2, minCropPx: 48,
   threshold: 0, snapFraction: 0.03, boxMarginFraction: 0.15, minAreaPx: 30, mirror: true,
