@@ -323,12 +323,15 @@ Training variants (defaults: as the shipped model was trained):
                       pass 1's network: share of the other examples cropped at a lesion's scale,
                       as pass 2 sees it, instead of the whole image (0-1; default 0.5)
   --refine-scale A,B  the refining networks' crops: A to B times the lesion's extent (default 1.5,3)
+  --refine-epochs N   epochs per refining network (default: --epochs; the shipped model: 48)
 A trial (a variant judged before anyone retrains every model):
   --trial-of DIR      the segmenter it varies (models/segmenter); --out gets a copy of it with the
                       networks of --trial-folds retrained with these options. The folds must hold
                       out the same images as DIR's (same cohort, --seed and --folds). Then:
                       npm run bench:segment-compare -- OUT
-  --trial-folds K,..  the folds to retrain (1-based), e.g. 1,2 (one model per --jobs at a time)
+  --trial-folds K,..  the folds to retrain (1-based), e.g. 1,2 (one model per --jobs at a time);
+                      'final' retrains the final model's networks too (the one the live system
+                      runs; the comparison bench uses the folds)
   --refine-only       retrain only their refining networks (else only pass 1's; --refine: both)`;
 
 const LAYOUT_HELP = `Usage: sonomics layout INPUT --out FILE.png [--layout NAME --config FILE] [--frame N]
@@ -679,7 +682,7 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       const { values: v } = parse(rest, {
         cohort: { type: 'string' }, out: { type: 'string' }, 'label-column': { type: 'string' }, folds: { type: 'string' }, epochs: { type: 'string' },
         seed: { type: 'string' }, phantom: { type: 'string' }, jobs: { type: 'string' }, 'box-negatives': { type: 'string' }, refine: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        negatives: { type: 'string' }, 'lesion-scale-share': { type: 'string' }, 'refine-scale': { type: 'string' },
+        negatives: { type: 'string' }, 'lesion-scale-share': { type: 'string' }, 'refine-scale': { type: 'string' }, 'refine-epochs': { type: 'string' },
         'trial-of': { type: 'string' }, 'trial-folds': { type: 'string' }, 'refine-only': { type: 'boolean' },
       });
       if (v.help) { io.out(TRAIN_SEGMENTER_HELP); return 0; }
@@ -689,7 +692,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
       const refineScale = v['refine-scale'] === undefined ? undefined : numListOption('refine-scale', v['refine-scale'], 'two numbers "A,B" (multiples of the lesion\'s extent)', 0.5, 10);
       if (refineScale && (refineScale.length !== 2 || !(refineScale[0] < refineScale[1])))
         throw new UsageError(`--refine-scale must be two numbers "A,B" with A < B (got "${v['refine-scale']}")`);
-      const trialFolds = v['trial-folds'] === undefined ? undefined : v['trial-folds'].split(',').map((k) => intOption('trial-folds', k, 1, 20)!);
+      const trialList = v['trial-folds']?.split(','), trialFinal = trialList?.includes('final');
+      const trialFolds = trialList?.filter((k) => k !== 'final').map((k) => intOption('trial-folds', k, 1, 20)!);
       const { trainSegmenterCommand } = await import('./train-segmenter.js');
       const m = await trainSegmenterCommand({
         cohort: v.cohort!, out: v.out!, labelColumn: v['label-column'], folds: intOption('folds', v.folds, 0, 20) ?? 5,
@@ -697,8 +701,8 @@ export async function main(argv: string[], io = { out: (l: string) => console.lo
         phantomImages: intOption('phantom', v.phantom, 0, 10000) ?? 60, jobs: intOption('jobs', v.jobs, 1, 64) ?? 2,
         boxNegatives: numOption('box-negatives', v['box-negatives'], 0, 0.5, true), refine: v.refine,
         negatives: numOption('negatives', v.negatives, 0, 0.9, true), lesionScaleShare: numOption('lesion-scale-share', v['lesion-scale-share'], 0, 1, true),
-        refineScale: refineScale as [number, number] | undefined,
-        ...(trialFolds && { trial: { of: v['trial-of']!, folds: trialFolds, refineOnly: v['refine-only'] } }),
+        refineScale: refineScale as [number, number] | undefined, refineEpochs: intOption('refine-epochs', v['refine-epochs'], 1, 1000),
+        ...(trialFolds && { trial: { of: v['trial-of']!, folds: trialFolds, ...(trialFinal && { final: true }), refineOnly: v['refine-only'] } }),
         command: ['sonomics', ...argv].join(' '),
       }, io.err);
       io.out(JSON.stringify({ out: v.out, model: m.model, folds: m.folds.map((f) => ({ file: f.file, sha256: f.sha256, ...(f.refine && { refine: f.refine }), heldOut: f.heldOut.length })), minutes: m.training.minutes }));

@@ -38,12 +38,15 @@ export interface TrainSegmenterOptions {
   lesionScaleShare?: number;
   /** The refining networks' crop side at a lesion's scale, in multiples of its extent (TrainOptions.lesionScaleRange; default [1.5, 3]). */
   refineScale?: [number, number];
+  /** Epochs of the refining networks (default: `epochs`; the shipped segmenter 1.3.0: 48). */
+  refineEpochs?: number;
   /**
    * A trial: train only these cross-validation folds' networks (1-based; the folds must hold out
    * the same images as the segmenter in `of`) and write `of` with them put in, a candidate for
-   * `npm run bench:segment-compare`. `refineOnly`: train only their refining networks.
+   * `npm run bench:segment-compare`. `refineOnly`: train only their refining networks. `final`:
+   * retrain the final model's too (the one the live system runs; the bench compares folds only).
    */
-  trial?: { of: string; folds: number[]; refineOnly?: boolean };
+  trial?: { of: string; folds: number[]; final?: boolean; refineOnly?: boolean };
   command: string;
 }
 
@@ -71,13 +74,16 @@ function trainingOptions(o: TrainSegmenterOptions): { options: TrainOptions; ref
     ...DEFAULT_TRAINING, recipe: DEFAULT_RECIPE, seed: o.seed, epochs: o.epochs, boxNegativeFraction: o.boxNegatives ?? DEFAULT_TRAINING.boxNegativeFraction,
     negativeFraction: o.negatives ?? DEFAULT_TRAINING.negativeFraction, lesionScaleFraction: o.lesionScaleShare ?? DEFAULT_TRAINING.lesionScaleFraction,
   };
-  return { options, refine: { ...options, ...REFINE_TRAINING, lesionScaleRange: o.refineScale ?? DEFAULT_TRAINING.lesionScaleRange } };
+  return { options, refine: { ...options, ...REFINE_TRAINING, lesionScaleRange: o.refineScale ?? DEFAULT_TRAINING.lesionScaleRange, epochs: o.refineEpochs ?? o.epochs } };
 }
 
-/** What the manifest records of the refining networks' training: the scale range only when not the default, so manifests stay as they were. */
-function refineRecord(r: TrainOptions): NonNullable<SegmenterManifest['training']['refine']> {
+/**
+ * What the manifest records of the refining networks' training: the scale range only when not the
+ * default and the epochs only when not pass 1's (`epochs`), so manifests stay as they were.
+ */
+function refineRecord(r: TrainOptions, epochs: number): NonNullable<SegmenterManifest['training']['refine']> {
   const [a, b] = r.lesionScaleRange, [da, db] = DEFAULT_TRAINING.lesionScaleRange;
-  return { ...REFINE_TRAINING, ...((a !== da || b !== db) && { lesionScaleRange: [a, b] as [number, number] }) };
+  return { ...REFINE_TRAINING, ...((a !== da || b !== db) && { lesionScaleRange: [a, b] as [number, number] }), ...(r.epochs !== epochs && { epochs: r.epochs }) };
 }
 
 /** The cohort's images and masks as training images (in cohort order); files' sha256 kept. */
@@ -146,7 +152,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       name: `fold ${k + 1}/${o.folds}`, fold: k, base: `fold-${k + 1}`, train: all.filter((i) => foldOf[i] !== k), heldOut: images.filter((_, i) => foldOf[i] === k).map((im) => im.sha256),
     })),
     { name: 'final', fold: undefined, base: 'unet', train: all, heldOut: [] },
-  ].filter((m, k) => !o.trial || o.trial.folds.includes(k + 1));
+  ].filter((m) => !o.trial || (m.fold === undefined ? !!o.trial.final : o.trial.folds.includes(m.fold + 1)));
   if (base) checkTrialFolds(o, base, models);
   const kinds = [
     ...(o.trial?.refineOnly ? [] : [{ suffix: '', label: '', options }]),
@@ -182,7 +188,8 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
   const final = results[jobs.findIndex((j) => j.file === 'unet.onnx')]!;
   const parameters = final.convs.reduce((s, c) => s + c.w.length + c.co + (c.k === 3 ? c.co : 0), 0);
   const manifest: SegmenterManifest = {
-    format: SEGMENTER_FORMAT, id: 'tap-unet', version: o.refine ? '1.2.0' : '1.1.0',
+    // 1.1.0: one network for both passes; 1.2.0: a refining network for pass 2; 1.3.0: refining networks trained longer than pass 1's.
+    format: SEGMENTER_FORMAT, id: 'tap-unet', version: !o.refine ? '1.1.0' : refine.epochs > options.epochs ? '1.3.0' : '1.2.0',
     intendedUse: 'Proposes a breast lesion outline from one tap on a B-mode image, for a sonographer to accept or correct. Decision support only, not for diagnosis.',
     model: { ...written.get('unet.onnx')!, channels: final.channels, parameters, ...refineOf('unet') },
     recipe: options.recipe,
@@ -193,7 +200,7 @@ export async function trainSegmenterCommand(o: TrainSegmenterOptions, log: (l: s
       // Recorded when used, so manifests made without them stay as they were.
       ...(options.boxNegativeFraction > 0 && { boxNegativeFraction: options.boxNegativeFraction }),
       ...(options.lesionScaleFraction !== DEFAULT_TRAINING.lesionScaleFraction && { lesionScaleFraction: options.lesionScaleFraction }),
-      ...(o.refine && { refine: refineRecord(refine) }),
+      ...(o.refine && { refine: refineRecord(refine, options.epochs) }),
       folds: o.folds, groups: nGroups, backend: '@tensorflow/tfjs wasm, 1 thread', minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
     folds: models.slice(0, -1).map((m) => ({ ...written.get(`${m.base}.onnx`)!, ...refineOf(m.base), heldOut: m.heldOut })),
@@ -215,8 +222,8 @@ function trialBase(o: TrainSegmenterOptions): { dir: string; manifest: Segmenter
   const manifest = parseSegmenterManifest(JSON.parse(readFileSync(file, 'utf8')), file);
   if (manifest.folds.length !== o.folds)
     throw new UsageError(`train-segmenter: --trial-of ${t.of} has ${manifest.folds.length} fold models, --folds is ${o.folds}: a trial trains the same folds`);
-  if (!t.folds.length || t.folds.some((k) => !Number.isInteger(k) || k < 1 || k > o.folds))
-    throw new UsageError(`train-segmenter: --trial-folds must name folds 1..${o.folds} (got ${t.folds.join(',') || 'none'})`);
+  if ((!t.folds.length && !t.final) || t.folds.some((k) => !Number.isInteger(k) || k < 1 || k > o.folds))
+    throw new UsageError(`train-segmenter: --trial-folds must name folds 1..${o.folds} or final (got ${t.folds.join(',') || 'none'})`);
   if (t.refineOnly && !manifest.model.refine) throw new UsageError(`train-segmenter: --refine-only: ${t.of} has no refining networks to replace`);
   if (o.refine && !manifest.model.refine) throw new UsageError(`train-segmenter: --refine: ${t.of} has no refining networks, so a trial cannot add them to some folds only`);
   return { dir, manifest };
@@ -230,7 +237,7 @@ function checkTrialFolds(o: TrainSegmenterOptions, base: { manifest: SegmenterMa
   }
 }
 
-/** Writes a trial: the base segmenter's files and manifest with the trained fold networks put in. */
+/** Writes a trial: the base segmenter's files and manifest with the trained networks (of folds, and of the final model with `final`) put in. */
 function writeTrial(o: TrainSegmenterOptions, base: { dir: string; manifest: SegmenterManifest }, out: string, written: Map<string, SegmenterNetworkFile>,
   options: TrainOptions, refine: TrainOptions, t0: number, log: (l: string) => void): SegmenterManifest {
   const m = base.manifest, t = o.trial!;
@@ -240,16 +247,17 @@ function writeTrial(o: TrainSegmenterOptions, base: { dir: string; manifest: Seg
   const networks = t.refineOnly ? 'refining' : o.refine ? 'both' : 'pass 1';
   const manifest: SegmenterManifest = {
     ...m, version: `${m.version}+trial`,
+    model: { ...m.model, ...swap(m.model), ...(m.model.refine && { refine: swap(m.model.refine) }) },
     folds: m.folds.map((f) => ({ ...swap(f), ...(f.refine && { refine: swap(f.refine) }), heldOut: f.heldOut })),
     trial: {
-      command: o.command, of: `${m.id} ${m.version}`, folds: [...new Set(t.folds)].sort((a, b) => a - b), networks,
+      command: o.command, of: `${m.id} ${m.version}`, folds: [...new Set(t.folds)].sort((a, b) => a - b), ...(t.final && { final: true }), networks,
       epochs: o.epochs, seed: o.seed,
       ...(networks !== 'refining' && { negativeFraction: options.negativeFraction, lesionScaleFraction: options.lesionScaleFraction, boxNegativeFraction: options.boxNegativeFraction }),
-      ...(networks !== 'pass 1' && { refine: refineRecord(refine) }),
+      ...(networks !== 'pass 1' && { refine: refineRecord(refine, options.epochs) }),
       minutes: Math.round((performance.now() - t0) / 600) / 100,
     },
   };
   writeFileSync(join(out, 'segmenter.json'), `${JSON.stringify(manifest, null, 1)}\n`);
-  log(`train-segmenter: wrote the trial ${out} (${m.id} ${m.version} with the ${networks} networks of folds ${manifest.trial!.folds.join(', ')} retrained); compare it: npm run bench:segment-compare -- ${out}`);
+  log(`train-segmenter: wrote the trial ${out} (${m.id} ${m.version} with the ${networks} networks of ${[...manifest.trial!.folds.map((k) => `fold ${k}`), ...(t.final ? ['the final model'] : [])].join(', ')} retrained); compare it: npm run bench:segment-compare -- ${out}`);
   return manifest;
 }

@@ -26,6 +26,8 @@ t.test('bad arguments give clear errors and exit code 2', async (t) => {
     [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--refine-only'], /--refine-only is for a trial/],
     [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--trial-of', 'models/segmenter', '--trial-folds', '1,,2'], /--trial-folds must be an integer in \[1, 20\]/],
     [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--negatives', '1.5'], /--negatives must be a number in \[0, 0\.9\]/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--refine-epochs', '0'], /--refine-epochs must be an integer in \[1, 1000\]/],
+    [['train-segmenter', '--cohort', 'c.csv', '--out', 'o', '--trial-of', 'models/segmenter', '--trial-folds', '1,last'], /--trial-folds must be an integer in \[1, 20\]/],
     [['demo', '--bogus'], /Unknown option '--bogus'/],
     [['demo', '--config', '/nonexistent/sonomics.yaml'], /cannot read/],
   ];

@@ -248,11 +248,30 @@ t.test('train-segmenter --trial-of: some folds retrained another way, in a copy 
     'only fold 2\'s pass-1 network is retrained');
   t.match(neg.trial, { networks: 'pass 1', negativeFraction: 0.3, lesionScaleFraction: 0.5, boxNegativeFraction: 0 });
   t.same(neg.trial!.folds, [2], 'a fold named twice is trained and recorded once');
+  // Refining networks trained longer than pass 1's (--refine-epochs; segmenter 1.3.0), in a full
+  // training and in a trial of every model (the folds and the final one, --trial-folds 1,2,final
+  // --refine-only --epochs 2): the same bytes, so the networks of such trials make up what the
+  // full command makes.
+  const long = await trainSegmenterCommand({ ...common, out: join(dir, 'long'), refine: true, refineEpochs: 2, command: 'long' }, () => {});
+  t.equal(long.version, '1.3.0', 'refining networks trained longer: version 1.3.0');
+  t.same(long.training.refine, { negativeFraction: 0, lesionScaleFraction: 1, epochs: 2 }, 'the manifest records their epochs');
+  t.equal(long.training.epochs, 1, 'and pass 1\'s');
+  t.same([long.model.sha256, ...long.folds.map((f) => f.sha256)], [base.model.sha256, ...base.folds.map((f) => f.sha256)], 'pass 1\'s networks are the ones trained without it');
+  t.ok([long.model, ...long.folds].every((m, k) => m.refine!.sha256 !== [base.model, ...base.folds][k].refine!.sha256), 'every refining network is new');
+  const longTrial = await trainSegmenterCommand({ ...common, epochs: 2, out: join(dir, 'long-trial'), command: 'long-trial',
+    trial: { of: join(dir, 'base'), folds: [1, 2], final: true, refineOnly: true } }, () => {});
+  t.same(files(longTrial).map((f) => onDisk('long-trial', f)), files(long).map((f) => onDisk('long', f)), 'a trial of every model with --epochs 2 --refine-only: the full command\'s bytes');
+  t.same(longTrial.model.refine, long.model.refine, 'the final model\'s refining network is in its manifest');
+  t.match(longTrial.trial, { folds: [1, 2], final: true, networks: 'refining', epochs: 2, refine: { negativeFraction: 0, lesionScaleFraction: 1 } });
+  t.same(parseSegmenterManifest(JSON.parse(readFileSync(join(dir, 'long-trial', 'segmenter.json'), 'utf8')), 'long-trial'), longTrial, 'and it loads');
+  t.equal(wide.trial!.final, undefined, 'a trial of folds only leaves the final model as it was');
+  t.same(wide.model, base.model);
   // Not paired, or not a trial: refused before any training, saying why.
   const refused = (o: object, re: RegExp, what: string) => t.rejects(trainSegmenterCommand({ ...common, out: join(dir, 'x'), command: 'x', ...o }, () => {}), re, what);
   await refused({ seed: 4, trial: { of: join(dir, 'base'), folds: [1] } }, /fold 1 would hold out other images than fold 1 of .*base \(another cohort, --seed or --folds\?\)/, 'another seed: other folds');
   await refused({ folds: 3, trial: { of: join(dir, 'base'), folds: [1] } }, /has 2 fold models, --folds is 3/, 'another number of folds');
-  await refused({ trial: { of: join(dir, 'base'), folds: [3] } }, /--trial-folds must name folds 1\.\.2 \(got 3\)/, 'a fold it does not have');
+  await refused({ trial: { of: join(dir, 'base'), folds: [3] } }, /--trial-folds must name folds 1\.\.2 or final \(got 3\)/, 'a fold it does not have');
+  await refused({ trial: { of: join(dir, 'base'), folds: [] } }, /--trial-folds must name folds 1\.\.2 or final \(got none\)/, 'no model at all');
   await refused({ out: join(dir, 'base'), trial: { of: join(dir, 'base'), folds: [1] } }, /--out must not be --trial-of/, 'writing over the segmenter it varies');
   await refused({ trial: { of: join(dir, 'nothing'), folds: [1] } }, /--trial-of .*nothing: .*segmenter\.json is missing/, 'no segmenter there');
   t.equal(onDisk('base', 'fold-1.onnx'), base.folds[0].sha256, 'the segmenter varied is untouched');

@@ -69,12 +69,13 @@ export interface SegmenterManifest {
    * `training` above is `of`'s; this says what the retrained networks were trained with.
    */
   trial?: {
-    command: string; of: string; folds: number[]; networks: 'pass 1' | 'refining' | 'both'; epochs: number; seed: number;
+    command: string; of: string; folds: number[]; final?: boolean; networks: 'pass 1' | 'refining' | 'both'; epochs: number; seed: number;
     negativeFraction?: number; lesionScaleFraction?: number; boxNegativeFraction?: number; refine?: SegmenterRefineTraining; minutes: number;
   };
 }
 
-export interface SegmenterRefineTraining { negativeFraction: number; lesionScaleFraction: number; lesionScaleRange?: [number, number] }
+/** How refining networks were trained; `epochs` when not pass 1's (the manifest's `epochs`). */
+export interface SegmenterRefineTraining { negativeFraction: number; lesionScaleFraction: number; lesionScaleRange?: [number, number]; epochs?: number }
 
 /**
  * Whether two fold models hold out the same images: their held-out lists as sorted lists (not as
@@ -94,7 +95,8 @@ const sha = { type: 'string', pattern: '^[0-9a-f]{64}$' };
 const pos = { type: 'number', exclusiveMinimum: 0 };
 const share = { type: 'number', minimum: 0, maximum: 1 };
 const refineTraining = { type: 'object', additionalProperties: false, required: ['negativeFraction', 'lesionScaleFraction'],
-  properties: { negativeFraction: share, lesionScaleFraction: share, lesionScaleRange: { type: 'array', minItems: 2, maxItems: 2, items: { type: 'number', minimum: 0.5, maximum: 10 } } } };
+  properties: { negativeFraction: share, lesionScaleFraction: share, lesionScaleRange: { type: 'array', minItems: 2, maxItems: 2, items: { type: 'number', minimum: 0.5, maximum: 10 } },
+    epochs: { type: 'integer', minimum: 1 } } };
 const networkFile = { type: 'object', additionalProperties: false, required: ['file', 'sha256'], properties: { file: str, sha256: sha } };
 const schema = {
   type: 'object', additionalProperties: false,
@@ -124,7 +126,7 @@ const schema = {
     notes: { type: 'array', items: { type: 'string' } },
     trial: { type: 'object', additionalProperties: false, required: ['command', 'of', 'folds', 'networks', 'epochs', 'seed', 'minutes'],
       properties: {
-        command: str, of: str, folds: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1 } }, networks: { enum: ['pass 1', 'refining', 'both'] },
+        command: str, of: str, folds: { type: 'array', items: { type: 'integer', minimum: 1 } }, final: { const: true }, networks: { enum: ['pass 1', 'refining', 'both'] },
         epochs: { type: 'integer', minimum: 1 }, seed: { type: 'integer' }, negativeFraction: share, lesionScaleFraction: share, boxNegativeFraction: share,
         refine: refineTraining, minutes: { type: 'number', minimum: 0 },
       } },
